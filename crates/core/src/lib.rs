@@ -1,0 +1,14 @@
+//! The shared vocabulary of bf: symbols and symbol lists, bar intervals, and the
+//! names, keys and Arrow schemas of every lake table. Every other crate speaks in
+//! these types, so a table or column name is written exactly once, here.
+
+mod error;
+mod interval;
+mod symbol;
+pub mod symbol_list;
+pub mod tables;
+
+pub use error::CoreError;
+pub use interval::Interval;
+pub use symbol::{Symbol, parse_symbol_csv};
+pub use symbol_list::{SymbolList, SymbolLists};

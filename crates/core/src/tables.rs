@@ -1,0 +1,122 @@
+//! Names, keys and Arrow schemas of the lake tables (SPEC "Tables").
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// Column names shared by every writer and reader of the lake.
+pub mod col {
+    pub const SYMBOL: &str = "symbol";
+    pub const INTERVAL: &str = "interval";
+    pub const DATE: &str = "date";
+    pub const TS: &str = "ts";
+    pub const OPEN: &str = "open";
+    pub const HIGH: &str = "high";
+    pub const LOW: &str = "low";
+    pub const CLOSE: &str = "close";
+    pub const ADJ_CLOSE: &str = "adj_close";
+    pub const VOLUME: &str = "volume";
+    pub const SOURCE: &str = "source";
+    pub const INGESTED_AT: &str = "ingested_at";
+    pub const KIND: &str = "kind";
+    pub const VALUE: &str = "value";
+}
+
+/// A lake table: its name, the columns that identify a row, and the columns that
+/// record provenance rather than data (a re-import that only changes those is a no-op).
+#[derive(Debug)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub key: &'static [&'static str],
+    pub provenance: &'static [&'static str],
+    schema: &'static LazyLock<SchemaRef>,
+}
+
+impl TableSpec {
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(self.schema)
+    }
+
+    /// Columns compared to decide whether an existing row changed.
+    pub fn value_columns(&self) -> Vec<&str> {
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .filter(|n| !self.key.contains(n) && !self.provenance.contains(n))
+            .collect()
+    }
+}
+
+/// UTC instants, at the microsecond precision Delta Lake stores.
+pub fn utc_timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+static OHLCV_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(col::SYMBOL, DataType::Utf8, false),
+        Field::new(col::INTERVAL, DataType::Utf8, false),
+        Field::new(col::DATE, DataType::Date32, false),
+        Field::new(col::TS, utc_timestamp(), false),
+        Field::new(col::OPEN, DataType::Float64, false),
+        Field::new(col::HIGH, DataType::Float64, false),
+        Field::new(col::LOW, DataType::Float64, false),
+        Field::new(col::CLOSE, DataType::Float64, false),
+        Field::new(col::ADJ_CLOSE, DataType::Float64, false),
+        Field::new(col::VOLUME, DataType::Int64, false),
+        Field::new(col::SOURCE, DataType::Utf8, false),
+        Field::new(col::INGESTED_AT, utc_timestamp(), false),
+    ]))
+});
+
+/// Price bars; `date` is the exchange-local trading date, `ts` the bar start in UTC.
+pub static OHLCV: TableSpec = TableSpec {
+    name: "ohlcv",
+    key: &[col::SYMBOL, col::INTERVAL, col::DATE],
+    provenance: &[col::SOURCE, col::INGESTED_AT],
+    schema: &OHLCV_SCHEMA,
+};
+
+static CORPORATE_ACTIONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(col::SYMBOL, DataType::Utf8, false),
+        Field::new(col::DATE, DataType::Date32, false),
+        Field::new(col::KIND, DataType::Utf8, false),
+        Field::new(col::VALUE, DataType::Float64, false),
+        Field::new(col::SOURCE, DataType::Utf8, false),
+        Field::new(col::INGESTED_AT, utc_timestamp(), false),
+    ]))
+});
+
+/// Dividends and splits on their ex-date. `value` is the cash amount per share for
+/// a dividend and the ratio new/old shares for a split (4.0 for a 4-for-1).
+pub static CORPORATE_ACTIONS: TableSpec = TableSpec {
+    name: "corporate_actions",
+    key: &[col::SYMBOL, col::DATE, col::KIND],
+    provenance: &[col::SOURCE, col::INGESTED_AT],
+    schema: &CORPORATE_ACTIONS_SCHEMA,
+};
+
+/// Corporate action kinds as stored in `corporate_actions.kind`.
+pub mod action_kind {
+    pub const DIVIDEND: &str = "dividend";
+    pub const SPLIT: &str = "split";
+}
+
+/// Every table bf writes, in data-flow order.
+pub static ALL: [&TableSpec; 2] = [&OHLCV, &CORPORATE_ACTIONS];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_columns_exclude_key_and_provenance() {
+        assert_eq!(
+            OHLCV.value_columns(),
+            ["ts", "open", "high", "low", "close", "adj_close", "volume"]
+        );
+        assert_eq!(CORPORATE_ACTIONS.value_columns(), ["value"]);
+    }
+}

@@ -1,0 +1,53 @@
+use datafusion::error::DataFusionError;
+use deltalake::DeltaTableError;
+
+/// Errors of the lake; each names the table or location at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("cannot use lake location {location:?}: {message}")]
+    Location { location: String, message: String },
+
+    #[error("table {table} at {location}")]
+    Delta {
+        table: String,
+        location: String,
+        #[source]
+        source: DeltaTableError,
+    },
+
+    #[error(
+        "table {table} has columns ({found}) but bf writes ({expected}); bf does not change a table's schema"
+    )]
+    SchemaMismatch {
+        table: String,
+        found: String,
+        expected: String,
+    },
+
+    #[error("query on table {table} failed")]
+    Scan {
+        table: String,
+        #[source]
+        source: DataFusionError,
+    },
+
+    /// A user's SQL failed; the message is DataFusion's own.
+    #[error("{0}")]
+    Query(#[source] DataFusionError),
+}
+
+impl LakeError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::SchemaMismatch { table, .. } => Some(format!(
+                "the {table} table was written by another tool or bf version; move it aside \
+                 (or point BF_LAKE at a new folder) and fetch or import again"
+            )),
+            Self::Query(_) => {
+                Some("tables: see `bf data status`; columns: SELECT * FROM <table> LIMIT 1".into())
+            }
+            _ => None,
+        }
+    }
+}

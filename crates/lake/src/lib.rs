@@ -1,0 +1,11 @@
+//! bf's lake: Delta Lake tables under one root (a local folder today), written by
+//! idempotent upserts, each one atomic Delta commit, and read through DataFusion
+//! with every table registered under its name.
+
+mod error;
+mod lake;
+mod upsert;
+
+pub use error::LakeError;
+pub use lake::{Lake, QueryResult};
+pub use upsert::UpsertMetrics;

@@ -1,0 +1,391 @@
+//! Idempotent upserts on a table's key.
+//!
+//! A plain Delta MERGE joins and rewrites every file its source touches, so
+//! re-importing unchanged history would rewrite the whole table. Instead the
+//! incoming rows are first compared with the stored rows of the same symbols and
+//! dates (one hash join); then
+//! - nothing new or changed: no commit at all (a re-import adds no files);
+//! - only new keys: one append commit;
+//! - some keys changed: one MERGE commit whose source is just the new and changed rows.
+//!
+//! Every path is a single atomic Delta commit, so a crash leaves the previous
+//! version readable and complete.
+
+use std::collections::HashSet;
+
+use bf_core::tables::{TableSpec, col as column};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch, max, min};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Schema};
+use datafusion::common::Column;
+use datafusion::logical_expr::{Expr, JoinType, Operator, binary_expr, cast, col, lit};
+use datafusion::prelude::SessionContext;
+use deltalake::DeltaTable;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::SaveMode;
+
+use crate::lake::{local_path, register};
+use crate::{Lake, LakeError};
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UpsertMetrics {
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub files_added: usize,
+    /// The table version after the upsert (unchanged when nothing was committed).
+    pub version: Option<u64>,
+    pub committed: bool,
+}
+
+const TARGET_PREFIX: &str = "__target_";
+const IS_NEW: &str = "__is_new";
+
+impl Lake {
+    /// Inserts rows whose key is new, replaces rows whose values changed, and leaves
+    /// identical rows alone, in at most one commit. Rows within `batches` must have
+    /// distinct keys (sources de-duplicate).
+    pub async fn upsert(
+        &self,
+        spec: &TableSpec,
+        batches: Vec<RecordBatch>,
+    ) -> Result<UpsertMetrics, LakeError> {
+        let schema = spec.schema();
+        for batch in &batches {
+            ensure_same_columns(spec, &schema, batch.schema().as_ref())?;
+        }
+        let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+        let Some(table) = self.load(spec).await? else {
+            if batches.is_empty() {
+                return Ok(UpsertMetrics::default());
+            }
+            return self.create(spec, batches).await;
+        };
+        let stored_schema = table
+            .snapshot()
+            .map_err(|e| self.delta_error(spec, e))?
+            .snapshot()
+            .arrow_schema();
+        ensure_same_columns(spec, &schema, stored_schema.as_ref())?;
+        let incoming_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if incoming_rows == 0 {
+            return Ok(UpsertMetrics {
+                version: table.version(),
+                ..UpsertMetrics::default()
+            });
+        }
+
+        let (inserts, updates) = self.changed_rows(spec, &table, batches).await?;
+        let (inserted, updated) = (rows(&inserts), rows(&updates));
+        let unchanged = incoming_rows - inserted - updated;
+        let files_before = file_paths(&table);
+        let table = if inserted + updated == 0 {
+            return Ok(UpsertMetrics {
+                unchanged,
+                version: table.version(),
+                ..UpsertMetrics::default()
+            });
+        } else if updated == 0 {
+            table
+                .write(inserts)
+                .with_save_mode(SaveMode::Append)
+                .with_writer_properties(writer_properties())
+                .await
+                .map_err(|e| self.delta_error(spec, e))?
+        } else {
+            self.merge(spec, table, inserts.into_iter().chain(updates).collect())
+                .await?
+        };
+        let files_added = file_paths(&table).difference(&files_before).count();
+        Ok(UpsertMetrics {
+            inserted,
+            updated,
+            unchanged,
+            files_added,
+            version: table.version(),
+            committed: true,
+        })
+    }
+
+    async fn create(
+        &self,
+        spec: &TableSpec,
+        batches: Vec<RecordBatch>,
+    ) -> Result<UpsertMetrics, LakeError> {
+        let inserted = rows(&batches);
+        let url = self.table_url(spec);
+        if let Some(path) = local_path(&url) {
+            std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
+                location: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        let table = DeltaTable::try_from_url(url)
+            .await
+            .map_err(|e| self.delta_error(spec, e))?
+            .write(batches)
+            .with_table_name(spec.name)
+            .with_save_mode(SaveMode::Append)
+            .with_writer_properties(writer_properties())
+            .await
+            .map_err(|e| self.delta_error(spec, e))?;
+        Ok(UpsertMetrics {
+            inserted,
+            files_added: file_paths(&table).len(),
+            version: table.version(),
+            committed: true,
+            ..UpsertMetrics::default()
+        })
+    }
+
+    /// Splits incoming rows into (new keys, changed rows), comparing value columns
+    /// with the stored rows of the same symbols and date range.
+    async fn changed_rows(
+        &self,
+        spec: &TableSpec,
+        table: &DeltaTable,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), LakeError> {
+        let scan_error = |source| LakeError::Scan {
+            table: spec.name.to_string(),
+            source,
+        };
+        let schema = spec.schema();
+        let ctx = SessionContext::new();
+        register(&ctx, spec, table).await?;
+
+        let compared: Vec<&str> = spec
+            .key
+            .iter()
+            .copied()
+            .chain(spec.value_columns())
+            .collect();
+        let target = ctx
+            .table(spec.name)
+            .await
+            .map_err(scan_error)?
+            .filter(key_range_filter(&batches))
+            .map_err(scan_error)?
+            .select(
+                compared
+                    .iter()
+                    .map(|name| {
+                        let data_type = schema
+                            .field_with_name(name)
+                            .expect("spec column")
+                            .data_type()
+                            .clone();
+                        cast(col(quoted(name)), data_type).alias(format!("{TARGET_PREFIX}{name}"))
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(scan_error)?;
+
+        let target_key: Vec<String> = spec
+            .key
+            .iter()
+            .map(|k| format!("{TARGET_PREFIX}{k}"))
+            .collect();
+        let target_key: Vec<&str> = target_key.iter().map(String::as_str).collect();
+        let is_new = Expr::Column(Column::from_name(target_key[0])).is_null();
+        let changed = spec
+            .value_columns()
+            .into_iter()
+            .fold(is_new.clone(), |any, name| {
+                any.or(binary_expr(
+                    col(quoted(name)),
+                    Operator::IsDistinctFrom,
+                    Expr::Column(Column::from_name(format!("{TARGET_PREFIX}{name}"))),
+                ))
+            });
+        let mut output: Vec<Expr> = schema
+            .fields()
+            .iter()
+            .map(|f| col(quoted(f.name())))
+            .collect();
+        output.push(is_new.alias(IS_NEW));
+
+        let changed_batches = ctx
+            .read_batches(batches)
+            .map_err(scan_error)?
+            .join(
+                target,
+                JoinType::Left,
+                &spec.key.to_vec(),
+                &target_key,
+                None,
+            )
+            .map_err(scan_error)?
+            .filter(changed)
+            .map_err(scan_error)?
+            .select(output)
+            .map_err(scan_error)?
+            .collect()
+            .await
+            .map_err(scan_error)?;
+
+        let mut inserts = Vec::new();
+        let mut updates = Vec::new();
+        for batch in changed_batches {
+            let is_new = batch.column(batch.num_columns() - 1).as_boolean().clone();
+            let data = RecordBatch::try_new(
+                schema.clone(),
+                batch.columns()[..batch.num_columns() - 1].to_vec(),
+            )
+            .expect("projection matches the table schema");
+            let is_old = datafusion::arrow::compute::not(&is_new).expect("boolean negation");
+            let new_rows = filter_record_batch(&data, &is_new).expect("mask matches batch");
+            let old_rows = filter_record_batch(&data, &is_old).expect("mask matches batch");
+            if new_rows.num_rows() > 0 {
+                inserts.push(new_rows);
+            }
+            if old_rows.num_rows() > 0 {
+                updates.push(old_rows);
+            }
+        }
+        Ok((inserts, updates))
+    }
+
+    async fn merge(
+        &self,
+        spec: &TableSpec,
+        table: DeltaTable,
+        source: Vec<RecordBatch>,
+    ) -> Result<DeltaTable, LakeError> {
+        let scan_error = |source| LakeError::Scan {
+            table: spec.name.to_string(),
+            source,
+        };
+        let ctx = SessionContext::new();
+        let source = ctx
+            .read_batch(concat_batches(&spec.schema(), &source).map_err(|e| scan_error(e.into()))?)
+            .map_err(scan_error)?;
+        let qualified = |side: &str, name: &str| Expr::Column(Column::new(Some(side), name));
+        let predicate = spec
+            .key
+            .iter()
+            .map(|k| qualified("target", k).eq(qualified("source", k)))
+            .reduce(Expr::and)
+            .expect("every table has a key");
+        let schema = spec.schema();
+        let (table, _metrics) = table
+            .merge(source, predicate)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_writer_properties(writer_properties())
+            .when_matched_update(|update| {
+                schema
+                    .fields()
+                    .iter()
+                    .filter(|f| !spec.key.contains(&f.name().as_str()))
+                    .fold(update, |u, f| {
+                        u.update(Column::from_name(f.name()), qualified("source", f.name()))
+                    })
+            })
+            .and_then(|merge| {
+                merge.when_not_matched_insert(|insert| {
+                    schema.fields().iter().fold(insert, |i, f| {
+                        i.set(Column::from_name(f.name()), qualified("source", f.name()))
+                    })
+                })
+            })
+            .map_err(|e| self.delta_error(spec, e))?
+            .await
+            .map_err(|e| self.delta_error(spec, e))?;
+        Ok(table)
+    }
+}
+
+/// Restricts the stored side of the comparison to the incoming symbols and date
+/// range, so file statistics skip everything else.
+fn key_range_filter(batches: &[RecordBatch]) -> Expr {
+    let mut symbols = HashSet::new();
+    let (mut first, mut last) = (i32::MAX, i32::MIN);
+    for batch in batches {
+        let symbol_column = batch
+            .column_by_name(column::SYMBOL)
+            .expect("every table has a symbol");
+        symbols.extend(
+            symbol_column
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string),
+        );
+        if let Some(dates) = batch.column_by_name(column::DATE) {
+            let dates = dates.as_primitive::<Date32Type>();
+            first = first.min(min(dates).unwrap_or(i32::MAX));
+            last = last.max(max(dates).unwrap_or(i32::MIN));
+        }
+    }
+    let mut symbols: Vec<String> = symbols.into_iter().collect();
+    symbols.sort();
+    let filter = col(column::SYMBOL).in_list(symbols.into_iter().map(lit).collect(), false);
+    if first > last {
+        return filter;
+    }
+    filter.and(col(column::DATE).between(
+        Expr::Literal(datafusion::scalar::ScalarValue::Date32(Some(first)), None),
+        Expr::Literal(datafusion::scalar::ScalarValue::Date32(Some(last)), None),
+    ))
+}
+
+/// `col()` parses dots as qualifiers; lake column names never contain one, but
+/// quoting keeps keywords such as `interval` plain names.
+fn quoted(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+fn file_paths(table: &DeltaTable) -> HashSet<String> {
+    table
+        .snapshot()
+        .map(|s| s.log_data().iter().map(|f| f.path().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// zstd level 1 compresses price columns better than snappy at similar speed.
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid zstd level"),
+        ))
+        .build()
+}
+
+/// Tables keep the columns bf wrote them with; names and types must match.
+fn ensure_same_columns(
+    spec: &TableSpec,
+    expected: &Schema,
+    found: &Schema,
+) -> Result<(), LakeError> {
+    let normalize = |t: &DataType| match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        other => other.clone(),
+    };
+    let same = expected.fields().len() == found.fields().len()
+        && expected.fields().iter().zip(found.fields()).all(|(a, b)| {
+            a.name() == b.name() && normalize(a.data_type()) == normalize(b.data_type())
+        });
+    if same {
+        return Ok(());
+    }
+    let describe = |schema: &Schema| {
+        schema
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), normalize(f.data_type())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(LakeError::SchemaMismatch {
+        table: spec.name.to_string(),
+        found: describe(found),
+        expected: describe(expected),
+    })
+}

@@ -1,0 +1,246 @@
+//! The lake against real Delta tables on disk.
+
+use bf_core::Symbol;
+use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
+use bf_lake::{Lake, LakeError};
+use bf_sources::synthetic::{SOURCE_NAME, Synthetic};
+use bf_sources::{ActionsBuilder, BarsBuilder};
+use chrono::NaiveDate;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Int64Type;
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn bars(symbols: &[&str], start: NaiveDate, end: NaiveDate) -> (RecordBatch, RecordBatch) {
+    let mut bars = BarsBuilder::new(SOURCE_NAME, 1, 0);
+    let mut actions = ActionsBuilder::new(SOURCE_NAME, 1);
+    for symbol in symbols {
+        Synthetic::new(42).generate(
+            &Symbol::parse(symbol).unwrap(),
+            start,
+            end,
+            &mut bars,
+            &mut actions,
+        );
+    }
+    (bars.finish(), actions.finish())
+}
+
+async fn count(lake: &Lake, query: &str) -> i64 {
+    let result = lake.sql(query).await.unwrap();
+    result.batches[0]
+        .column(0)
+        .as_primitive::<Int64Type>()
+        .value(0)
+}
+
+async fn duplicate_keys(lake: &Lake) -> i64 {
+    count(
+        lake,
+        "SELECT count(*) FROM (SELECT symbol, \"interval\", date FROM ohlcv \
+         GROUP BY symbol, \"interval\", date HAVING count(*) > 1)",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn upserting_the_same_rows_twice_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (ohlcv, actions) = bars(&["AAA", "BBB"], date(2015, 1, 1), date(2020, 12, 31));
+    let rows = ohlcv.num_rows();
+
+    let first = lake.upsert(&OHLCV, vec![ohlcv.clone()]).await.unwrap();
+    assert_eq!(
+        (first.inserted, first.updated, first.committed),
+        (rows, 0, true)
+    );
+    lake.upsert(&CORPORATE_ACTIONS, vec![actions.clone()])
+        .await
+        .unwrap();
+    let version = lake.version(&OHLCV).await.unwrap();
+
+    let again = lake.upsert(&OHLCV, vec![ohlcv]).await.unwrap();
+    assert_eq!(
+        (again.inserted, again.updated, again.unchanged),
+        (0, 0, rows)
+    );
+    assert!(!again.committed);
+    assert_eq!(again.files_added, 0);
+    assert_eq!(
+        lake.version(&OHLCV).await.unwrap(),
+        version,
+        "no new commit"
+    );
+    let actions_again = lake
+        .upsert(&CORPORATE_ACTIONS, vec![actions])
+        .await
+        .unwrap();
+    assert!(!actions_again.committed);
+
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM ohlcv").await,
+        rows as i64
+    );
+    assert_eq!(duplicate_keys(&lake).await, 0);
+}
+
+#[tokio::test]
+async fn a_later_range_appends_only_the_new_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (early, _) = bars(&["AAA"], date(2020, 1, 1), date(2020, 6, 30));
+    lake.upsert(&OHLCV, vec![early.clone()]).await.unwrap();
+
+    // Overlap the stored range by a month, as an incremental fetch does.
+    let (later, _) = bars(&["AAA"], date(2020, 6, 1), date(2020, 12, 31));
+    let (whole, _) = bars(&["AAA"], date(2020, 1, 1), date(2020, 12, 31));
+    let new_days = whole.num_rows() - early.num_rows();
+    let metrics = lake.upsert(&OHLCV, vec![later.clone()]).await.unwrap();
+    assert_eq!(metrics.inserted, new_days);
+    // The overlap's adjusted closes moved with the dividends after June: updated, not duplicated.
+    assert_eq!(
+        metrics.inserted + metrics.updated + metrics.unchanged,
+        later.num_rows()
+    );
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM ohlcv").await,
+        whole.num_rows() as i64
+    );
+    assert_eq!(duplicate_keys(&lake).await, 0);
+}
+
+#[tokio::test]
+async fn a_changed_bar_is_replaced_in_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (ohlcv, _) = bars(&["AAA", "BBB"], date(2021, 1, 1), date(2021, 3, 31));
+    let before = lake
+        .upsert(&OHLCV, vec![ohlcv.clone()])
+        .await
+        .unwrap()
+        .version
+        .unwrap();
+
+    // Correct AAA's last close and add one brand-new symbol in the same upsert.
+    let aaa_last = (0..ohlcv.num_rows())
+        .filter(|&i| ohlcv.column(0).as_string::<i32>().value(i) == "AAA")
+        .last()
+        .unwrap();
+    let corrected = ohlcv.slice(aaa_last, 1);
+    let mut columns = corrected.columns().to_vec();
+    let close_index = corrected.schema().index_of("close").unwrap();
+    columns[close_index] =
+        std::sync::Arc::new(datafusion::arrow::array::Float64Array::from(vec![123.45]));
+    let corrected = RecordBatch::try_new(corrected.schema(), columns).unwrap();
+    let (ccc, _) = bars(&["CCC"], date(2021, 1, 1), date(2021, 1, 31));
+
+    let metrics = lake
+        .upsert(&OHLCV, vec![corrected, ccc.clone()])
+        .await
+        .unwrap();
+    assert_eq!((metrics.updated, metrics.inserted), (1, ccc.num_rows()));
+    assert_eq!(metrics.version, Some(before + 1), "one commit");
+    assert_eq!(
+        count(
+            &lake,
+            "SELECT count(*) FROM ohlcv WHERE symbol = 'AAA' AND close = 123.45"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM ohlcv").await,
+        (ohlcv.num_rows() + ccc.num_rows()) as i64
+    );
+    assert_eq!(duplicate_keys(&lake).await, 0);
+}
+
+#[tokio::test]
+async fn a_table_with_other_columns_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    // Another tool wrote an `ohlcv` table with an extra column.
+    let (ohlcv, _) = bars(&["AAA"], date(2021, 1, 1), date(2021, 1, 31));
+    let mut fields = ohlcv.schema().fields().to_vec();
+    fields.push(std::sync::Arc::new(
+        datafusion::arrow::datatypes::Field::new(
+            "vendor_flag",
+            datafusion::arrow::datatypes::DataType::Int64,
+            true,
+        ),
+    ));
+    let mut columns = ohlcv.columns().to_vec();
+    columns.push(std::sync::Arc::new(
+        datafusion::arrow::array::Int64Array::from(vec![1; ohlcv.num_rows()]),
+    ));
+    let foreign = RecordBatch::try_new(
+        std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
+    .unwrap();
+    let path = dir.path().canonicalize().unwrap().join("ohlcv");
+    std::fs::create_dir_all(&path).unwrap();
+    let url = url::Url::from_directory_path(path).unwrap();
+    deltalake::DeltaTable::try_from_url(url)
+        .await
+        .unwrap()
+        .write(vec![foreign])
+        .await
+        .unwrap();
+
+    let err = lake.upsert(&OHLCV, vec![ohlcv]).await.unwrap_err();
+    assert!(matches!(err, LakeError::SchemaMismatch { .. }));
+    let message = err.to_string();
+    assert!(
+        message.contains("table ohlcv") && message.contains("vendor_flag"),
+        "{message}"
+    );
+    assert!(err.hint().unwrap().contains("move it aside"));
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM ohlcv").await,
+        21,
+        "stored rows untouched"
+    );
+}
+
+#[tokio::test]
+async fn sql_reads_every_table_and_reports_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (ohlcv, actions) = bars(&["AAA", "BBB", "CCC"], date(2000, 1, 1), date(2010, 12, 31));
+    lake.upsert(&OHLCV, vec![ohlcv.clone()]).await.unwrap();
+    lake.upsert(&CORPORATE_ACTIONS, vec![actions.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM ohlcv").await,
+        ohlcv.num_rows() as i64
+    );
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM corporate_actions").await,
+        actions.num_rows() as i64
+    );
+
+    let empty = lake
+        .sql("SELECT symbol FROM ohlcv WHERE symbol = 'ZZZ'")
+        .await
+        .unwrap();
+    assert_eq!(empty.schema.field(0).name(), "symbol");
+    assert_eq!(
+        empty
+            .batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        0
+    );
+
+    let err = lake.sql("SELECT nope FROM ohlcv").await.unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+
+    let last = lake.last_dates("1d").await.unwrap();
+    assert_eq!(last.len(), 3);
+}

@@ -1,0 +1,168 @@
+//! Builders for the lake's `ohlcv` and `corporate_actions` batches, shared by
+//! every source so that a column is filled the same way whatever the origin.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
+
+/// One bar as a source produced it, before it becomes a row of `ohlcv`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bar {
+    /// Days since 1970-01-01, as Arrow's Date32.
+    pub date: i32,
+    /// Bar start, microseconds since the epoch, UTC.
+    pub ts: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub adj_close: f64,
+    pub volume: i64,
+}
+
+/// Accumulates bars of any number of symbols into one `ohlcv` batch.
+#[derive(Debug)]
+pub struct BarsBuilder {
+    source: String,
+    ingested_at: i64,
+    symbol: StringBuilder,
+    interval: StringBuilder,
+    date: Date32Builder,
+    ts: TimestampMicrosecondBuilder,
+    open: Float64Builder,
+    high: Float64Builder,
+    low: Float64Builder,
+    close: Float64Builder,
+    adj_close: Float64Builder,
+    volume: Int64Builder,
+}
+
+impl BarsBuilder {
+    pub fn new(source: &str, ingested_at: i64, capacity: usize) -> Self {
+        Self {
+            source: source.to_string(),
+            ingested_at,
+            symbol: StringBuilder::with_capacity(capacity, capacity * 6),
+            interval: StringBuilder::with_capacity(capacity, capacity * 2),
+            date: Date32Builder::with_capacity(capacity),
+            ts: TimestampMicrosecondBuilder::with_capacity(capacity),
+            open: Float64Builder::with_capacity(capacity),
+            high: Float64Builder::with_capacity(capacity),
+            low: Float64Builder::with_capacity(capacity),
+            close: Float64Builder::with_capacity(capacity),
+            adj_close: Float64Builder::with_capacity(capacity),
+            volume: Int64Builder::with_capacity(capacity),
+        }
+    }
+
+    pub fn push(&mut self, symbol: &str, interval: &str, bar: &Bar) {
+        self.symbol.append_value(symbol);
+        self.interval.append_value(interval);
+        self.date.append_value(bar.date);
+        self.ts.append_value(bar.ts);
+        self.open.append_value(bar.open);
+        self.high.append_value(bar.high);
+        self.low.append_value(bar.low);
+        self.close.append_value(bar.close);
+        self.adj_close.append_value(bar.adj_close);
+        self.volume.append_value(bar.volume);
+    }
+
+    pub fn len(&self) -> usize {
+        self.date.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn finish(mut self) -> RecordBatch {
+        let rows = self.len();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.symbol.finish()),
+            Arc::new(self.interval.finish()),
+            Arc::new(self.date.finish()),
+            Arc::new(self.ts.finish().with_timezone("UTC")),
+            Arc::new(self.open.finish()),
+            Arc::new(self.high.finish()),
+            Arc::new(self.low.finish()),
+            Arc::new(self.close.finish()),
+            Arc::new(self.adj_close.finish()),
+            Arc::new(self.volume.finish()),
+            constant_string(&self.source, rows),
+            constant_timestamp(self.ingested_at, rows),
+        ];
+        RecordBatch::try_new(OHLCV.schema(), columns).expect("columns match the ohlcv schema")
+    }
+}
+
+/// Accumulates dividends and splits into one `corporate_actions` batch.
+#[derive(Debug)]
+pub struct ActionsBuilder {
+    source: String,
+    ingested_at: i64,
+    symbol: StringBuilder,
+    date: Date32Builder,
+    kind: StringBuilder,
+    value: Float64Builder,
+}
+
+impl ActionsBuilder {
+    pub fn new(source: &str, ingested_at: i64) -> Self {
+        Self {
+            source: source.to_string(),
+            ingested_at,
+            symbol: StringBuilder::new(),
+            date: Date32Builder::new(),
+            kind: StringBuilder::new(),
+            value: Float64Builder::new(),
+        }
+    }
+
+    pub fn push(&mut self, symbol: &str, date: i32, kind: &str, value: f64) {
+        self.symbol.append_value(symbol);
+        self.date.append_value(date);
+        self.kind.append_value(kind);
+        self.value.append_value(value);
+    }
+
+    pub fn len(&self) -> usize {
+        self.date.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn finish(mut self) -> RecordBatch {
+        let rows = self.len();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.symbol.finish()),
+            Arc::new(self.date.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.value.finish()),
+            constant_string(&self.source, rows),
+            constant_timestamp(self.ingested_at, rows),
+        ];
+        RecordBatch::try_new(CORPORATE_ACTIONS.schema(), columns)
+            .expect("columns match the corporate_actions schema")
+    }
+}
+
+fn constant_string(value: &str, rows: usize) -> ArrayRef {
+    let mut builder = StringBuilder::with_capacity(rows, rows * value.len());
+    for _ in 0..rows {
+        builder.append_value(value);
+    }
+    Arc::new(builder.finish())
+}
+
+fn constant_timestamp(micros: i64, rows: usize) -> ArrayRef {
+    let mut builder = TimestampMicrosecondBuilder::with_capacity(rows);
+    builder.append_value_n(micros, rows);
+    Arc::new(builder.finish().with_timezone("UTC"))
+}

@@ -1,0 +1,44 @@
+use std::path::PathBuf;
+
+/// Errors a source reports for a whole file or symbol; bad rows are not errors but
+/// [`crate::import::Rejection`]s, so one bad line never loses the rest of a file.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: {message}")]
+    Layout { path: PathBuf, message: String },
+
+    #[error("{path}: not a readable CSV file")]
+    Csv {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+
+    #[error("{path}: not a readable Parquet file")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
+    #[error("{path}: cannot convert column {column}")]
+    Arrow {
+        path: PathBuf,
+        column: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+
+    #[error("{path}: unsupported file type (expected .csv or .parquet)")]
+    UnsupportedFile { path: PathBuf },
+
+    #[error(transparent)]
+    Core(#[from] bf_core::CoreError),
+}

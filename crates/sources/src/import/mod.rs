@@ -1,0 +1,215 @@
+//! `bf data import`: OHLCV files from any vendor (CSV or Parquet) into `ohlcv` rows.
+//!
+//! Files are read in parallel; every row that cannot be stored becomes a
+//! [`Rejection`] naming its file, line and reason, so nothing is dropped silently.
+//! Rows are then grouped by symbol, sorted by date and de-duplicated across files.
+
+mod csv_file;
+mod layout;
+mod parquet_file;
+mod row;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use bf_core::{Interval, Symbol};
+use rayon::prelude::*;
+
+use crate::SourceError;
+use crate::bars::{Bar, BarsBuilder};
+
+pub const SOURCE_NAME: &str = "import";
+
+/// A row that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    pub file: PathBuf,
+    /// The line in a CSV file (the header is line 1), or the 1-based row of a Parquet file.
+    pub line: u64,
+    pub reason: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.reason)
+    }
+}
+
+/// What one file contributed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileSummary {
+    pub file: PathBuf,
+    pub rows_read: usize,
+    pub rejected: usize,
+    pub error: Option<String>,
+}
+
+/// The result of reading a set of files: one `ohlcv` batch sorted by (symbol, date)
+/// with every key once, plus everything that was left out.
+#[derive(Debug)]
+pub struct Imported {
+    pub bars: RecordBatch,
+    pub symbols: Vec<Symbol>,
+    pub files: Vec<FileSummary>,
+    pub rejections: Vec<Rejection>,
+    /// Rows repeated with identical values (in one file or across files), stored once.
+    pub identical_duplicates: usize,
+}
+
+impl Imported {
+    pub fn rows_read(&self) -> usize {
+        self.files.iter().map(|f| f.rows_read).sum()
+    }
+
+    pub fn failed_files(&self) -> impl Iterator<Item = &FileSummary> {
+        self.files.iter().filter(|f| f.error.is_some())
+    }
+}
+
+/// A parsed bar with where it came from, for duplicate reports.
+#[derive(Debug, Clone, Copy)]
+struct Located {
+    bar: Bar,
+    file: usize,
+    line: u64,
+}
+
+/// One file's rows, grouped by symbol.
+#[derive(Debug, Default)]
+struct FileRows {
+    rows_read: usize,
+    by_symbol: BTreeMap<Symbol, Vec<Located>>,
+    rejections: Vec<Rejection>,
+}
+
+/// Reads every file (in parallel), calling `on_file_done` as each finishes.
+/// A file that cannot be read at all is reported in its summary; the others go on.
+pub fn import_files(
+    paths: &[PathBuf],
+    interval: Interval,
+    ingested_at: i64,
+    on_file_done: &(dyn Fn(&Path) + Sync),
+) -> Imported {
+    let results: Vec<Result<FileRows, SourceError>> = paths
+        .par_iter()
+        .enumerate()
+        .map(|(index, path)| {
+            let rows = read_file(path, index);
+            on_file_done(path);
+            rows
+        })
+        .collect();
+
+    let mut files = Vec::with_capacity(paths.len());
+    let mut rejections = Vec::new();
+    let mut by_symbol: BTreeMap<Symbol, Vec<Located>> = BTreeMap::new();
+    for (path, result) in paths.iter().zip(results) {
+        match result {
+            Ok(rows) => {
+                files.push(FileSummary {
+                    file: path.clone(),
+                    rows_read: rows.rows_read,
+                    rejected: rows.rejections.len(),
+                    error: None,
+                });
+                rejections.extend(rows.rejections);
+                for (symbol, mut located) in rows.by_symbol {
+                    by_symbol.entry(symbol).or_default().append(&mut located);
+                }
+            }
+            Err(err) => files.push(FileSummary {
+                file: path.clone(),
+                rows_read: 0,
+                rejected: 0,
+                error: Some(error_chain(&err)),
+            }),
+        }
+    }
+
+    let capacity = by_symbol.values().map(Vec::len).sum();
+    let mut builder = BarsBuilder::new(SOURCE_NAME, ingested_at, capacity);
+    let mut identical_duplicates = 0;
+    let symbols: Vec<Symbol> = by_symbol.keys().cloned().collect();
+    for (symbol, mut rows) in by_symbol {
+        // Stable: among equal dates the first file, then the first line, wins.
+        rows.sort_by_key(|r| r.bar.date);
+        let mut kept: Option<Located> = None;
+        for row in rows {
+            match kept {
+                Some(first) if first.bar.date == row.bar.date => {
+                    if first.bar == row.bar {
+                        identical_duplicates += 1;
+                    } else {
+                        rejections.push(Rejection {
+                            file: paths[row.file].clone(),
+                            line: row.line,
+                            reason: format!(
+                                "duplicate key ({symbol}, {interval}, {}) with values different from {}:{}",
+                                row::format_date(row.bar.date),
+                                paths[first.file].display(),
+                                first.line
+                            ),
+                        });
+                    }
+                }
+                _ => {
+                    builder.push(symbol.as_str(), interval.as_str(), &row.bar);
+                    kept = Some(row);
+                }
+            }
+        }
+    }
+    for summary in &mut files {
+        summary.rejected = rejections.iter().filter(|r| r.file == summary.file).count();
+    }
+    Imported {
+        bars: builder.finish(),
+        symbols,
+        files,
+        rejections,
+        identical_duplicates,
+    }
+}
+
+fn read_file(path: &Path, index: usize) -> Result<FileRows, SourceError> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("csv" | "txt") => csv_file::read(path, index),
+        Some("parquet" | "pq") => parquet_file::read(path, index),
+        _ => Err(SourceError::UnsupportedFile {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// The symbol a file without a `symbol` column holds: its name minus the extension
+/// (`AAPL.csv` → AAPL, `002032.SZ.csv` → 002032.SZ).
+fn symbol_from_file_name(path: &Path) -> Result<Symbol, SourceError> {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    Symbol::parse(stem).map_err(|e| SourceError::Layout {
+        path: path.to_path_buf(),
+        message: format!("no symbol column, and the file name does not name a symbol: {e}"),
+    })
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests;

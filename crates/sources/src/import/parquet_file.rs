@@ -1,0 +1,163 @@
+//! Reading a Parquet file of bars; columns are matched by name as for CSV and cast
+//! to the lake's types, and each row is checked like a CSV line.
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Date32Type, Float64Type, TimeUnit, TimestampMicrosecondType};
+use bf_core::Symbol;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::layout::Layout;
+use super::row::{self, RawPrices};
+use super::{FileRows, Located, Rejection, symbol_from_file_name};
+use crate::SourceError;
+
+const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
+
+pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceError> {
+    let parquet_error = |source| SourceError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(|source| SourceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?;
+    let schema = builder.schema().clone();
+    let layout = Layout::from_headers(path, schema.fields().iter().map(|f| f.name().as_str()))?;
+    let file_symbol = match layout.symbol {
+        Some(_) => None,
+        None => Some(symbol_from_file_name(path)?),
+    };
+    let reader = builder
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(parquet_error)?;
+
+    let mut rows = FileRows::default();
+    let mut row_number: u64 = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| parquet_error(e.into()))?;
+        let to = |index: usize, data_type: &DataType| -> Result<ArrayRef, SourceError> {
+            cast(batch.column(index), data_type).map_err(|source| SourceError::Arrow {
+                path: path.to_path_buf(),
+                column: schema.field(index).name().clone(),
+                source,
+            })
+        };
+        let floats = |index: usize| to(index, &DataType::Float64);
+        let (open, high, low, close, volume) = (
+            floats(layout.open)?,
+            floats(layout.high)?,
+            floats(layout.low)?,
+            floats(layout.close)?,
+            floats(layout.volume)?,
+        );
+        let adj_close = layout.adj_close.map(floats).transpose()?;
+        let symbols = layout.symbol.map(|i| to(i, &DataType::Utf8)).transpose()?;
+        let dates = DateColumn::new(batch.column(layout.date), &to, layout.date)?;
+
+        let value = |array: &ArrayRef, i: usize| {
+            let array = array.as_primitive::<Float64Type>();
+            array.is_valid(i).then(|| array.value(i))
+        };
+        for i in 0..batch.num_rows() {
+            row_number += 1;
+            rows.rows_read += 1;
+            let symbol = match (&file_symbol, &symbols) {
+                (Some(symbol), _) => Ok(symbol.clone()),
+                (None, Some(array)) => {
+                    let array = array.as_string::<i32>();
+                    let raw = if array.is_valid(i) {
+                        array.value(i)
+                    } else {
+                        ""
+                    };
+                    Symbol::parse(raw).map_err(|e| e.to_string())
+                }
+                (None, None) => unreachable!("a file without a symbol column has a file symbol"),
+            };
+            let parsed = symbol.and_then(|symbol| {
+                let (date, ts) = dates.get(i)?;
+                let prices = RawPrices {
+                    open: value(&open, i),
+                    high: value(&high, i),
+                    low: value(&low, i),
+                    close: value(&close, i),
+                    adj_close: adj_close.as_ref().map(|a| value(a, i)),
+                    volume: value(&volume, i),
+                };
+                row::check(date, ts, prices).map(|bar| (symbol, bar))
+            });
+            match parsed {
+                Ok((symbol, bar)) => rows.by_symbol.entry(symbol).or_default().push(Located {
+                    bar,
+                    file: file_index,
+                    line: row_number,
+                }),
+                Err(reason) => rows.rejections.push(Rejection {
+                    file: path.to_path_buf(),
+                    line: row_number,
+                    reason,
+                }),
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// A date column as stored: a date, a timestamp, or text to parse like CSV.
+enum DateColumn {
+    Date(ArrayRef),
+    Timestamp(ArrayRef),
+    Text(ArrayRef),
+}
+
+impl DateColumn {
+    fn new(
+        array: &ArrayRef,
+        cast_to: &dyn Fn(usize, &DataType) -> Result<ArrayRef, SourceError>,
+        index: usize,
+    ) -> Result<Self, SourceError> {
+        Ok(match array.data_type() {
+            DataType::Date32 | DataType::Date64 => Self::Date(cast_to(index, &DataType::Date32)?),
+            DataType::Timestamp(_, zone) => Self::Timestamp(cast_to(
+                index,
+                &DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
+            )?),
+            _ => Self::Text(cast_to(index, &DataType::Utf8)?),
+        })
+    }
+
+    fn get(&self, i: usize) -> Result<(i32, i64), String> {
+        match self {
+            Self::Date(array) => {
+                let array = array.as_primitive::<Date32Type>();
+                if array.is_null(i) {
+                    return Err("missing date".into());
+                }
+                let days = array.value(i);
+                Ok((days, i64::from(days) * MICROS_PER_DAY))
+            }
+            Self::Timestamp(array) => {
+                let array = array.as_primitive::<TimestampMicrosecondType>();
+                if array.is_null(i) {
+                    return Err("missing date".into());
+                }
+                let micros = array.value(i);
+                Ok((micros.div_euclid(MICROS_PER_DAY) as i32, micros))
+            }
+            Self::Text(array) => {
+                let array = array.as_string::<i32>();
+                if array.is_null(i) {
+                    return Err("missing date".into());
+                }
+                row::parse_date(array.value(i))
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Where bf's price history comes from. Each source turns symbols (or files) into
+//! Arrow batches in the lake's `ohlcv` / `corporate_actions` schemas; sources never
+//! touch the lake themselves.
+
+mod bars;
+mod error;
+pub mod import;
+pub mod synthetic;
+
+pub use bars::{ActionsBuilder, BarsBuilder};
+pub use error::SourceError;
