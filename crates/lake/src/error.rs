@@ -12,7 +12,7 @@ pub enum LakeError {
         table: String,
         location: String,
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
 
     #[error(

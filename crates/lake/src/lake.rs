@@ -71,7 +71,7 @@ impl Lake {
         LakeError::Delta {
             table: spec.name.to_string(),
             location: self.table_url(spec).to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 

@@ -20,10 +20,10 @@ use datafusion::arrow::datatypes::{DataType, Date32Type, Schema};
 use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, JoinType, Operator, binary_expr, cast, col, lit};
 use datafusion::prelude::SessionContext;
-use deltalake::DeltaTable;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder};
 
 use crate::lake::{local_path, register};
 use crate::{Lake, LakeError};
@@ -122,8 +122,9 @@ impl Lake {
                 message: e.to_string(),
             })?;
         }
-        let table = DeltaTable::try_from_url(url)
-            .await
+        // Built without loading: there is no log to read yet.
+        let table = DeltaTableBuilder::from_url(url)
+            .and_then(|builder| builder.build())
             .map_err(|e| self.delta_error(spec, e))?
             .write(batches)
             .with_table_name(spec.name)
@@ -210,13 +211,7 @@ impl Lake {
         let changed_batches = ctx
             .read_batches(batches)
             .map_err(scan_error)?
-            .join(
-                target,
-                JoinType::Left,
-                &spec.key.to_vec(),
-                &target_key,
-                None,
-            )
+            .join(target, JoinType::Left, spec.key, &target_key, None)
             .map_err(scan_error)?
             .filter(changed)
             .map_err(scan_error)?

@@ -7,5 +7,5 @@ mod error;
 pub mod import;
 pub mod synthetic;
 
-pub use bars::{ActionsBuilder, BarsBuilder};
+pub use bars::{ActionsBuilder, Bar, BarsBuilder};
 pub use error::SourceError;

@@ -8,12 +8,14 @@
 //! are reported as corporate actions, and `adj_close` is back-adjusted for every
 //! action up to the end of the requested range, the way Yahoo adjusts as of today.
 
+use arrow::array::RecordBatch;
 use bf_core::tables::action_kind;
 use bf_core::{Interval, Symbol};
 use chrono::{Datelike, NaiveDate, Weekday};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 use crate::bars::{ActionsBuilder, Bar, BarsBuilder};
 
@@ -30,6 +32,30 @@ const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 const SPLIT_PRICE_THRESHOLD: f64 = 400.0;
 const SPLIT_PROBABILITY_PER_DAY: f64 = 0.004;
 const DIVIDEND_EVERY_DAYS: usize = 63;
+
+/// What one symbol's fetch produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fetched {
+    pub bars: usize,
+    /// A new split or dividend re-adjusted history, so all of it was produced again.
+    pub readjusted: bool,
+}
+
+/// One symbol to fetch, and how far the lake already holds it.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    pub symbol: Symbol,
+    pub stored_through: Option<NaiveDate>,
+}
+
+/// One symbol's new bars and corporate actions.
+#[derive(Debug)]
+pub struct SymbolBars {
+    pub symbol: Symbol,
+    pub bars: RecordBatch,
+    pub actions: RecordBatch,
+    pub fetched: Fetched,
+}
 
 /// The generator; cheap to copy, holds only the seed.
 #[derive(Debug, Clone, Copy)]
@@ -76,14 +102,38 @@ impl Synthetic {
         bars: &mut BarsBuilder,
         actions: &mut ActionsBuilder,
     ) -> usize {
+        self.fetch(symbol, start, end, None, bars, actions).bars
+    }
+
+    /// Like [`Self::generate`], for a lake that already holds the symbol up to
+    /// `stored_through`: only bars from that day on (one bar of overlap) are
+    /// produced, unless a split or dividend after it re-adjusts the whole history,
+    /// in which case everything from `start` is produced again.
+    pub fn fetch(
+        &self,
+        symbol: &Symbol,
+        start: NaiveDate,
+        end: NaiveDate,
+        stored_through: Option<NaiveDate>,
+        bars: &mut BarsBuilder,
+        actions: &mut ActionsBuilder,
+    ) -> Fetched {
         if end < start.max(EPOCH) {
-            return 0;
+            return Fetched::default();
         }
         let days = self.simulate(symbol, end);
         let adjustment = back_adjustment(&days);
+        let readjusted = stored_through.is_some_and(|through| {
+            days.iter()
+                .any(|d| d.date > through && (d.split.is_some() || d.dividend.is_some()))
+        });
+        let from = match stored_through {
+            Some(through) if !readjusted => start.max(through),
+            _ => start,
+        };
         let mut added = 0;
         for (day, factor) in days.iter().zip(adjustment) {
-            if day.date < start {
+            if day.date < from {
                 continue;
             }
             let date = days_since_epoch(day.date);
@@ -109,7 +159,44 @@ impl Synthetic {
                 actions.push(symbol.as_str(), date, action_kind::DIVIDEND, amount);
             }
         }
-        added
+        Fetched {
+            bars: added,
+            readjusted,
+        }
+    }
+
+    /// Fetches many symbols in parallel, one batch pair per symbol, in request
+    /// order; `on_done` is called as each symbol finishes.
+    pub fn fetch_all(
+        &self,
+        requests: &[FetchRequest],
+        start: NaiveDate,
+        end: NaiveDate,
+        ingested_at: i64,
+        on_done: &(dyn Fn(&Symbol) + Sync),
+    ) -> Vec<SymbolBars> {
+        requests
+            .par_iter()
+            .map(|request| {
+                let mut bars = BarsBuilder::new(SOURCE_NAME, ingested_at, 0);
+                let mut actions = ActionsBuilder::new(SOURCE_NAME, ingested_at);
+                let fetched = self.fetch(
+                    &request.symbol,
+                    start,
+                    end,
+                    request.stored_through,
+                    &mut bars,
+                    &mut actions,
+                );
+                on_done(&request.symbol);
+                SymbolBars {
+                    symbol: request.symbol.clone(),
+                    bars: bars.finish(),
+                    actions: actions.finish(),
+                    fetched,
+                }
+            })
+            .collect()
     }
 
     fn rng(&self, symbol: &Symbol) -> ChaCha8Rng {
@@ -229,7 +316,7 @@ fn weekdays_between(start: NaiveDate, end: NaiveDate) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{AsArray, RecordBatch};
+    use arrow::array::AsArray;
     use arrow::datatypes::{Date32Type, Float64Type};
 
     fn generate(
@@ -348,6 +435,42 @@ mod tests {
                 "row {i}: step {step}, expected {expected}"
             );
         }
+    }
+
+    #[test]
+    fn incremental_fetch_starts_at_the_stored_day_unless_history_was_readjusted() {
+        let synthetic = Synthetic::new(5);
+        let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let run = |symbol: &Symbol, through| {
+            let mut bars = BarsBuilder::new(SOURCE_NAME, 0, 0);
+            let mut actions = ActionsBuilder::new(SOURCE_NAME, 0);
+            synthetic.fetch(
+                symbol,
+                date(2000, 1, 1),
+                date(2020, 1, 10),
+                through,
+                &mut bars,
+                &mut actions,
+            )
+        };
+        let mut quiet = 0;
+        let mut readjusted = 0;
+        for i in 0..50 {
+            let symbol = Symbol::parse(&format!("Q{i}")).unwrap();
+            let full = run(&symbol, None);
+            let tail = run(&symbol, Some(date(2020, 1, 6)));
+            if tail.readjusted {
+                assert_eq!(tail.bars, full.bars);
+                readjusted += 1;
+            } else {
+                assert_eq!(tail.bars, 5, "Jan 6 to Jan 10, 2020");
+                quiet += 1;
+            }
+        }
+        assert!(
+            quiet > 0 && readjusted > 0,
+            "{quiet} quiet, {readjusted} readjusted"
+        );
     }
 
     fn actions_split_ratio(actions: &RecordBatch, date: i32) -> f64 {

@@ -1,0 +1,191 @@
+//! The command line. Every flag also reads a `BF_*` environment variable (and
+//! `.env` in the working directory), so `bf config` can show where each came from.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bf",
+    version,
+    about = "Market-data lakehouse and signal engine",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Lake root: a local folder.
+    #[arg(long, env = "BF_LAKE", default_value = "./lake", global = true)]
+    pub lake: String,
+
+    /// Folder of user symbol lists (`NAME.txt`, one symbol per line).
+    #[arg(long, env = "BF_SYMBOL_LISTS", global = true)]
+    pub symbol_lists: Option<PathBuf>,
+
+    /// Print results as JSON, for scripts.
+    #[arg(long, env = "BF_JSON", global = true)]
+    pub json: bool,
+
+    /// Print only results and errors: no progress, no summary.
+    #[arg(short, long, env = "BF_QUIET", global = true)]
+    pub quiet: bool,
+
+    /// More log output on stderr (-v info, -vv debug); `BF_LOG` takes tracing filters.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Named symbol lists.
+    #[command(subcommand)]
+    Symbols(SymbolsCommand),
+    /// Fetch, import and inspect price history.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Run SQL over every lake table.
+    Sql(SqlArgs),
+    /// Print the effective settings and where each came from.
+    Config,
+    /// Measure bf on generated data.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SymbolsCommand {
+    /// Every list bf can find, with its size and origin.
+    List,
+    /// The symbols of one list.
+    Show {
+        /// A list name or a path to a list file.
+        name: String,
+    },
+}
+
+/// Which symbols a command works on.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct SymbolSelection {
+    /// A named symbol list (see `bf symbols list`) or a path to a list file.
+    #[arg(long, env = "BF_SYMBOL_LIST")]
+    pub symbol_list: Option<String>,
+
+    /// Comma-separated symbols.
+    #[arg(long, env = "BF_SYMBOLS")]
+    pub symbols: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SourceKind {
+    /// Seeded, realistic daily bars generated locally; no network.
+    Synthetic,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Fetch price history into the lake; only what is new is added.
+    Fetch(FetchArgs),
+    /// Import CSV or Parquet files of OHLCV from any vendor.
+    Import(ImportArgs),
+    /// Per symbol and interval: rows, first and last date, last ingest, source.
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub selection: SymbolSelection,
+
+    /// First date (YYYY-MM-DD).
+    #[arg(long, env = "BF_START", default_value = "2000-01-01")]
+    pub start: NaiveDate,
+
+    /// Last date (YYYY-MM-DD); default today.
+    #[arg(long, env = "BF_END")]
+    pub end: Option<NaiveDate>,
+
+    /// Bar interval.
+    #[arg(long, env = "BF_INTERVAL", default_value = "1d")]
+    pub interval: bf_core::Interval,
+
+    /// Where bars come from.
+    #[arg(long, env = "BF_SOURCE", value_enum, default_value = "synthetic")]
+    pub source: SourceKind,
+
+    /// Seed of the synthetic source: same seed and symbol, same bars.
+    #[arg(long, env = "BF_SEED", default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files or folders (every .csv and .parquet inside).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Interval of the bars in the files.
+    #[arg(long, env = "BF_INTERVAL", default_value = "1d")]
+    pub interval: bf_core::Interval,
+
+    /// Fail the whole import, writing nothing, if any row or file is rejected.
+    #[arg(long, env = "BF_STRICT")]
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// One SQL statement; tables: ohlcv, corporate_actions.
+    pub query: String,
+
+    /// Output format.
+    #[arg(long, env = "BF_FORMAT", value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FileFormat {
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Import generated files into a fresh lake, then re-import them unchanged.
+    Import(BenchImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchImportArgs {
+    /// Number of symbols (one file each).
+    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500)]
+    pub symbols: usize,
+
+    /// Trading days per symbol.
+    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000)]
+    pub days: usize,
+
+    /// Format of the generated files.
+    #[arg(long, env = "BF_BENCH_FORMAT", value_enum, default_value = "parquet")]
+    pub format: FileFormat,
+
+    /// Work folder for files and lake (default: a temporary folder, removed after).
+    #[arg(long, env = "BF_BENCH_DIR")]
+    pub dir: Option<PathBuf>,
+}

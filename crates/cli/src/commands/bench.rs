@@ -1,0 +1,246 @@
+//! `bf bench import`: the foundation's throughput benchmark. Generates synthetic
+//! files (untimed), imports them into a fresh lake, then imports them again
+//! unchanged, printing rows/s and peak memory of both passes.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use bf_core::tables::col;
+use bf_core::{Interval, Symbol};
+use bf_lake::Lake;
+use bf_sources::synthetic::{SOURCE_NAME, Synthetic};
+use bf_sources::{ActionsBuilder, BarsBuilder};
+use chrono::{Datelike, NaiveDate, Weekday};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
+use serde::Serialize;
+
+use super::Outcome;
+use super::data::{ImportReport, import_files};
+use crate::args::{BenchCommand, BenchImportArgs, FileFormat};
+use crate::present::{Printer, count_text};
+
+pub async fn run(command: BenchCommand, printer: &Printer) -> anyhow::Result<Outcome> {
+    match command {
+        BenchCommand::Import(args) => import(args, printer).await,
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Pass {
+    pass: &'static str,
+    rows: usize,
+    read_seconds: f64,
+    write_seconds: f64,
+    total_seconds: f64,
+    rows_per_second: f64,
+    peak_rss_mib: f64,
+    new_rows: usize,
+    files_added: usize,
+}
+
+async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    let temp;
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let files_dir = dir.join("files");
+    let lake_dir = dir.join("lake");
+    for folder in [&files_dir, &lake_dir] {
+        if folder.exists() {
+            std::fs::remove_dir_all(folder)
+                .with_context(|| format!("cannot clear {}", folder.display()))?;
+        }
+        std::fs::create_dir_all(folder)?;
+    }
+
+    let generated = Instant::now();
+    let paths = write_files(&files_dir, args.symbols, args.days, args.format)?;
+    printer.summary(&format!(
+        "generated {} {:?} files of {} days in {:.1}s (untimed)",
+        args.symbols,
+        args.format,
+        args.days,
+        generated.elapsed().as_secs_f64()
+    ));
+
+    let lake = Lake::open(lake_dir.to_str().context("work folder is not UTF-8")?)?;
+    let quiet = Printer::new(false, true);
+    let mut passes = Vec::new();
+    for pass in ["first import", "re-import"] {
+        reset_peak_rss();
+        let started = Instant::now();
+        let report: ImportReport =
+            import_files(&lake, paths.clone(), Interval::D1, true, &quiet).await?;
+        let total_seconds = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            report.is_clean(),
+            "generated files were rejected: {:?}",
+            report.rejections.first()
+        );
+        let metrics = report.ohlcv.unwrap_or_default();
+        passes.push(Pass {
+            pass,
+            rows: report.rows_read,
+            read_seconds: report.read_seconds,
+            write_seconds: report.write_seconds,
+            total_seconds,
+            rows_per_second: report.rows_read as f64 / total_seconds,
+            peak_rss_mib: peak_rss_mib(),
+            new_rows: metrics.inserted,
+            files_added: metrics.files_added,
+        });
+    }
+
+    if printer.json() {
+        printer.json_value(&passes)?;
+    } else {
+        let rows = passes
+            .iter()
+            .map(|p| {
+                vec![
+                    p.pass.to_string(),
+                    count_text(p.rows),
+                    format!("{:.2}", p.read_seconds),
+                    format!("{:.2}", p.write_seconds),
+                    format!("{:.2}", p.total_seconds),
+                    count_text(p.rows_per_second as usize),
+                    format!("{:.0}", p.peak_rss_mib),
+                    count_text(p.new_rows),
+                    p.files_added.to_string(),
+                ]
+            })
+            .collect();
+        printer.table(
+            &[
+                "pass",
+                "rows",
+                "read s",
+                "write s",
+                "total s",
+                "rows/s",
+                "peak RSS MiB",
+                "new rows",
+                "files added",
+            ],
+            &[
+                "rows",
+                "read s",
+                "write s",
+                "total s",
+                "rows/s",
+                "peak RSS MiB",
+                "new rows",
+                "files added",
+            ],
+            rows,
+        )?;
+        printer.summary(&format!(
+            "{} symbols × {} days, {:?} files, lake on local disk at {}",
+            args.symbols,
+            args.days,
+            args.format,
+            lake_dir.display()
+        ));
+    }
+    Ok(Outcome::Success)
+}
+
+/// One file per symbol in the vendor layout `date,open,high,low,close,adj_close,volume`.
+fn write_files(
+    dir: &Path,
+    symbols: usize,
+    days: usize,
+    format: FileFormat,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let start = NaiveDate::from_ymd_opt(2000, 1, 3).expect("valid date");
+    let end = nth_weekday_from(start, days);
+    let synthetic = Synthetic::new(7);
+    let mut paths = Vec::with_capacity(symbols);
+    for index in 0..symbols {
+        let symbol = Symbol::parse(&format!("S{index:05}"))?;
+        let mut bars = BarsBuilder::new(SOURCE_NAME, 0, days);
+        let mut actions = ActionsBuilder::new(SOURCE_NAME, 0);
+        synthetic.generate(&symbol, start, end, &mut bars, &mut actions);
+        let batch = vendor_columns(&bars.finish())?;
+        let path = dir.join(match format {
+            FileFormat::Csv => format!("{symbol}.csv"),
+            FileFormat::Parquet => format!("{symbol}.parquet"),
+        });
+        let file = File::create(&path)?;
+        match format {
+            FileFormat::Csv => datafusion::arrow::csv::Writer::new(file).write(&batch)?,
+            FileFormat::Parquet => {
+                let mut writer =
+                    datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)?;
+                writer.write(&batch)?;
+                writer.close()?;
+            }
+        }
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+fn vendor_columns(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
+    let names = [
+        col::DATE,
+        col::OPEN,
+        col::HIGH,
+        col::LOW,
+        col::CLOSE,
+        col::ADJ_CLOSE,
+        col::VOLUME,
+    ];
+    let indices: Vec<usize> = names
+        .iter()
+        .map(|n| batch.schema().index_of(n))
+        .collect::<Result<_, _>>()?;
+    let projected = batch.project(&indices)?;
+    let schema = Schema::new(projected.schema().fields().to_vec());
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        projected.columns().to_vec(),
+    )?)
+}
+
+/// The date `count` weekdays after `start`, counting `start` as the first.
+fn nth_weekday_from(start: NaiveDate, count: usize) -> NaiveDate {
+    let mut date = start;
+    let mut seen = 0;
+    loop {
+        if !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
+            seen += 1;
+            if seen == count {
+                return date;
+            }
+        }
+        date = date.succ_opt().expect("date in range");
+    }
+}
+
+/// Resets the kernel's peak-RSS counter for this process (Linux), so each pass
+/// reports its own peak.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}

@@ -1,0 +1,64 @@
+//! One module per command family; each turns parsed arguments into library calls
+//! and hands the results to the printer.
+
+mod bench;
+mod config;
+mod data;
+mod sql;
+mod symbols;
+
+use std::collections::HashSet;
+
+use bf_core::{Symbol, SymbolLists, parse_symbol_csv};
+use clap::ArgMatches;
+
+use crate::args::{Cli, Command, SymbolSelection};
+use crate::present::Printer;
+
+/// Whether every item of a command succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    SomeFailed,
+}
+
+/// What every command may need besides its own arguments.
+pub struct Context {
+    pub printer: Printer,
+    /// Keys that `.env` set (and the environment did not).
+    pub dotenv_keys: HashSet<String>,
+    pub matches: ArgMatches,
+}
+
+pub async fn run(cli: Cli, context: &Context) -> anyhow::Result<Outcome> {
+    let global = &cli.global;
+    let lists = SymbolLists::new(global.symbol_lists.clone());
+    match cli.command {
+        Command::Symbols(command) => symbols::run(command, &lists, &context.printer),
+        Command::Data(command) => data::run(command, global, &lists, &context.printer).await,
+        Command::Sql(args) => sql::run(args, global, &context.printer).await,
+        Command::Config => config::run(context),
+        Command::Bench(command) => bench::run(command, &context.printer).await,
+    }
+}
+
+/// The symbols a `--symbol-list` / `--symbols` pair names.
+pub fn resolve_symbols(
+    selection: &SymbolSelection,
+    lists: &SymbolLists,
+) -> anyhow::Result<Vec<Symbol>> {
+    match (&selection.symbol_list, &selection.symbols) {
+        (Some(name), _) => Ok(lists.load(name)?.symbols),
+        (None, Some(csv)) => {
+            let symbols = parse_symbol_csv(csv)?;
+            anyhow::ensure!(!symbols.is_empty(), "--symbols names no symbol");
+            Ok(symbols)
+        }
+        (None, None) => anyhow::bail!("name the symbols with --symbol-list NAME or --symbols A,B"),
+    }
+}
+
+/// Microseconds since the epoch, UTC: the `ingested_at` of this run.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}

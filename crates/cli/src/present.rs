@@ -1,0 +1,243 @@
+//! The only code that writes to the terminal: results to stdout, progress,
+//! summaries, warnings and errors to stderr.
+
+use std::io::{self, IsTerminal, Write};
+use std::time::Duration;
+
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::args::OutputFormat;
+
+/// Tables with only a rule under the header: easy to read and to `grep`.
+const UTF8_HEADER_RULE: &str = "     ──            ";
+const ASCII_HEADER_RULE: &str = "     --            ";
+
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    json: bool,
+    quiet: bool,
+    interactive: bool,
+}
+
+impl Printer {
+    pub fn new(json: bool, quiet: bool) -> Self {
+        Self {
+            json,
+            quiet,
+            interactive: io::stdout().is_terminal() && io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// A progress bar on stderr, hidden unless both streams are terminals and
+    /// neither `--quiet` nor `--json` was asked for.
+    pub fn progress(&self, len: u64, what: &str) -> ProgressBar {
+        if self.quiet || self.json || !self.interactive {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len).with_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg:<10} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+
+    /// A result table on stdout. Columns whose header is in `numeric` align right.
+    pub fn table(
+        &self,
+        header: &[&str],
+        numeric: &[&str],
+        rows: Vec<Vec<String>>,
+    ) -> io::Result<()> {
+        let mut table = Table::new();
+        table
+            .load_preset(if self.interactive {
+                UTF8_HEADER_RULE
+            } else {
+                ASCII_HEADER_RULE
+            })
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(header.iter().map(Cell::new));
+        for (index, name) in header.iter().enumerate() {
+            if numeric.contains(name)
+                && let Some(column) = table.column_mut(index)
+            {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+        for row in rows {
+            table.add_row(row);
+        }
+        writeln!(io::stdout().lock(), "{table}")
+    }
+
+    /// A machine-readable result on stdout.
+    pub fn json_value(&self, value: &impl Serialize) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, value).map_err(|e| {
+            e.io_error_kind()
+                .map_or_else(|| io::Error::other(e), io::Error::from)
+        })?;
+        writeln!(out)
+    }
+
+    /// A plain result line on stdout.
+    pub fn line(&self, text: &str) -> io::Result<()> {
+        writeln!(io::stdout().lock(), "{text}")
+    }
+
+    /// The closing line of a command, on stderr; `--quiet` drops it.
+    pub fn summary(&self, text: &str) {
+        if !self.quiet {
+            let _ = writeln!(io::stderr().lock(), "{text}");
+        }
+    }
+
+    pub fn warn(&self, text: &str) {
+        let _ = writeln!(io::stderr().lock(), "warning: {text}");
+    }
+
+    /// An error with its causes, one per line, and the hint when there is one.
+    pub fn error(error: &anyhow::Error) {
+        let mut err = io::stderr().lock();
+        let mut shown = error.to_string();
+        let _ = writeln!(err, "error: {shown}");
+        // Libraries often repeat their cause's text in their own; print each text once.
+        for cause in error.chain().skip(1) {
+            let text = cause.to_string();
+            if !shown.contains(&text) {
+                let _ = writeln!(err, "  caused by: {text}");
+                shown.push_str(&text);
+            }
+        }
+        if let Some(hint) = crate::hint_for(error) {
+            let _ = writeln!(err, "hint: {hint}");
+        }
+    }
+
+    /// Query results in the chosen format.
+    pub fn batches(
+        &self,
+        format: OutputFormat,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> io::Result<()> {
+        match format {
+            OutputFormat::Table => {
+                let header: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                let numeric: Vec<&str> = schema
+                    .fields()
+                    .iter()
+                    .filter(|f| f.data_type().is_numeric())
+                    .map(|f| f.name().as_str())
+                    .collect();
+                let rows = batch_rows(batches)?;
+                let count = rows.len();
+                self.table(&header, &numeric, rows)?;
+                self.summary(&format!(
+                    "{} row{}",
+                    count_text(count),
+                    if count == 1 { "" } else { "s" }
+                ));
+                Ok(())
+            }
+            OutputFormat::Csv => {
+                // Each batch is encoded to memory first so that a closed pipe
+                // surfaces as our own I/O error, not as an encoder error.
+                let mut out = io::stdout().lock();
+                let empty = [RecordBatch::new_empty(schema.clone())];
+                let batches = if batches.is_empty() {
+                    &empty[..]
+                } else {
+                    batches
+                };
+                for (index, batch) in batches.iter().enumerate() {
+                    let mut buffer = Vec::new();
+                    datafusion::arrow::csv::WriterBuilder::new()
+                        .with_header(index == 0)
+                        .build(&mut buffer)
+                        .write(batch)
+                        .map_err(io::Error::other)?;
+                    out.write_all(&buffer)?;
+                }
+                Ok(())
+            }
+            OutputFormat::Json => {
+                let mut buffer = Vec::new();
+                let mut writer = datafusion::arrow::json::ArrayWriter::new(&mut buffer);
+                let refs: Vec<&RecordBatch> = batches.iter().collect();
+                writer.write_batches(&refs).map_err(io::Error::other)?;
+                writer.finish().map_err(io::Error::other)?;
+                if buffer.is_empty() {
+                    buffer.extend_from_slice(b"[]");
+                }
+                buffer.push(b'\n');
+                io::stdout().lock().write_all(&buffer)
+            }
+        }
+    }
+}
+
+/// Every row of `batches` as display strings.
+pub fn batch_rows(batches: &[RecordBatch]) -> io::Result<Vec<Vec<String>>> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io::Error::other)?;
+        for row in 0..batch.num_rows() {
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
+}
+
+/// `1234567` → `1,234,567`.
+pub fn count_text(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn seconds_text(duration: Duration) -> String {
+    format!("{:.2}s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_get_thousands_separators() {
+        assert_eq!(super::count_text(0), "0");
+        assert_eq!(super::count_text(999), "999");
+        assert_eq!(super::count_text(1000), "1,000");
+        assert_eq!(super::count_text(2_500_000), "2,500,000");
+    }
+}
