@@ -126,8 +126,7 @@ async fn a_changed_bar_is_replaced_in_one_commit() {
 
     // Correct AAA's last close and add one brand-new symbol in the same upsert.
     let aaa_last = (0..ohlcv.num_rows())
-        .filter(|&i| ohlcv.column(0).as_string::<i32>().value(i) == "AAA")
-        .last()
+        .rfind(|&i| ohlcv.column(0).as_string::<i32>().value(i) == "AAA")
         .unwrap();
     let corrected = ohlcv.slice(aaa_last, 1);
     let mut columns = corrected.columns().to_vec();
