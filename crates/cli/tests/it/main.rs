@@ -83,7 +83,16 @@ impl Workspace {
 }
 
 const FETCH_AAA_BBB: &[&str] = &[
-    "data", "fetch", "--source", "synthetic", "--symbols", "AAA,BBB", "--start", "2000-01-01", "--end", "2020-12-31",
+    "data",
+    "fetch",
+    "--source",
+    "synthetic",
+    "--symbols",
+    "AAA,BBB",
+    "--start",
+    "2000-01-01",
+    "--end",
+    "2020-12-31",
 ];
 
 #[test]
@@ -106,7 +115,16 @@ fn fetching_twice_leaves_the_table_unchanged() {
 #[test]
 fn a_second_fetch_appends_only_the_new_days() {
     let ws = Workspace::new();
-    let base = ["data", "fetch", "--source", "synthetic", "--symbols", "AAA", "--start", "2020-01-01"];
+    let base = [
+        "data",
+        "fetch",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "AAA",
+        "--start",
+        "2020-01-01",
+    ];
     ws.ok(&[&base[..], &["--end", "2020-06-30"]].concat());
     let before = ws.rows();
     let second = ws.json(&[&base[..], &["--end", "2020-12-31"]].concat());
@@ -115,7 +133,11 @@ fn a_second_fetch_appends_only_the_new_days() {
     let fresh = Workspace::new();
     fresh.ok(&[&base[..], &["--end", "2020-12-31"]].concat());
     assert_eq!(after, fresh.rows());
-    assert_eq!(ws.content(), fresh.content(), "incremental equals full, adj_close included");
+    assert_eq!(
+        ws.content(),
+        fresh.content(),
+        "incremental equals full, adj_close included"
+    );
     let inserted = second["ohlcv"]["inserted"].as_i64().unwrap();
     assert_eq!(inserted, after - before);
     if second["symbols"][0]["readjusted"] == false {
@@ -184,10 +206,17 @@ fn bad_rows_are_reported_and_strict_writes_nothing() {
     assert!(stderr.contains("MIX.csv:3: high 0.5 < low 1"), "{stderr}");
     assert!(stderr.contains("MIX.csv:4: negative volume -1"), "{stderr}");
     assert!(stderr.contains("nothing written"), "{stderr}");
-    assert!(!ws.path().join("lake/ohlcv").exists(), "strict import created a table");
+    assert!(
+        !ws.path().join("lake/ohlcv").exists(),
+        "strict import created a table"
+    );
 
     let lenient = ws.run(&["data", "import", file]);
-    assert_eq!(lenient.status.code(), Some(1), "rejections make the exit code 1");
+    assert_eq!(
+        lenient.status.code(),
+        Some(1),
+        "rejections make the exit code 1"
+    );
     assert_eq!(ws.rows(), 1, "the good row is stored");
 }
 
@@ -209,7 +238,10 @@ fn a_killed_import_leaves_the_last_version_complete() {
         child.wait().unwrap();
         // Whenever the kill landed, the table is one of its committed versions, whole.
         let rows = ws.rows();
-        assert!(rows == 100 || rows == total, "after kill at {delay_ms} ms: {rows} rows");
+        assert!(
+            rows == 100 || rows == total,
+            "after kill at {delay_ms} ms: {rows} rows"
+        );
         if rows == 100 {
             assert_eq!(ws.content(), base_content);
         }
@@ -233,14 +265,20 @@ fn sql_formats_and_errors() {
     ]))
     .unwrap();
     assert_eq!(json[0]["symbol"], "AAA");
-    assert_eq!(json[0]["n"].as_i64().unwrap() + json[1]["n"].as_i64().unwrap(), ws.rows());
+    assert_eq!(
+        json[0]["n"].as_i64().unwrap() + json[1]["n"].as_i64().unwrap(),
+        ws.rows()
+    );
     let table = ws.ok(&["sql", "SELECT count(*) AS n FROM corporate_actions"]);
     assert!(table.contains(" n"), "{table}");
 
     let bad = ws.run(&["sql", "SELECT nope FROM ohlcv"]);
     assert_eq!(bad.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.starts_with("error: ") && stderr.contains("nope"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("nope"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -252,7 +290,10 @@ fn status_lists_every_symbol_with_a_total() {
     assert!(String::from_utf8_lossy(&empty.stderr).contains("holds no bars yet"));
     ws.ok(FETCH_AAA_BBB);
     let out = ws.ok(&["data", "status"]);
-    assert!(out.contains("AAA") && out.contains("BBB") && out.contains("total (2)"), "{out}");
+    assert!(
+        out.contains("AAA") && out.contains("BBB") && out.contains("total (2)"),
+        "{out}"
+    );
     let json = ws.json(&["data", "status"]);
     assert_eq!(json.as_array().unwrap().len(), 2);
     assert_eq!(json[0]["source"], "synthetic");
@@ -262,7 +303,10 @@ fn status_lists_every_symbol_with_a_total() {
 fn symbol_lists_are_shown_and_bad_ones_named_by_line() {
     let ws = Workspace::new();
     let out = ws.ok(&["symbols", "show", "demo_small"]);
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA"]
+    );
     let lists = ws.path().join("lists");
     std::fs::create_dir_all(&lists).unwrap();
     std::fs::write(lists.join("mine.txt"), "ibm\nBAD SYMBOL\n").unwrap();
@@ -273,7 +317,10 @@ fn symbol_lists_are_shown_and_bad_ones_named_by_line() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("mine.txt:2") && stderr.contains("BAD SYMBOL"), "{stderr}");
+    assert!(
+        stderr.contains("mine.txt:2") && stderr.contains("BAD SYMBOL"),
+        "{stderr}"
+    );
     let unknown = ws.run(&["data", "fetch", "--symbol-list", "nope"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("hint: `bf symbols list`"));
 }
@@ -281,7 +328,11 @@ fn symbol_lists_are_shown_and_bad_ones_named_by_line() {
 #[test]
 fn config_shows_origins_and_masks_secrets() {
     let ws = Workspace::new();
-    std::fs::write(ws.path().join(".env"), "BF_SEED=9\nAWS_SECRET_ACCESS_KEY=supersecret\n").unwrap();
+    std::fs::write(
+        ws.path().join(".env"),
+        "BF_SEED=9\nAWS_SECRET_ACCESS_KEY=supersecret\n",
+    )
+    .unwrap();
     let json = ws.json(&["config"]);
     let find = |name: &str| {
         json.as_array()
