@@ -22,6 +22,7 @@ use datafusion::logical_expr::{Expr, JoinType, Operator, binary_expr, cast, col,
 use datafusion::prelude::SessionContext;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder};
 
@@ -91,7 +92,7 @@ impl Lake {
             table
                 .write(inserts)
                 .with_save_mode(SaveMode::Append)
-                .with_writer_properties(writer_properties())
+                .with_writer_properties(writer_properties(spec))
                 .await
                 .map_err(|e| self.delta_error(spec, e))?
         } else {
@@ -129,7 +130,7 @@ impl Lake {
             .write(batches)
             .with_table_name(spec.name)
             .with_save_mode(SaveMode::Append)
-            .with_writer_properties(writer_properties())
+            .with_writer_properties(writer_properties(spec))
             .await
             .map_err(|e| self.delta_error(spec, e))?;
         Ok(UpsertMetrics {
@@ -269,7 +270,7 @@ impl Lake {
             .merge(source, predicate)
             .with_source_alias("source")
             .with_target_alias("target")
-            .with_writer_properties(writer_properties())
+            .with_writer_properties(writer_properties(spec))
             .when_matched_update(|update| {
                 schema
                     .fields()
@@ -345,11 +346,21 @@ fn file_paths(table: &DeltaTable) -> HashSet<String> {
 }
 
 /// zstd level 1 compresses price columns better than snappy at similar speed.
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("valid zstd level"),
-        ))
+/// Dictionaries pay off only for the repetitive text columns; on prices,
+/// timestamps and volumes they are built and then abandoned, which costs time.
+fn writer_properties(spec: &TableSpec) -> WriterProperties {
+    let zstd = Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level"));
+    spec.schema()
+        .fields()
+        .iter()
+        .filter(|f| f.data_type() != &DataType::Utf8)
+        .fold(
+            WriterProperties::builder().set_compression(zstd),
+            |builder, field| {
+                builder
+                    .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false)
+            },
+        )
         .build()
 }
 
