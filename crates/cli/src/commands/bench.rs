@@ -42,6 +42,18 @@ struct Pass {
     files_added: usize,
 }
 
+const COLUMNS: [&str; 9] = [
+    "pass",
+    "rows",
+    "read s",
+    "write s",
+    "total s",
+    "rows/s",
+    "peak RSS MiB",
+    "new rows",
+    "files added",
+];
+
 async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     let temp;
     let dir = match &args.dir {
@@ -118,30 +130,8 @@ async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outc
                 ]
             })
             .collect();
-        printer.table(
-            &[
-                "pass",
-                "rows",
-                "read s",
-                "write s",
-                "total s",
-                "rows/s",
-                "peak RSS MiB",
-                "new rows",
-                "files added",
-            ],
-            &[
-                "rows",
-                "read s",
-                "write s",
-                "total s",
-                "rows/s",
-                "peak RSS MiB",
-                "new rows",
-                "files added",
-            ],
-            rows,
-        )?;
+        // Every column but the pass name is a number.
+        printer.table(&COLUMNS, &COLUMNS[1..], rows)?;
         printer.summary(&format!(
             "{} symbols × {} days, {:?} files, lake on local disk at {}",
             args.symbols,
