@@ -20,7 +20,37 @@ pub mod col {
     pub const INGESTED_AT: &str = "ingested_at";
     pub const KIND: &str = "kind";
     pub const VALUE: &str = "value";
+    pub const ADJ_OPEN: &str = "adj_open";
+    pub const ADJ_HIGH: &str = "adj_high";
+    pub const ADJ_LOW: &str = "adj_low";
+    pub const COMPUTED_AT: &str = "computed_at";
+    pub const OHLCV_VERSION: &str = "ohlcv_version";
 }
+
+/// The feature columns of the `features` table, in table order (SPEC "Features").
+pub const FEATURE_COLUMNS: [&str; 21] = [
+    "ret_1",
+    "log_ret_1",
+    "sma_20",
+    "sma_50",
+    "sma_200",
+    "ema_12",
+    "ema_26",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "rsi_14",
+    "bb_upper",
+    "bb_middle",
+    "bb_lower",
+    "atr_14",
+    "adx_14",
+    "stoch_k",
+    "stoch_d",
+    "obv",
+    "vol_20",
+    "volume_z_20",
+];
 
 /// A lake table: its name, the columns that identify a row, and the columns that
 /// record provenance rather than data (a re-import that only changes those is a no-op).
@@ -104,8 +134,39 @@ pub mod action_kind {
     pub const SPLIT: &str = "split";
 }
 
+static FEATURES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new(col::SYMBOL, DataType::Utf8, false),
+        Field::new(col::INTERVAL, DataType::Utf8, false),
+        Field::new(col::DATE, DataType::Date32, false),
+        Field::new(col::ADJ_OPEN, DataType::Float64, false),
+        Field::new(col::ADJ_HIGH, DataType::Float64, false),
+        Field::new(col::ADJ_LOW, DataType::Float64, false),
+        Field::new(col::ADJ_CLOSE, DataType::Float64, false),
+        Field::new(col::VOLUME, DataType::Int64, false),
+    ];
+    fields.extend(
+        FEATURE_COLUMNS
+            .iter()
+            .map(|name| Field::new(*name, DataType::Float64, true)),
+    );
+    fields.push(Field::new(col::OHLCV_VERSION, DataType::Int64, false));
+    fields.push(Field::new(col::COMPUTED_AT, utc_timestamp(), false));
+    Arc::new(Schema::new(fields))
+});
+
+/// Adjusted prices and indicators per bar; a feature is null where its lookback
+/// is not yet met. `ohlcv_version` is the `ohlcv` table version the row was
+/// computed from, which lets a build skip symbols that did not change since.
+pub static FEATURES: TableSpec = TableSpec {
+    name: "features",
+    key: &[col::SYMBOL, col::INTERVAL, col::DATE],
+    provenance: &[col::OHLCV_VERSION, col::COMPUTED_AT],
+    schema: &FEATURES_SCHEMA,
+};
+
 /// Every table bf writes, in data-flow order.
-pub static ALL: [&TableSpec; 2] = [&OHLCV, &CORPORATE_ACTIONS];
+pub static ALL: [&TableSpec; 3] = [&OHLCV, &CORPORATE_ACTIONS, &FEATURES];
 
 #[cfg(test)]
 mod tests {
@@ -118,5 +179,6 @@ mod tests {
             ["ts", "open", "high", "low", "close", "adj_close", "volume"]
         );
         assert_eq!(CORPORATE_ACTIONS.value_columns(), ["value"]);
+        assert_eq!(FEATURES.value_columns().len(), 5 + FEATURE_COLUMNS.len());
     }
 }

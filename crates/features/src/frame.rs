@@ -1,0 +1,195 @@
+//! From `ohlcv` rows to `features` rows: group by symbol, order by date, adjust
+//! prices, run every kernel, and assemble Arrow batches in the table's schema.
+//! Symbols are independent, so they run in parallel on all cores.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bf_core::tables::{self, col};
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
+use rayon::prelude::*;
+
+use crate::FeaturesError;
+use crate::feature_set::{Prices, compute_all};
+
+/// The `ohlcv` columns a features build reads.
+pub const INPUT_COLUMNS: [&str; 9] = [
+    col::SYMBOL,
+    col::INTERVAL,
+    col::DATE,
+    col::OPEN,
+    col::HIGH,
+    col::LOW,
+    col::CLOSE,
+    col::ADJ_CLOSE,
+    col::VOLUME,
+];
+
+/// Provenance stamped on every computed row.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    pub ohlcv_version: i64,
+    /// Microseconds since the Unix epoch, UTC.
+    pub computed_at: i64,
+}
+
+/// Features of every (symbol, interval) in `input` (rows in any order, with at
+/// least `INPUT_COLUMNS`), one batch per symbol and interval, sorted by symbol.
+pub fn compute_features(input: &RecordBatch, stamp: Stamp) -> Result<Vec<RecordBatch>, FeaturesError> {
+    let input = Input::try_new(input)?;
+    let mut groups: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for row in 0..input.len {
+        groups
+            .entry((input.symbol.value(row), input.interval.value(row)))
+            .or_default()
+            .push(row);
+    }
+    let mut groups: Vec<((&str, &str), Vec<usize>)> = groups.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    groups
+        .into_par_iter()
+        .map(|((symbol, interval), mut rows)| {
+            if !rows.is_sorted_by_key(|&r| input.date.value(r)) {
+                rows.sort_unstable_by_key(|&r| input.date.value(r));
+            }
+            input.symbol_features(symbol, interval, &rows, stamp)
+        })
+        .collect()
+}
+
+/// Typed views of the input columns.
+struct Input<'a> {
+    len: usize,
+    symbol: StringArray,
+    interval: StringArray,
+    date: &'a Date32Array,
+    open: &'a Float64Array,
+    high: &'a Float64Array,
+    low: &'a Float64Array,
+    close: &'a Float64Array,
+    adj_close: &'a Float64Array,
+    volume: &'a Int64Array,
+}
+
+impl<'a> Input<'a> {
+    fn try_new(batch: &'a RecordBatch) -> Result<Self, FeaturesError> {
+        let column = |name: &str| {
+            batch.column_by_name(name).ok_or_else(|| FeaturesError::Input(format!("no {name} column")))
+        };
+        // DataFusion reads Delta strings as Utf8View; kernels want plain strings.
+        let text = |name: &str| -> Result<StringArray, FeaturesError> {
+            let array = datafusion::arrow::compute::cast(column(name)?, &DataType::Utf8)
+                .map_err(|e| FeaturesError::Input(format!("{name}: {e}")))?;
+            Ok(array.as_string::<i32>().clone())
+        };
+        let floats = |name: &str| -> Result<&'a Float64Array, FeaturesError> {
+            column(name)?
+                .as_primitive_opt::<Float64Type>()
+                .ok_or_else(|| FeaturesError::Input(format!("{name} is not Float64")))
+        };
+        Ok(Self {
+            len: batch.num_rows(),
+            symbol: text(col::SYMBOL)?,
+            interval: text(col::INTERVAL)?,
+            date: column(col::DATE)?
+                .as_primitive_opt::<Date32Type>()
+                .ok_or_else(|| FeaturesError::Input("date is not Date32".into()))?,
+            open: floats(col::OPEN)?,
+            high: floats(col::HIGH)?,
+            low: floats(col::LOW)?,
+            close: floats(col::CLOSE)?,
+            adj_close: floats(col::ADJ_CLOSE)?,
+            volume: column(col::VOLUME)?
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| FeaturesError::Input("volume is not Int64".into()))?,
+        })
+    }
+
+    fn symbol_features(
+        &self,
+        symbol: &str,
+        interval: &str,
+        rows: &[usize],
+        stamp: Stamp,
+    ) -> Result<RecordBatch, FeaturesError> {
+        let n = rows.len();
+        let (mut open, mut high, mut low, mut close, mut volume) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for &row in rows {
+            let adj_close = self.adj_close.value(row);
+            let factor = adj_close / self.close.value(row);
+            open.push(self.open.value(row) * factor);
+            high.push(self.high.value(row) * factor);
+            low.push(self.low.value(row) * factor);
+            close.push(adj_close);
+            volume.push(self.volume.value(row) as f64);
+        }
+        let features = compute_all(&Prices {
+            open: &open,
+            high: &high,
+            low: &low,
+            close: &close,
+            volume: &volume,
+        });
+
+        let dates: Date32Array = rows.iter().map(|&r| self.date.value(r)).collect::<Vec<_>>().into();
+        let volumes: Int64Array = rows.iter().map(|&r| self.volume.value(r)).collect::<Vec<_>>().into();
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(symbol, n))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(interval, n))),
+            Arc::new(dates),
+            Arc::new(Float64Array::from(open)),
+            Arc::new(Float64Array::from(high)),
+            Arc::new(Float64Array::from(low)),
+            Arc::new(Float64Array::from(close)),
+            Arc::new(volumes),
+        ];
+        columns.extend(features.into_iter().map(|values| Arc::new(nullable(values)) as ArrayRef));
+        columns.push(Arc::new(Int64Array::from(vec![stamp.ohlcv_version; n])));
+        columns.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![stamp.computed_at; n]).with_timezone("UTC"),
+        ));
+        RecordBatch::try_new(tables::FEATURES.schema(), columns)
+            .map_err(|e| FeaturesError::Input(format!("{symbol}: {e}")))
+    }
+}
+
+/// A kernel's output as an Arrow column: NaN (no value yet) becomes null, so no
+/// NaN ever reaches the table.
+pub fn nullable(values: Vec<f64>) -> Float64Array {
+    let len = values.len();
+    let nulls = values
+        .iter()
+        .any(|v| v.is_nan())
+        .then(|| NullBuffer::new(BooleanBuffer::collect_bool(len, |i| !values[i].is_nan())));
+    Float64Array::new(ScalarBuffer::from(values), nulls)
+}
+
+/// Rows of a batch list, for reports.
+pub fn row_count(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Array;
+
+    #[test]
+    fn nan_becomes_null() {
+        let array = nullable(vec![f64::NAN, 1.0]);
+        assert!(array.is_null(0));
+        assert_eq!(array.value(1), 1.0);
+        assert_eq!(nullable(vec![2.0]).null_count(), 0);
+    }
+}
