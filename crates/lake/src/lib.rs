@@ -2,6 +2,7 @@
 //! idempotent upserts, each one atomic Delta commit, and read through DataFusion
 //! with every table registered under its name.
 
+mod append;
 mod error;
 mod lake;
 mod upsert;

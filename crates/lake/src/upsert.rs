@@ -23,10 +23,9 @@ use datafusion::prelude::SessionContext;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::parquet::schema::types::ColumnPath;
-use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableBuilder};
+use deltalake::DeltaTable;
 
-use crate::lake::{local_path, register};
+use crate::lake::register;
 use crate::{Lake, LakeError};
 
 /// What an upsert did.
@@ -59,10 +58,7 @@ impl Lake {
         }
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
         let Some(table) = self.load(spec).await? else {
-            if batches.is_empty() {
-                return Ok(UpsertMetrics::default());
-            }
-            return self.create(spec, batches).await;
+            return self.append_rows(spec, None, batches).await;
         };
         let stored_schema = table
             .snapshot()
@@ -81,24 +77,24 @@ impl Lake {
         let (inserts, updates) = self.changed_rows(spec, &table, batches).await?;
         let (inserted, updated) = (rows(&inserts), rows(&updates));
         let unchanged = incoming_rows - inserted - updated;
-        let files_before = file_paths(&table);
-        let table = if inserted + updated == 0 {
+        if inserted + updated == 0 {
             return Ok(UpsertMetrics {
                 unchanged,
                 version: table.version(),
                 ..UpsertMetrics::default()
             });
-        } else if updated == 0 {
-            table
-                .write(inserts)
-                .with_save_mode(SaveMode::Append)
-                .with_writer_properties(writer_properties(spec))
-                .await
-                .map_err(|e| self.delta_error(spec, e))?
-        } else {
-            self.merge(spec, table, inserts.into_iter().chain(updates).collect())
-                .await?
-        };
+        }
+        if updated == 0 {
+            let appended = self.append_rows(spec, Some(table), inserts).await?;
+            return Ok(UpsertMetrics {
+                unchanged,
+                ..appended
+            });
+        }
+        let files_before = file_paths(&table);
+        let table = self
+            .merge(spec, table, inserts.into_iter().chain(updates).collect())
+            .await?;
         let files_added = file_paths(&table).difference(&files_before).count();
         Ok(UpsertMetrics {
             inserted,
@@ -107,38 +103,6 @@ impl Lake {
             files_added,
             version: table.version(),
             committed: true,
-        })
-    }
-
-    async fn create(
-        &self,
-        spec: &TableSpec,
-        batches: Vec<RecordBatch>,
-    ) -> Result<UpsertMetrics, LakeError> {
-        let inserted = rows(&batches);
-        let url = self.table_url(spec);
-        if let Some(path) = local_path(&url) {
-            std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
-                location: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-        }
-        // Built without loading: there is no log to read yet.
-        let table = DeltaTableBuilder::from_url(url)
-            .and_then(|builder| builder.build())
-            .map_err(|e| self.delta_error(spec, e))?
-            .write(batches)
-            .with_table_name(spec.name)
-            .with_save_mode(SaveMode::Append)
-            .with_writer_properties(writer_properties(spec))
-            .await
-            .map_err(|e| self.delta_error(spec, e))?;
-        Ok(UpsertMetrics {
-            inserted,
-            files_added: file_paths(&table).len(),
-            version: table.version(),
-            committed: true,
-            ..UpsertMetrics::default()
         })
     }
 
@@ -334,7 +298,7 @@ fn quoted(name: &str) -> String {
     format!("\"{name}\"")
 }
 
-fn rows(batches: &[RecordBatch]) -> usize {
+pub(crate) fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
 
@@ -348,7 +312,7 @@ fn file_paths(table: &DeltaTable) -> HashSet<String> {
 /// zstd level 1 compresses price columns better than snappy at similar speed.
 /// Dictionaries pay off only for the repetitive text columns; on prices,
 /// timestamps and volumes they are built and then abandoned, which costs time.
-fn writer_properties(spec: &TableSpec) -> WriterProperties {
+pub(crate) fn writer_properties(spec: &TableSpec) -> WriterProperties {
     let zstd = Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level"));
     spec.schema()
         .fields()

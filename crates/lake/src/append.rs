@@ -1,0 +1,195 @@
+//! Appending rows whose keys are new: Parquet files encoded in parallel, one
+//! per core, all added in a single Delta commit.
+//!
+//! delta-rs encodes an unpartitioned write on one core; for wide tables such as
+//! `features` the encoding dominates the whole write, so bf splits the rows into
+//! contiguous chunks (keeping the callers' symbol order, which keeps each file's
+//! symbol range narrow for pruning), writes each with its own `DeltaWriter` on
+//! its own task, and commits every file at once.
+
+use std::num::NonZeroUsize;
+
+use bf_core::tables::TableSpec;
+use datafusion::arrow::array::RecordBatch;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, StructType};
+use deltalake::operations::write::WriterStatsConfig;
+use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+
+use crate::lake::local_path;
+use crate::upsert::{UpsertMetrics, rows, writer_properties};
+use crate::{Lake, LakeError};
+
+/// Below this many rows per core another file costs more than it saves.
+const MIN_ROWS_PER_FILE: usize = 256 * 1024;
+
+impl Lake {
+    /// Appends rows whose keys the caller knows are not stored yet (a first
+    /// build, new symbols), skipping the comparison an upsert makes. Creates the
+    /// table if needed. One commit; nothing is committed for no rows.
+    pub async fn append(
+        &self,
+        spec: &TableSpec,
+        batches: Vec<RecordBatch>,
+    ) -> Result<UpsertMetrics, LakeError> {
+        let table = self.load(spec).await?;
+        self.append_rows(spec, table, batches).await
+    }
+
+    pub(crate) async fn append_rows(
+        &self,
+        spec: &TableSpec,
+        table: Option<DeltaTable>,
+        batches: Vec<RecordBatch>,
+    ) -> Result<UpsertMetrics, LakeError> {
+        let inserted = rows(&batches);
+        if inserted == 0 {
+            return Ok(UpsertMetrics {
+                version: table.and_then(|t| t.version()),
+                ..UpsertMetrics::default()
+            });
+        }
+        let table = match table {
+            Some(table) => table,
+            None => self.create_table(spec).await?,
+        };
+        let (version, files_added) = write_in_parallel(spec, &table, batches)
+            .await
+            .map_err(|e| self.delta_error(spec, e))?;
+        Ok(UpsertMetrics {
+            inserted,
+            files_added,
+            version: Some(version),
+            committed: true,
+            ..UpsertMetrics::default()
+        })
+    }
+
+    /// An empty table with the spec's schema; a concurrent creator's table is
+    /// used as it is.
+    async fn create_table(&self, spec: &TableSpec) -> Result<DeltaTable, LakeError> {
+        let url = self.table_url(spec);
+        if let Some(path) = local_path(&url) {
+            std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
+                location: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        let schema: StructType = spec
+            .schema()
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| self.delta_error(spec, e.into()))?;
+        DeltaTableBuilder::from_url(url)
+            .and_then(|builder| builder.build())
+            .map_err(|e| self.delta_error(spec, e))?
+            .create()
+            .with_table_name(spec.name)
+            .with_columns(schema.fields().cloned())
+            .with_save_mode(SaveMode::Ignore)
+            .await
+            .map_err(|e| self.delta_error(spec, e))
+    }
+}
+
+/// Writes `batches` as up to one file per core and commits them; returns the
+/// new version and the number of files.
+async fn write_in_parallel(
+    spec: &TableSpec,
+    table: &DeltaTable,
+    batches: Vec<RecordBatch>,
+) -> Result<(u64, usize), DeltaTableError> {
+    let snapshot = table.snapshot()?;
+    let stats = WriterStatsConfig::from_config(snapshot.snapshot().table_configuration());
+    let config = WriterConfig::new(
+        spec.schema(),
+        Vec::new(),
+        Some(writer_properties(spec)),
+        None,
+        None,
+        stats.num_indexed_cols,
+        stats.stats_columns,
+    );
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let files = (rows(&batches) / MIN_ROWS_PER_FILE).clamp(1, cores);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in split_rows(batches, files) {
+        let mut writer = DeltaWriter::new(table.object_store(), config.clone());
+        tasks.spawn(async move {
+            for batch in &chunk {
+                writer.write(batch).await?;
+            }
+            writer.close().await
+        });
+    }
+    let mut actions = Vec::new();
+    while let Some(written) = tasks.join_next().await {
+        let adds = written.map_err(|e| DeltaTableError::Generic(format!("writer task: {e}")))??;
+        actions.extend(adds.into_iter().map(Action::Add));
+    }
+    let files_added = actions.len();
+    let commit = CommitBuilder::default()
+        .with_actions(actions)
+        .build(
+            Some(snapshot),
+            table.log_store(),
+            DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: None,
+                predicate: None,
+            },
+        )
+        .await?;
+    Ok((commit.version, files_added))
+}
+
+/// Splits batches into `parts` contiguous runs of about equal row counts.
+fn split_rows(batches: Vec<RecordBatch>, parts: usize) -> Vec<Vec<RecordBatch>> {
+    let target = rows(&batches).div_ceil(parts.max(1)).max(1);
+    let mut chunks = vec![Vec::new()];
+    let mut filled = 0;
+    for batch in batches {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if filled == target {
+                chunks.push(Vec::new());
+                filled = 0;
+            }
+            let take = (batch.num_rows() - offset).min(target - filled);
+            chunks.last_mut().expect("one chunk").push(batch.slice(offset, take));
+            offset += take;
+            filled += take;
+        }
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::Int32Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn splits_into_equal_contiguous_runs() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
+        let batch = |values: Vec<i32>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(values))]).unwrap()
+        };
+        let chunks = split_rows(vec![batch((0..5).collect()), batch((5..10).collect())], 3);
+        let sizes: Vec<usize> = chunks.iter().map(|c| rows(c)).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        let first: Vec<i32> = chunks[1]
+            .iter()
+            .flat_map(|b| b.column(0).as_any().downcast_ref::<Int32Array>().unwrap().values().to_vec())
+            .collect();
+        assert_eq!(first, [4, 5, 6, 7]);
+    }
+}
