@@ -3,10 +3,12 @@
 //! with every table registered under its name.
 
 mod append;
+mod changes;
 mod error;
 mod lake;
 mod upsert;
 
 pub use error::LakeError;
+pub use changes::Series;
 pub use lake::{Lake, QueryResult};
 pub use upsert::UpsertMetrics;

@@ -302,7 +302,7 @@ pub(crate) fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
 
-fn file_paths(table: &DeltaTable) -> HashSet<String> {
+pub(crate) fn file_paths(table: &DeltaTable) -> HashSet<String> {
     table
         .snapshot()
         .map(|s| s.log_data().iter().map(|f| f.path().to_string()).collect())

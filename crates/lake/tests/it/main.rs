@@ -155,6 +155,21 @@ async fn a_changed_bar_is_replaced_in_one_commit() {
         (ohlcv.num_rows() + ccc.num_rows()) as i64
     );
     assert_eq!(duplicate_keys(&lake).await, 0);
+
+    // The MERGE rewrote BBB's rows too, but only AAA and CCC changed.
+    let changed = lake.changed_series_since(&OHLCV, before).await.unwrap();
+    let expected = [("AAA", "1d"), ("CCC", "1d")]
+        .map(|(s, i)| (s.to_string(), i.to_string()))
+        .into_iter()
+        .collect();
+    assert_eq!(changed, expected);
+    let latest = lake.version(&OHLCV).await.unwrap().unwrap();
+    assert!(
+        lake.changed_series_since(&OHLCV, latest)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
