@@ -52,6 +52,9 @@ pub enum Command {
     /// Fetch, import and inspect price history.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Compute technical features from the bars.
+    #[command(subcommand)]
+    Features(FeaturesCommand),
     /// Run SQL over every lake table.
     Sql(SqlArgs),
     /// Print the effective settings and where each came from.
@@ -142,6 +145,33 @@ pub struct ImportArgs {
     pub strict: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum FeaturesCommand {
+    /// Compute SPEC's feature columns for symbols whose bars changed since their last build.
+    Build(FeaturesBuildArgs),
+    /// One symbol's latest features, one row per feature.
+    Show(FeaturesShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesBuildArgs {
+    #[command(flatten)]
+    pub selection: SymbolSelection,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesShowArgs {
+    pub symbol: String,
+
+    /// How many of the latest bars to show.
+    #[arg(long, default_value_t = 5)]
+    pub last: usize,
+
+    /// Bar interval.
+    #[arg(long, env = "BF_INTERVAL", default_value = "1d")]
+    pub interval: bf_core::Interval,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum OutputFormat {
     Table,
@@ -151,8 +181,13 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {
-    /// One SQL statement; tables: ohlcv, corporate_actions.
-    pub query: String,
+    /// One SQL statement; tables: ohlcv, corporate_actions, features.
+    #[arg(required_unless_present = "functions")]
+    pub query: Option<String>,
+
+    /// List bf's indicator window functions with their signatures, and exit.
+    #[arg(long)]
+    pub functions: bool,
 
     /// Output format.
     #[arg(long, env = "BF_FORMAT", value_enum, default_value = "table")]
@@ -169,6 +204,27 @@ pub enum FileFormat {
 pub enum BenchCommand {
     /// Import generated files into a fresh lake, then re-import them unchanged.
     Import(BenchImportArgs),
+    /// Build features from a generated ohlcv table: first build, no-op rebuild, one new day.
+    Features(BenchFeaturesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchFeaturesArgs {
+    /// Number of symbols.
+    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500)]
+    pub symbols: usize,
+
+    /// Trading days per symbol.
+    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000)]
+    pub days: usize,
+
+    /// Input rows per build group (bounds memory).
+    #[arg(long, env = "BF_BENCH_GROUP_ROWS")]
+    pub group_rows: Option<usize>,
+
+    /// Work folder for the lake (default: a temporary folder, removed after).
+    #[arg(long, env = "BF_BENCH_DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

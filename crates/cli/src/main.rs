@@ -93,6 +93,9 @@ pub(crate) fn hint_for(err: &anyhow::Error) -> Option<String> {
         if let Some(lake) = cause.downcast_ref::<bf_lake::LakeError>() {
             return lake.hint();
         }
+        if let Some(features) = cause.downcast_ref::<bf_features::FeaturesError>() {
+            return features.hint();
+        }
         match cause.downcast_ref::<bf_core::CoreError>() {
             Some(bf_core::CoreError::UnknownSymbolList { .. }) => Some(
                 "`bf symbols list` shows every list; BF_SYMBOL_LISTS adds a folder of your own"

@@ -10,6 +10,9 @@ pub enum FeaturesError {
     #[error("reading ohlcv for features failed")]
     Read(#[source] DataFusionError),
 
+    #[error("the lake has no ohlcv table yet")]
+    NoBars,
+
     #[error("ohlcv rows are not in the expected shape: {0}")]
     Input(String),
 }
@@ -18,6 +21,7 @@ impl FeaturesError {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Lake(e) => e.hint(),
+            Self::NoBars => Some("fetch or import bars first: bf data fetch --symbol-list demo_small".into()),
             _ => None,
         }
     }

@@ -175,11 +175,6 @@ pub fn nullable(values: Vec<f64>) -> Float64Array {
     Float64Array::new(ScalarBuffer::from(values), nulls)
 }
 
-/// Rows of a batch list, for reports.
-pub fn row_count(batches: &[RecordBatch]) -> usize {
-    batches.iter().map(|b| b.num_rows()).sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

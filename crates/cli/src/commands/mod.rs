@@ -4,6 +4,7 @@
 mod bench;
 mod config;
 mod data;
+mod features;
 mod sql;
 mod symbols;
 
@@ -36,6 +37,9 @@ pub async fn run(cli: Cli, context: &Context) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Symbols(command) => symbols::run(command, &lists, &context.printer),
         Command::Data(command) => data::run(command, global, &lists, &context.printer).await,
+        Command::Features(command) => {
+            features::run(command, global, &lists, &context.printer).await
+        }
         Command::Sql(args) => sql::run(args, global, &context.printer).await,
         Command::Config => config::run(context),
         Command::Bench(command) => bench::run(command, &context.printer).await,

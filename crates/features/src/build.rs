@@ -1,0 +1,334 @@
+//! `features build`: recompute the series whose `ohlcv` rows changed since they
+//! were last built, in groups of symbols so memory stays bounded, and upsert
+//! them into `features`.
+//!
+//! Each features row records the `ohlcv` version it was computed from. A series
+//! is rebuilt when it was never built, or when the Delta log shows its `ohlcv`
+//! rows changed after that version; then its whole history is recomputed
+//! (indicators depend on every earlier row) and the upsert stores only rows that
+//! differ. Each group is one commit, so an interrupted build keeps the groups
+//! already done and a rerun continues with the rest.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bf_core::tables::{FEATURES, OHLCV, col};
+use bf_lake::{Lake, Series, UpsertMetrics};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+use crate::FeaturesError;
+use crate::frame::{INPUT_COLUMNS, Stamp, compute_features};
+
+/// Input rows per group: enough to keep every core busy, few enough that a
+/// group's input and output (29 columns) stay within a few hundred MiB.
+pub const GROUP_ROWS: usize = 2_500_000;
+
+/// Which symbols to build; `None` builds every symbol in `ohlcv`.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    pub symbols: Option<Vec<String>>,
+    pub group_rows: Option<usize>,
+}
+
+/// Wall time of each phase, summed over groups.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Phases {
+    #[serde(serialize_with = "seconds")]
+    pub plan: Duration,
+    #[serde(serialize_with = "seconds")]
+    pub read: Duration,
+    #[serde(serialize_with = "seconds")]
+    pub compute: Duration,
+    #[serde(serialize_with = "seconds")]
+    pub write: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BuildReport {
+    pub ohlcv_version: u64,
+    /// (symbol, interval) series considered.
+    pub series: usize,
+    pub series_built: usize,
+    pub series_up_to_date: usize,
+    /// Requested symbols with no `ohlcv` rows.
+    pub missing: Vec<String>,
+    pub rows_read: usize,
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub commits: usize,
+    pub files_added: usize,
+    pub phases: Phases,
+}
+
+/// Progress of a build: series done out of series to build.
+pub trait Progress {
+    fn advance(&self, series_done: usize, series_total: usize);
+}
+
+impl Progress for () {
+    fn advance(&self, _: usize, _: usize) {}
+}
+
+/// Builds features for the requested symbols.
+pub async fn build(
+    lake: &Lake,
+    request: &BuildRequest,
+    progress: &dyn Progress,
+) -> Result<BuildReport, FeaturesError> {
+    let started = Instant::now();
+    let ohlcv_version = lake
+        .version(&OHLCV)
+        .await?
+        .ok_or(FeaturesError::NoBars)?;
+    let ctx = lake.session().await?;
+    let filter = symbol_filter(request.symbols.as_deref());
+    let inventory = series_counts(
+        &ctx,
+        &format!(
+            "SELECT {s}, \"{i}\", count(*) FROM {t} {filter} GROUP BY 1, 2",
+            s = col::SYMBOL,
+            i = col::INTERVAL,
+            t = OHLCV.name
+        ),
+    )
+    .await?;
+    let built = if ctx.table_exist(FEATURES.name).map_err(FeaturesError::Read)? {
+        series_counts(
+            &ctx,
+            &format!(
+                "SELECT {s}, \"{i}\", max({v}) FROM {t} {filter} GROUP BY 1, 2",
+                s = col::SYMBOL,
+                i = col::INTERVAL,
+                v = col::OHLCV_VERSION,
+                t = FEATURES.name
+            ),
+        )
+        .await?
+    } else {
+        HashMap::new()
+    };
+
+    let mut report = BuildReport {
+        ohlcv_version,
+        series: inventory.len(),
+        missing: missing_symbols(request.symbols.as_deref(), &inventory),
+        ..BuildReport::default()
+    };
+    let mut changed_since: HashMap<u64, HashSet<Series>> = HashMap::new();
+    let (mut fresh, mut rebuild) = (Vec::new(), Vec::new());
+    let mut series: Vec<(&Series, &i64)> = inventory.iter().collect();
+    series.sort_unstable();
+    for (key, &rows) in series {
+        let rows = rows as usize;
+        match built.get(key).map(|&v| v as u64) {
+            None => fresh.push((key.clone(), rows)),
+            Some(version) if version >= ohlcv_version => report.series_up_to_date += 1,
+            Some(version) => {
+                if !changed_since.contains_key(&version) {
+                    let changed = lake.changed_series_since(&OHLCV, version).await?;
+                    changed_since.insert(version, changed);
+                }
+                if changed_since[&version].contains(key) {
+                    rebuild.push((key.clone(), rows));
+                } else {
+                    report.series_up_to_date += 1;
+                }
+            }
+        }
+    }
+    report.series_built = fresh.len() + rebuild.len();
+    report.phases.plan = started.elapsed();
+
+    let group_rows = request.group_rows.unwrap_or(GROUP_ROWS);
+    let stamp = Stamp {
+        ohlcv_version: ohlcv_version as i64,
+        computed_at: now_micros(),
+    };
+    let mut done = 0;
+    progress.advance(done, report.series_built);
+    for (series, is_fresh) in [(fresh, true), (rebuild, false)] {
+        for group in groups(series, group_rows) {
+            let input = read_group(&ctx, &group, &mut report).await?;
+            let started = Instant::now();
+            let wanted: HashSet<&Series> = group.iter().collect();
+            let batches: Vec<RecordBatch> = compute_features(&input, stamp)?
+                .into_iter()
+                .filter(|b| wanted.contains(&series_of(b)))
+                .collect();
+            report.phases.compute += started.elapsed();
+
+            let started = Instant::now();
+            let metrics = if is_fresh {
+                lake.append(&FEATURES, batches).await?
+            } else {
+                lake.upsert(&FEATURES, batches).await?
+            };
+            report.phases.write += started.elapsed();
+            add_metrics(&mut report, &metrics);
+            done += group.len();
+            progress.advance(done, report.series_built);
+        }
+    }
+    Ok(report)
+}
+
+fn add_metrics(report: &mut BuildReport, metrics: &UpsertMetrics) {
+    report.inserted += metrics.inserted;
+    report.updated += metrics.updated;
+    report.unchanged += metrics.unchanged;
+    report.files_added += metrics.files_added;
+    report.commits += usize::from(metrics.committed);
+}
+
+/// Consecutive series (sorted by symbol) packed into groups of about `max_rows`.
+fn groups(series: Vec<(Series, usize)>, max_rows: usize) -> Vec<Vec<Series>> {
+    let mut groups: Vec<Vec<Series>> = Vec::new();
+    let mut rows = 0;
+    for (key, n) in series {
+        if groups.is_empty() || (rows + n > max_rows && rows > 0) {
+            groups.push(Vec::new());
+            rows = 0;
+        }
+        rows += n;
+        groups.last_mut().expect("a group").push(key);
+    }
+    groups
+}
+
+async fn read_group(
+    ctx: &SessionContext,
+    group: &[Series],
+    report: &mut BuildReport,
+) -> Result<RecordBatch, FeaturesError> {
+    let started = Instant::now();
+    let symbols: Vec<String> = group
+        .iter()
+        .map(|(symbol, _)| symbol.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let columns: Vec<String> = INPUT_COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
+    let query = format!(
+        "SELECT {} FROM {} {}",
+        columns.join(", "),
+        OHLCV.name,
+        symbol_filter(Some(&symbols))
+    );
+    let frame = ctx.sql(&query).await.map_err(FeaturesError::Read)?;
+    let schema = frame.schema().as_arrow().clone();
+    let batches = frame.collect().await.map_err(FeaturesError::Read)?;
+    let input = concat_batches(&std::sync::Arc::new(schema), &batches)
+        .map_err(|e| FeaturesError::Input(e.to_string()))?;
+    report.rows_read += input.num_rows();
+    report.phases.read += started.elapsed();
+    Ok(input)
+}
+
+fn series_of(batch: &RecordBatch) -> Series {
+    let text = |name: &str| {
+        batch
+            .column_by_name(name)
+            .expect("features batch")
+            .as_string::<i32>()
+            .value(0)
+            .to_string()
+    };
+    (text(col::SYMBOL), text(col::INTERVAL))
+}
+
+fn symbol_filter(symbols: Option<&[String]>) -> String {
+    match symbols {
+        None => String::new(),
+        Some(symbols) => {
+            let quoted: Vec<String> = symbols
+                .iter()
+                .map(|s| format!("'{}'", s.replace('\'', "''")))
+                .collect();
+            format!("WHERE {} IN ({})", col::SYMBOL, quoted.join(", "))
+        }
+    }
+}
+
+/// (symbol, interval) → the integer of a `SELECT symbol, interval, n` query.
+async fn series_counts(
+    ctx: &SessionContext,
+    query: &str,
+) -> Result<HashMap<Series, i64>, FeaturesError> {
+    let batches = ctx
+        .sql(query)
+        .await
+        .map_err(FeaturesError::Read)?
+        .collect()
+        .await
+        .map_err(FeaturesError::Read)?;
+    let mut out = HashMap::new();
+    for batch in batches {
+        let cast = |i: usize, to: &DataType| {
+            datafusion::arrow::compute::cast(batch.column(i), to)
+                .map_err(|e| FeaturesError::Input(e.to_string()))
+        };
+        let (symbols, intervals) = (cast(0, &DataType::Utf8)?, cast(1, &DataType::Utf8)?);
+        let values = cast(2, &DataType::Int64)?;
+        let (symbols, intervals) = (symbols.as_string::<i32>(), intervals.as_string::<i32>());
+        let values = values.as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            out.insert(
+                (symbols.value(row).to_string(), intervals.value(row).to_string()),
+                values.value(row),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn missing_symbols(requested: Option<&[String]>, inventory: &HashMap<Series, i64>) -> Vec<String> {
+    let present: HashSet<&str> = inventory.keys().map(|(s, _)| s.as_str()).collect();
+    let mut missing: Vec<String> = requested
+        .unwrap_or_default()
+        .iter()
+        .filter(|s| !present.contains(s.as_str()))
+        .cloned()
+        .collect();
+    missing.sort();
+    missing
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_pack_consecutive_series_up_to_the_row_budget() {
+        let series = |s: &str| (s.to_string(), "1d".to_string());
+        let packed = groups(
+            vec![(series("A"), 60), (series("B"), 60), (series("C"), 30), (series("D"), 200)],
+            100,
+        );
+        let names: Vec<Vec<&str>> = packed
+            .iter()
+            .map(|g| g.iter().map(|(s, _)| s.as_str()).collect())
+            .collect();
+        assert_eq!(names, [vec!["A"], vec!["B", "C"], vec!["D"]]);
+    }
+
+    #[test]
+    fn features_table_is_registered_as_a_lake_table() {
+        assert!(bf_core::tables::ALL.iter().any(|t| t.name == FEATURES.name));
+    }
+}
