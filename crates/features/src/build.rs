@@ -86,10 +86,7 @@ pub async fn build(
     progress: &dyn Progress,
 ) -> Result<BuildReport, FeaturesError> {
     let started = Instant::now();
-    let ohlcv_version = lake
-        .version(&OHLCV)
-        .await?
-        .ok_or(FeaturesError::NoBars)?;
+    let ohlcv_version = lake.version(&OHLCV).await?.ok_or(FeaturesError::NoBars)?;
     let ctx = lake.session().await?;
     let filter = symbol_filter(request.symbols.as_deref());
     let inventory = series_counts(
@@ -102,7 +99,10 @@ pub async fn build(
         ),
     )
     .await?;
-    let built = if ctx.table_exist(FEATURES.name).map_err(FeaturesError::Read)? {
+    let built = if ctx
+        .table_exist(FEATURES.name)
+        .map_err(FeaturesError::Read)?
+    {
         series_counts(
             &ctx,
             &format!(
@@ -283,7 +283,10 @@ async fn series_counts(
         let values = values.as_primitive::<Int64Type>();
         for row in 0..batch.num_rows() {
             out.insert(
-                (symbols.value(row).to_string(), intervals.value(row).to_string()),
+                (
+                    symbols.value(row).to_string(),
+                    intervals.value(row).to_string(),
+                ),
                 values.value(row),
             );
         }
@@ -317,7 +320,12 @@ mod tests {
     fn groups_pack_consecutive_series_up_to_the_row_budget() {
         let series = |s: &str| (s.to_string(), "1d".to_string());
         let packed = groups(
-            vec![(series("A"), 60), (series("B"), 60), (series("C"), 30), (series("D"), 200)],
+            vec![
+                (series("A"), 60),
+                (series("B"), 60),
+                (series("C"), 30),
+                (series("D"), 200),
+            ],
             100,
         );
         let names: Vec<Vec<&str>> = packed

@@ -21,7 +21,9 @@ impl FeaturesError {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Lake(e) => e.hint(),
-            Self::NoBars => Some("fetch or import bars first: bf data fetch --symbol-list demo_small".into()),
+            Self::NoBars => {
+                Some("fetch or import bars first: bf data fetch --symbol-list demo_small".into())
+            }
             _ => None,
         }
     }

@@ -27,13 +27,34 @@ pub struct Feature {
 
 /// Every feature, in `FEATURE_COLUMNS` order.
 pub static FEATURES: &[Feature] = &[
-    Feature { columns: &["ret_1"], compute: |p| vec![returns::simple_return(p.close)] },
-    Feature { columns: &["log_ret_1"], compute: |p| vec![returns::log_return(p.close)] },
-    Feature { columns: &["sma_20"], compute: |p| vec![sma(p.close, 20)] },
-    Feature { columns: &["sma_50"], compute: |p| vec![sma(p.close, 50)] },
-    Feature { columns: &["sma_200"], compute: |p| vec![sma(p.close, 200)] },
-    Feature { columns: &["ema_12"], compute: |p| vec![ema(p.close, 12)] },
-    Feature { columns: &["ema_26"], compute: |p| vec![ema(p.close, 26)] },
+    Feature {
+        columns: &["ret_1"],
+        compute: |p| vec![returns::simple_return(p.close)],
+    },
+    Feature {
+        columns: &["log_ret_1"],
+        compute: |p| vec![returns::log_return(p.close)],
+    },
+    Feature {
+        columns: &["sma_20"],
+        compute: |p| vec![sma(p.close, 20)],
+    },
+    Feature {
+        columns: &["sma_50"],
+        compute: |p| vec![sma(p.close, 50)],
+    },
+    Feature {
+        columns: &["sma_200"],
+        compute: |p| vec![sma(p.close, 200)],
+    },
+    Feature {
+        columns: &["ema_12"],
+        compute: |p| vec![ema(p.close, 12)],
+    },
+    Feature {
+        columns: &["ema_26"],
+        compute: |p| vec![ema(p.close, 26)],
+    },
     Feature {
         columns: &["macd", "macd_signal", "macd_hist"],
         compute: |p| {
@@ -41,7 +62,10 @@ pub static FEATURES: &[Feature] = &[
             vec![m.macd, m.signal, m.hist]
         },
     },
-    Feature { columns: &["rsi_14"], compute: |p| vec![rsi(p.close, 14)] },
+    Feature {
+        columns: &["rsi_14"],
+        compute: |p| vec![rsi(p.close, 14)],
+    },
     Feature {
         columns: &["bb_upper", "bb_middle", "bb_lower"],
         compute: |p| {
@@ -49,8 +73,14 @@ pub static FEATURES: &[Feature] = &[
             vec![b.upper, b.middle, b.lower]
         },
     },
-    Feature { columns: &["atr_14"], compute: |p| vec![atr(p.high, p.low, p.close, 14)] },
-    Feature { columns: &["adx_14"], compute: |p| vec![adx(p.high, p.low, p.close, 14)] },
+    Feature {
+        columns: &["atr_14"],
+        compute: |p| vec![atr(p.high, p.low, p.close, 14)],
+    },
+    Feature {
+        columns: &["adx_14"],
+        compute: |p| vec![adx(p.high, p.low, p.close, 14)],
+    },
     Feature {
         columns: &["stoch_k", "stoch_d"],
         compute: |p| {
@@ -58,9 +88,18 @@ pub static FEATURES: &[Feature] = &[
             vec![s.k, s.d]
         },
     },
-    Feature { columns: &["obv"], compute: |p| vec![obv(p.close, p.volume)] },
-    Feature { columns: &["vol_20"], compute: |p| vec![volatility(p.close, 20)] },
-    Feature { columns: &["volume_z_20"], compute: |p| vec![volume_z(p.volume, 20)] },
+    Feature {
+        columns: &["obv"],
+        compute: |p| vec![obv(p.close, p.volume)],
+    },
+    Feature {
+        columns: &["vol_20"],
+        compute: |p| vec![volatility(p.close, 20)],
+    },
+    Feature {
+        columns: &["volume_z_20"],
+        compute: |p| vec![volume_z(p.volume, 20)],
+    },
 ];
 
 /// Every feature column for one symbol, in `FEATURE_COLUMNS` order.
@@ -75,7 +114,10 @@ mod tests {
 
     #[test]
     fn registry_fills_the_table_columns_in_order() {
-        let names: Vec<&str> = FEATURES.iter().flat_map(|f| f.columns.iter().copied()).collect();
+        let names: Vec<&str> = FEATURES
+            .iter()
+            .flat_map(|f| f.columns.iter().copied())
+            .collect();
         assert_eq!(names, FEATURE_COLUMNS);
     }
 
@@ -91,7 +133,12 @@ mod tests {
         };
         for feature in FEATURES {
             let columns = (feature.compute)(&prices);
-            assert_eq!(columns.len(), feature.columns.len(), "{:?}", feature.columns);
+            assert_eq!(
+                columns.len(),
+                feature.columns.len(),
+                "{:?}",
+                feature.columns
+            );
             assert!(columns.iter().all(|c| c.len() == series.len()));
         }
     }

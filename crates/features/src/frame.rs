@@ -40,7 +40,10 @@ pub struct Stamp {
 
 /// Features of every (symbol, interval) in `input` (rows in any order, with at
 /// least `INPUT_COLUMNS`), one batch per symbol and interval, sorted by symbol.
-pub fn compute_features(input: &RecordBatch, stamp: Stamp) -> Result<Vec<RecordBatch>, FeaturesError> {
+pub fn compute_features(
+    input: &RecordBatch,
+    stamp: Stamp,
+) -> Result<Vec<RecordBatch>, FeaturesError> {
     let input = Input::try_new(input)?;
     let mut groups: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
     for row in 0..input.len {
@@ -79,7 +82,9 @@ struct Input<'a> {
 impl<'a> Input<'a> {
     fn try_new(batch: &'a RecordBatch) -> Result<Self, FeaturesError> {
         let column = |name: &str| {
-            batch.column_by_name(name).ok_or_else(|| FeaturesError::Input(format!("no {name} column")))
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| FeaturesError::Input(format!("no {name} column")))
         };
         // DataFusion reads Delta strings as Utf8View; kernels want plain strings.
         let text = |name: &str| -> Result<StringArray, FeaturesError> {
@@ -142,11 +147,23 @@ impl<'a> Input<'a> {
             volume: &volume,
         });
 
-        let dates: Date32Array = rows.iter().map(|&r| self.date.value(r)).collect::<Vec<_>>().into();
-        let volumes: Int64Array = rows.iter().map(|&r| self.volume.value(r)).collect::<Vec<_>>().into();
+        let dates: Date32Array = rows
+            .iter()
+            .map(|&r| self.date.value(r))
+            .collect::<Vec<_>>()
+            .into();
+        let volumes: Int64Array = rows
+            .iter()
+            .map(|&r| self.volume.value(r))
+            .collect::<Vec<_>>()
+            .into();
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(symbol, n))),
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(interval, n))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                symbol, n,
+            ))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                interval, n,
+            ))),
             Arc::new(dates),
             Arc::new(Float64Array::from(open)),
             Arc::new(Float64Array::from(high)),
@@ -154,7 +171,11 @@ impl<'a> Input<'a> {
             Arc::new(Float64Array::from(close)),
             Arc::new(volumes),
         ];
-        columns.extend(features.into_iter().map(|values| Arc::new(nullable(values)) as ArrayRef));
+        columns.extend(
+            features
+                .into_iter()
+                .map(|values| Arc::new(nullable(values)) as ArrayRef),
+        );
         columns.push(Arc::new(Int64Array::from(vec![stamp.ohlcv_version; n])));
         columns.push(Arc::new(
             TimestampMicrosecondArray::from(vec![stamp.computed_at; n]).with_timezone("UTC"),

@@ -10,7 +10,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
-use datafusion::logical_expr::{PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl};
+use datafusion::logical_expr::{
+    PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl,
+};
 use datafusion::prelude::SessionContext;
 
 use crate::frame::nullable;
@@ -61,25 +63,139 @@ impl IndicatorFunction {
 pub fn functions() -> Vec<IndicatorFunction> {
     use IndicatorFunction as F;
     vec![
-        F::new("ret", &["price"], &[], "simple one-row return, (p − p₋₁) / p₋₁ (TA-Lib ROCP 1)", |s, _| returns::simple_return(&s[0])),
-        F::new("log_ret", &["price"], &[], "log one-row return, ln(p / p₋₁)", |s, _| returns::log_return(&s[0])),
-        F::new("sma", &["value"], &["period"], "simple moving average (TA-Lib SMA)", |s, p| sma(&s[0], p[0])),
-        F::new("ema", &["value"], &["period"], "exponential moving average seeded with the SMA (TA-Lib EMA)", |s, p| ema(&s[0], p[0])),
-        F::new("macd", &["value"], &["fast", "slow", "signal"], "MACD line (TA-Lib MACD)", |s, p| macd(&s[0], p[0], p[1], p[2]).macd),
-        F::new("macd_signal", &["value"], &["fast", "slow", "signal"], "MACD signal line (TA-Lib MACD)", |s, p| macd(&s[0], p[0], p[1], p[2]).signal),
-        F::new("macd_hist", &["value"], &["fast", "slow", "signal"], "MACD histogram (TA-Lib MACD)", |s, p| macd(&s[0], p[0], p[1], p[2]).hist),
-        F::new("rsi", &["value"], &["period"], "relative strength index, Wilder smoothing (TA-Lib RSI)", |s, p| rsi(&s[0], p[0])),
-        F::new("bb_upper", &["value"], &["period", "deviations"], "upper Bollinger band over an SMA (TA-Lib BBANDS)", |s, p| bbands(&s[0], p[0], p[1] as f64, p[1] as f64).upper),
-        F::new("bb_middle", &["value"], &["period"], "middle Bollinger band, the SMA (TA-Lib BBANDS)", |s, p| bbands(&s[0], p[0], 2.0, 2.0).middle),
-        F::new("bb_lower", &["value"], &["period", "deviations"], "lower Bollinger band over an SMA (TA-Lib BBANDS)", |s, p| bbands(&s[0], p[0], p[1] as f64, p[1] as f64).lower),
-        F::new("stddev", &["value"], &["period"], "population standard deviation (TA-Lib STDDEV)", |s, p| stddev(&s[0], p[0])),
-        F::new("atr", &["high", "low", "close"], &["period"], "average true range, Wilder smoothing (TA-Lib ATR)", |s, p| atr(&s[0], &s[1], &s[2], p[0])),
-        F::new("adx", &["high", "low", "close"], &["period"], "average directional index (TA-Lib ADX)", |s, p| adx(&s[0], &s[1], &s[2], p[0])),
-        F::new("stoch_k", &["high", "low", "close"], &["fast_k", "slow_k", "slow_d"], "slow %K with SMA smoothing (TA-Lib STOCH)", |s, p| stoch(&s[0], &s[1], &s[2], p[0], p[1], p[2]).k),
-        F::new("stoch_d", &["high", "low", "close"], &["fast_k", "slow_k", "slow_d"], "slow %D with SMA smoothing (TA-Lib STOCH)", |s, p| stoch(&s[0], &s[1], &s[2], p[0], p[1], p[2]).d),
-        F::new("obv", &["price", "volume"], &[], "on-balance volume, starting at the first volume (TA-Lib OBV)", |s, _| obv(&s[0], &s[1])),
-        F::new("volatility", &["price"], &["period"], "sample stddev of log returns over period rows × √252", |s, p| volatility(&s[0], p[0])),
-        F::new("volume_z", &["volume"], &["period"], "(volume − SMA) / population stddev over period rows; 0 when constant", |s, p| volume_z(&s[0], p[0])),
+        F::new(
+            "ret",
+            &["price"],
+            &[],
+            "simple one-row return, (p − p₋₁) / p₋₁ (TA-Lib ROCP 1)",
+            |s, _| returns::simple_return(&s[0]),
+        ),
+        F::new(
+            "log_ret",
+            &["price"],
+            &[],
+            "log one-row return, ln(p / p₋₁)",
+            |s, _| returns::log_return(&s[0]),
+        ),
+        F::new(
+            "sma",
+            &["value"],
+            &["period"],
+            "simple moving average (TA-Lib SMA)",
+            |s, p| sma(&s[0], p[0]),
+        ),
+        F::new(
+            "ema",
+            &["value"],
+            &["period"],
+            "exponential moving average seeded with the SMA (TA-Lib EMA)",
+            |s, p| ema(&s[0], p[0]),
+        ),
+        F::new(
+            "macd",
+            &["value"],
+            &["fast", "slow", "signal"],
+            "MACD line (TA-Lib MACD)",
+            |s, p| macd(&s[0], p[0], p[1], p[2]).macd,
+        ),
+        F::new(
+            "macd_signal",
+            &["value"],
+            &["fast", "slow", "signal"],
+            "MACD signal line (TA-Lib MACD)",
+            |s, p| macd(&s[0], p[0], p[1], p[2]).signal,
+        ),
+        F::new(
+            "macd_hist",
+            &["value"],
+            &["fast", "slow", "signal"],
+            "MACD histogram (TA-Lib MACD)",
+            |s, p| macd(&s[0], p[0], p[1], p[2]).hist,
+        ),
+        F::new(
+            "rsi",
+            &["value"],
+            &["period"],
+            "relative strength index, Wilder smoothing (TA-Lib RSI)",
+            |s, p| rsi(&s[0], p[0]),
+        ),
+        F::new(
+            "bb_upper",
+            &["value"],
+            &["period", "deviations"],
+            "upper Bollinger band over an SMA (TA-Lib BBANDS)",
+            |s, p| bbands(&s[0], p[0], p[1] as f64, p[1] as f64).upper,
+        ),
+        F::new(
+            "bb_middle",
+            &["value"],
+            &["period"],
+            "middle Bollinger band, the SMA (TA-Lib BBANDS)",
+            |s, p| bbands(&s[0], p[0], 2.0, 2.0).middle,
+        ),
+        F::new(
+            "bb_lower",
+            &["value"],
+            &["period", "deviations"],
+            "lower Bollinger band over an SMA (TA-Lib BBANDS)",
+            |s, p| bbands(&s[0], p[0], p[1] as f64, p[1] as f64).lower,
+        ),
+        F::new(
+            "stddev",
+            &["value"],
+            &["period"],
+            "population standard deviation (TA-Lib STDDEV)",
+            |s, p| stddev(&s[0], p[0]),
+        ),
+        F::new(
+            "atr",
+            &["high", "low", "close"],
+            &["period"],
+            "average true range, Wilder smoothing (TA-Lib ATR)",
+            |s, p| atr(&s[0], &s[1], &s[2], p[0]),
+        ),
+        F::new(
+            "adx",
+            &["high", "low", "close"],
+            &["period"],
+            "average directional index (TA-Lib ADX)",
+            |s, p| adx(&s[0], &s[1], &s[2], p[0]),
+        ),
+        F::new(
+            "stoch_k",
+            &["high", "low", "close"],
+            &["fast_k", "slow_k", "slow_d"],
+            "slow %K with SMA smoothing (TA-Lib STOCH)",
+            |s, p| stoch(&s[0], &s[1], &s[2], p[0], p[1], p[2]).k,
+        ),
+        F::new(
+            "stoch_d",
+            &["high", "low", "close"],
+            &["fast_k", "slow_k", "slow_d"],
+            "slow %D with SMA smoothing (TA-Lib STOCH)",
+            |s, p| stoch(&s[0], &s[1], &s[2], p[0], p[1], p[2]).d,
+        ),
+        F::new(
+            "obv",
+            &["price", "volume"],
+            &[],
+            "on-balance volume, starting at the first volume (TA-Lib OBV)",
+            |s, _| obv(&s[0], &s[1]),
+        ),
+        F::new(
+            "volatility",
+            &["price"],
+            &["period"],
+            "sample stddev of log returns over period rows × √252",
+            |s, p| volatility(&s[0], p[0]),
+        ),
+        F::new(
+            "volume_z",
+            &["volume"],
+            &["period"],
+            "(volume − SMA) / population stddev over period rows; 0 when constant",
+            |s, p| volume_z(&s[0], p[0]),
+        ),
     ]
 }
 
@@ -116,20 +232,43 @@ impl WindowUDFImpl for IndicatorFunction {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         if arg_types.len() != self.series.len() + self.params.len() {
-            return plan_err!("{} takes {} arguments: {}", self.name, self.series.len() + self.params.len(), self.usage());
+            return plan_err!(
+                "{} takes {} arguments: {}",
+                self.name,
+                self.series.len() + self.params.len(),
+                self.usage()
+            );
         }
         for (index, data_type) in arg_types.iter().enumerate() {
             if !data_type.is_numeric() && !data_type.is_null() {
-                let argument = self.series.iter().chain(self.params).nth(index).expect("checked count");
-                return plan_err!("{}: {argument} must be numeric, got {data_type} ({})", self.name, self.usage());
+                let argument = self
+                    .series
+                    .iter()
+                    .chain(self.params)
+                    .nth(index)
+                    .expect("checked count");
+                return plan_err!(
+                    "{}: {argument} must be numeric, got {data_type} ({})",
+                    self.name,
+                    self.usage()
+                );
             }
         }
         Ok((0..arg_types.len())
-            .map(|i| if i < self.series.len() { DataType::Float64 } else { DataType::Int64 })
+            .map(|i| {
+                if i < self.series.len() {
+                    DataType::Float64
+                } else {
+                    DataType::Int64
+                }
+            })
             .collect())
     }
 
-    fn partition_evaluator(&self, _args: PartitionEvaluatorArgs) -> Result<Box<dyn PartitionEvaluator>> {
+    fn partition_evaluator(
+        &self,
+        _args: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
         Ok(Box::new(Evaluator {
             name: self.name,
             params: self.params,
@@ -139,7 +278,11 @@ impl WindowUDFImpl for IndicatorFunction {
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
-        Ok(Arc::new(Field::new(field_args.name(), DataType::Float64, true)))
+        Ok(Arc::new(Field::new(
+            field_args.name(),
+            DataType::Float64,
+            true,
+        )))
     }
 }
 
@@ -160,7 +303,13 @@ impl PartitionEvaluator for Evaluator {
                 // A null input has no value: the kernels carry it as NaN, which
                 // comes back out as null.
                 (0..array.len())
-                    .map(|i| if array.is_null(i) { f64::NAN } else { array.value(i) })
+                    .map(|i| {
+                        if array.is_null(i) {
+                            f64::NAN
+                        } else {
+                            array.value(i)
+                        }
+                    })
                     .collect()
             })
             .collect();
@@ -172,7 +321,9 @@ impl PartitionEvaluator for Evaluator {
                 .filter(|&v| v > 0 && array.values().iter().all(|&x| x == v));
             match value {
                 Some(v) => params.push(v as usize),
-                None => return exec_err!("{}: {name} must be a constant positive integer", self.name),
+                None => {
+                    return exec_err!("{}: {name} must be a constant positive integer", self.name);
+                }
             }
         }
         Ok(Arc::new(nullable((self.kernel)(&series, &params))))

@@ -16,7 +16,12 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader = csv::Reader::from_path(format!("{FIXTURES}/{name}")).expect("fixture");
-    let header = reader.headers().unwrap().iter().map(str::to_string).collect();
+    let header = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
     let rows = reader
         .records()
         .map(|r| r.unwrap().iter().map(str::to_string).collect())
@@ -35,25 +40,47 @@ fn input_batch() -> RecordBatch {
     rows.reverse();
     let third = rows.len() / 3;
     rows.rotate_left(third);
-    let text = |i: usize| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].clone()))) as ArrayRef;
-    let float = |i: usize| Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r[i].parse::<f64>().unwrap()))) as ArrayRef;
+    let text = |i: usize| {
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r[i].clone()),
+        )) as ArrayRef
+    };
+    let float = |i: usize| {
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r[i].parse::<f64>().unwrap()),
+        )) as ArrayRef
+    };
     let columns = vec![
         text(0),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "1d"))) as ArrayRef,
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| day_number(&r[1])))),
+        Arc::new(Date32Array::from_iter_values(
+            rows.iter().map(|r| day_number(&r[1])),
+        )),
         float(2),
         float(3),
         float(4),
         float(5),
         float(6),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r[7].parse::<i64>().unwrap()))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r[7].parse::<i64>().unwrap()),
+        )),
     ];
     let schema = Schema::new(
-        ["symbol", "interval", "date", "open", "high", "low", "close", "adj_close", "volume"]
-            .iter()
-            .zip(columns.iter())
-            .map(|(name, c)| Field::new(*name, c.data_type().clone(), false))
-            .collect::<Vec<_>>(),
+        [
+            "symbol",
+            "interval",
+            "date",
+            "open",
+            "high",
+            "low",
+            "close",
+            "adj_close",
+            "volume",
+        ]
+        .iter()
+        .zip(columns.iter())
+        .map(|(name, c)| Field::new(*name, c.data_type().clone(), false))
+        .collect::<Vec<_>>(),
     );
     RecordBatch::try_new(Arc::new(schema), columns).unwrap()
 }
@@ -74,7 +101,12 @@ fn expected_values() -> HashMap<(String, i32), HashMap<String, Option<f64>>> {
         let values = header[2..]
             .iter()
             .zip(&row[2..])
-            .map(|(name, v)| (name.clone(), (!v.is_empty()).then(|| v.parse::<f64>().unwrap())))
+            .map(|(name, v)| {
+                (
+                    name.clone(),
+                    (!v.is_empty()).then(|| v.parse::<f64>().unwrap()),
+                )
+            })
             .collect();
         expected.insert((row[0].clone(), day_number(&row[1])), values);
     }
@@ -84,17 +116,29 @@ fn expected_values() -> HashMap<(String, i32), HashMap<String, Option<f64>>> {
 /// Checks `columns` of `batches` (keyed by symbol and date) against TA-Lib.
 fn assert_matches_talib(batches: &[RecordBatch], columns: &[&str]) {
     let expected = expected_values();
-    assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), expected.len());
+    assert_eq!(
+        batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        expected.len()
+    );
     let (mut checked, mut failures) = (0, Vec::new());
     for batch in batches {
-        let symbols = datafusion::arrow::compute::cast(batch.column_by_name("symbol").unwrap(), &DataType::Utf8).unwrap();
+        let symbols = datafusion::arrow::compute::cast(
+            batch.column_by_name("symbol").unwrap(),
+            &DataType::Utf8,
+        )
+        .unwrap();
         let symbols = symbols.as_string::<i32>();
-        let dates = batch.column_by_name("date").unwrap().as_primitive::<Date32Type>();
+        let dates = batch
+            .column_by_name("date")
+            .unwrap()
+            .as_primitive::<Date32Type>();
         for row in 0..batch.num_rows() {
             let want = &expected[&(symbols.value(row).to_string(), dates.value(row))];
             let bb_middle = want["bb_middle"];
             for name in columns {
-                let column = batch.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
+                let column = batch
+                    .column_by_name(name)
+                    .unwrap_or_else(|| panic!("no column {name}"));
                 assert_eq!(column.data_type(), &DataType::Float64);
                 let column = column.as_primitive::<Float64Type>();
                 let got = (!column.is_null(row)).then(|| column.value(row));
@@ -108,18 +152,35 @@ fn assert_matches_talib(batches: &[RecordBatch], columns: &[&str]) {
                 };
                 checked += 1;
                 if !ok {
-                    failures.push(format!("{} {} {name}: bf {got:?}, TA-Lib {:?}", symbols.value(row), dates.value(row), want[*name]));
+                    failures.push(format!(
+                        "{} {} {name}: bf {got:?}, TA-Lib {:?}",
+                        symbols.value(row),
+                        dates.value(row),
+                        want[*name]
+                    ));
                 }
             }
         }
     }
     assert!(checked >= expected.len() * columns.len());
-    assert!(failures.is_empty(), "{} mismatches, first: {:#?}", failures.len(), &failures[..failures.len().min(15)]);
+    assert!(
+        failures.is_empty(),
+        "{} mismatches, first: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(15)]
+    );
 }
 
 #[test]
 fn every_feature_equals_talib() {
-    let batches = compute_features(&input_batch(), Stamp { ohlcv_version: 0, computed_at: 0 }).unwrap();
+    let batches = compute_features(
+        &input_batch(),
+        Stamp {
+            ohlcv_version: 0,
+            computed_at: 0,
+        },
+    )
+    .unwrap();
     let columns: Vec<&str> = ["adj_open", "adj_high", "adj_low", "adj_close"]
         .into_iter()
         .chain(FEATURE_COLUMNS)
@@ -157,7 +218,10 @@ async fn window_functions_equal_talib() {
         ("vol_20", "volatility(c, 20)"),
         ("volume_z_20", "volume_z(volume, 20)"),
     ];
-    let select: Vec<String> = calls.iter().map(|(name, call)| format!("{call} {over} AS {name}")).collect();
+    let select: Vec<String> = calls
+        .iter()
+        .map(|(name, call)| format!("{call} {over} AS {name}"))
+        .collect();
     let query = format!(
         "SELECT symbol, date, {} FROM (SELECT symbol, date, adj_close AS c, \
          high * (adj_close / close) AS h, low * (adj_close / close) AS l, volume FROM ohlcv)",
@@ -185,7 +249,10 @@ async fn window_functions_reject_bad_arguments() {
     let wrong_count = query_error(&ctx, &format!("SELECT rsi(close) {over} FROM ohlcv")).await;
     assert!(wrong_count.contains("rsi(value, period)"), "{wrong_count}");
     let zero = query_error(&ctx, &format!("SELECT sma(close, 0) {over} FROM ohlcv")).await;
-    assert!(zero.contains("period must be a constant positive integer"), "{zero}");
+    assert!(
+        zero.contains("period must be a constant positive integer"),
+        "{zero}"
+    );
     let text = query_error(&ctx, &format!("SELECT sma(symbol, 5) {over} FROM ohlcv")).await;
     assert!(text.contains("value must be numeric"), "{text}");
 }

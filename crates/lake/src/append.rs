@@ -160,7 +160,10 @@ fn split_rows(batches: Vec<RecordBatch>, parts: usize) -> Vec<Vec<RecordBatch>> 
                 filled = 0;
             }
             let take = (batch.num_rows() - offset).min(target - filled);
-            chunks.last_mut().expect("one chunk").push(batch.slice(offset, take));
+            chunks
+                .last_mut()
+                .expect("one chunk")
+                .push(batch.slice(offset, take));
             offset += take;
             filled += take;
         }
@@ -188,7 +191,14 @@ mod tests {
         assert_eq!(sizes, [4, 4, 2]);
         let first: Vec<i32> = chunks[1]
             .iter()
-            .flat_map(|b| b.column(0).as_any().downcast_ref::<Int32Array>().unwrap().values().to_vec())
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int32Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
             .collect();
         assert_eq!(first, [4, 5, 6, 7]);
     }

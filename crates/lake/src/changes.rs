@@ -120,7 +120,10 @@ async fn series_of(ctx: &SessionContext, query: &str) -> Result<HashSet<Series>,
         let intervals = datafusion::arrow::compute::cast(batch.column(1), &DataType::Utf8)?;
         let (symbols, intervals) = (symbols.as_string::<i32>(), intervals.as_string::<i32>());
         for row in 0..batch.num_rows() {
-            series.insert((symbols.value(row).to_string(), intervals.value(row).to_string()));
+            series.insert((
+                symbols.value(row).to_string(),
+                intervals.value(row).to_string(),
+            ));
         }
     }
     Ok(series)

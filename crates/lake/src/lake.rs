@@ -108,11 +108,7 @@ impl Lake {
 
     /// Runs one SQL statement over the lake.
     pub async fn sql(&self, query: &str) -> Result<QueryResult, LakeError> {
-        let ctx = self.session().await?;
-        let frame = ctx.sql(query).await.map_err(LakeError::Query)?;
-        let schema = SchemaRef::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await.map_err(LakeError::Query)?;
-        Ok(QueryResult { schema, batches })
+        run_query(&self.session().await?, query).await
     }
 
     /// The last stored date (days since 1970-01-01) of every symbol at `interval`.
@@ -162,6 +158,15 @@ impl Lake {
         }
         Ok(last)
     }
+}
+
+/// Runs one SQL statement in a session (for sessions with functions added, such
+/// as bf's indicators); errors are the user's, with DataFusion's message.
+pub async fn run_query(ctx: &SessionContext, query: &str) -> Result<QueryResult, LakeError> {
+    let frame = ctx.sql(query).await.map_err(LakeError::Query)?;
+    let schema = SchemaRef::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await.map_err(LakeError::Query)?;
+    Ok(QueryResult { schema, batches })
 }
 
 /// The folder behind a `file://` URL; `None` for object stores.

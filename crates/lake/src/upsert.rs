@@ -20,10 +20,10 @@ use datafusion::arrow::datatypes::{DataType, Date32Type, Schema};
 use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, JoinType, Operator, binary_expr, cast, col, lit};
 use datafusion::prelude::SessionContext;
+use deltalake::DeltaTable;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::parquet::schema::types::ColumnPath;
-use deltalake::DeltaTable;
 
 use crate::lake::register;
 use crate::{Lake, LakeError};

@@ -1,6 +1,10 @@
-//! `bf bench import`: the foundation's throughput benchmark. Generates synthetic
-//! files (untimed), imports them into a fresh lake, then imports them again
-//! unchanged, printing rows/s and peak memory of both passes.
+//! `bf bench import | features`: throughput benchmarks on generated data.
+//!
+//! import: generates synthetic files (untimed), imports them into a fresh lake,
+//! then imports them again unchanged, printing rows/s and peak memory of both.
+//! features: generates an `ohlcv` table (untimed), builds features from it, builds
+//! again with nothing changed, then appends one day for every symbol and builds
+//! again, printing each phase.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -8,8 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use bf_core::tables::col;
+use bf_core::tables::{OHLCV, col};
 use bf_core::{Interval, Symbol};
+use bf_features::build::BuildRequest;
 use bf_lake::Lake;
 use bf_sources::synthetic::{SOURCE_NAME, Synthetic};
 use bf_sources::{ActionsBuilder, BarsBuilder};
@@ -20,12 +25,13 @@ use serde::Serialize;
 
 use super::Outcome;
 use super::data::{ImportReport, import_files};
-use crate::args::{BenchCommand, BenchImportArgs, FileFormat};
+use crate::args::{BenchCommand, BenchFeaturesArgs, BenchImportArgs, FileFormat};
 use crate::present::{Printer, count_text};
 
 pub async fn run(command: BenchCommand, printer: &Printer) -> anyhow::Result<Outcome> {
     match command {
         BenchCommand::Import(args) => import(args, printer).await,
+        BenchCommand::Features(args) => features(args, printer).await,
     }
 }
 
@@ -54,27 +60,39 @@ const COLUMNS: [&str; 9] = [
     "files added",
 ];
 
-async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outcome> {
-    let temp;
-    let dir = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => {
-            temp = tempfile::tempdir()?;
-            temp.path().to_path_buf()
-        }
+/// The work folder (a temporary one unless given) with `names` emptied.
+fn work_folders(
+    dir: Option<&Path>,
+    names: &[&str],
+) -> anyhow::Result<(Option<tempfile::TempDir>, Vec<PathBuf>)> {
+    let temp = if dir.is_none() {
+        Some(tempfile::tempdir()?)
+    } else {
+        None
     };
-    let files_dir = dir.join("files");
-    let lake_dir = dir.join("lake");
-    for folder in [&files_dir, &lake_dir] {
+    let root = dir.map_or_else(
+        || temp.as_ref().expect("made above").path().to_path_buf(),
+        Path::to_path_buf,
+    );
+    let mut folders = Vec::new();
+    for name in names {
+        let folder = root.join(name);
         if folder.exists() {
-            std::fs::remove_dir_all(folder)
+            std::fs::remove_dir_all(&folder)
                 .with_context(|| format!("cannot clear {}", folder.display()))?;
         }
-        std::fs::create_dir_all(folder)?;
+        std::fs::create_dir_all(&folder)?;
+        folders.push(folder);
     }
+    Ok((temp, folders))
+}
+
+async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    let (_temp, folders) = work_folders(args.dir.as_deref(), &["files", "lake"])?;
+    let (files_dir, lake_dir) = (&folders[0], &folders[1]);
 
     let generated = Instant::now();
-    let paths = write_files(&files_dir, args.symbols, args.days, args.format)?;
+    let paths = write_files(files_dir, args.symbols, args.days, args.format)?;
     printer.summary(&format!(
         "generated {} {:?} files of {} days in {:.1}s (untimed)",
         args.symbols,
@@ -141,6 +159,142 @@ async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outc
         ));
     }
     Ok(Outcome::Success)
+}
+
+#[derive(Debug, Serialize)]
+struct FeaturesPass {
+    pass: &'static str,
+    series_built: usize,
+    rows_read: usize,
+    read_seconds: f64,
+    compute_seconds: f64,
+    write_seconds: f64,
+    total_seconds: f64,
+    rows_per_second: f64,
+    compute_rows_per_second: f64,
+    peak_rss_mib: f64,
+    rows_written: usize,
+    commits: usize,
+    files_added: usize,
+}
+
+const FEATURES_COLUMNS: [&str; 12] = [
+    "pass",
+    "series",
+    "rows read",
+    "read s",
+    "compute s",
+    "write s",
+    "total s",
+    "rows/s",
+    "compute rows/s",
+    "peak RSS MiB",
+    "rows written",
+    "files",
+];
+
+async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    let (_temp, folders) = work_folders(args.dir.as_deref(), &["lake"])?;
+    let lake = Lake::open(folders[0].to_str().context("work folder is not UTF-8")?)?;
+    let start = NaiveDate::from_ymd_opt(2000, 1, 3).expect("valid date");
+    let end = nth_weekday_from(start, args.days);
+    let next_day = nth_weekday_from(end, 2);
+    let symbols: Vec<Symbol> = (0..args.symbols)
+        .map(|i| Symbol::parse(&format!("S{i:05}")))
+        .collect::<Result<_, _>>()?;
+
+    let generated = Instant::now();
+    for chunk in symbols.chunks(250) {
+        lake.append(&OHLCV, vec![synthetic_bars(chunk, start, end)])
+            .await?;
+    }
+    printer.summary(&format!(
+        "generated ohlcv: {} symbols × {} days in {:.1}s (untimed)",
+        args.symbols,
+        args.days,
+        generated.elapsed().as_secs_f64()
+    ));
+
+    let request = BuildRequest {
+        symbols: None,
+        group_rows: args.group_rows,
+    };
+    let mut passes = Vec::new();
+    for pass in ["first build", "nothing changed", "one new day"] {
+        if pass == "one new day" {
+            lake.upsert(&OHLCV, vec![synthetic_bars(&symbols, next_day, next_day)])
+                .await?;
+        }
+        reset_peak_rss();
+        let started = Instant::now();
+        let report = bf_features::build::build(&lake, &request, &()).await?;
+        let total_seconds = started.elapsed().as_secs_f64();
+        let phases = report.phases;
+        passes.push(FeaturesPass {
+            pass,
+            series_built: report.series_built,
+            rows_read: report.rows_read,
+            read_seconds: phases.read.as_secs_f64(),
+            compute_seconds: phases.compute.as_secs_f64(),
+            write_seconds: phases.write.as_secs_f64(),
+            total_seconds,
+            rows_per_second: report.rows_read as f64 / total_seconds,
+            compute_rows_per_second: report.rows_read as f64 / phases.compute.as_secs_f64(),
+            peak_rss_mib: peak_rss_mib(),
+            rows_written: report.inserted + report.updated,
+            commits: report.commits,
+            files_added: report.files_added,
+        });
+    }
+
+    if printer.json() {
+        printer.json_value(&passes)?;
+        return Ok(Outcome::Success);
+    }
+    let rate = |r: f64| {
+        if r.is_finite() {
+            count_text(r as usize)
+        } else {
+            "—".into()
+        }
+    };
+    let rows = passes
+        .iter()
+        .map(|p| {
+            vec![
+                p.pass.to_string(),
+                count_text(p.series_built),
+                count_text(p.rows_read),
+                format!("{:.2}", p.read_seconds),
+                format!("{:.2}", p.compute_seconds),
+                format!("{:.2}", p.write_seconds),
+                format!("{:.2}", p.total_seconds),
+                rate(p.rows_per_second),
+                rate(p.compute_rows_per_second),
+                format!("{:.0}", p.peak_rss_mib),
+                count_text(p.rows_written),
+                format!("{} in {} commits", p.files_added, p.commits),
+            ]
+        })
+        .collect();
+    printer.table(&FEATURES_COLUMNS, &FEATURES_COLUMNS[1..], rows)?;
+    printer.summary(&format!(
+        "{} symbols × {} days, ohlcv Delta -> features Delta on local disk, {} cores",
+        args.symbols,
+        args.days,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    ));
+    Ok(Outcome::Success)
+}
+
+fn synthetic_bars(symbols: &[Symbol], start: NaiveDate, end: NaiveDate) -> RecordBatch {
+    let synthetic = Synthetic::new(7);
+    let mut bars = BarsBuilder::new(SOURCE_NAME, super::now_micros(), 0);
+    let mut actions = ActionsBuilder::new(SOURCE_NAME, 0);
+    for symbol in symbols {
+        synthetic.generate(symbol, start, end, &mut bars, &mut actions);
+    }
+    bars.finish()
 }
 
 /// One file per symbol in the vendor layout `date,open,high,low,close,adj_close,volume`.

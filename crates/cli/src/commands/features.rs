@@ -1,7 +1,7 @@
 //! `bf features build | show`.
 
 use bf_core::SymbolLists;
-use bf_core::tables::{FEATURES, FEATURE_COLUMNS, col};
+use bf_core::tables::{FEATURE_COLUMNS, FEATURES, col};
 use bf_features::build::{BuildReport, BuildRequest, Progress, build};
 use bf_lake::Lake;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -111,7 +111,11 @@ async fn show(args: FeaturesShowArgs, lake: &Lake, printer: &Printer) -> anyhow:
         args.interval.as_str()
     );
     if printer.json() {
-        printer.batches(crate::args::OutputFormat::Json, &result.schema, &result.batches)?;
+        printer.batches(
+            crate::args::OutputFormat::Json,
+            &result.schema,
+            &result.batches,
+        )?;
         return Ok(Outcome::Success);
     }
     // One row per feature and one column per date reads well in a terminal.
@@ -121,13 +125,23 @@ async fn show(args: FeaturesShowArgs, lake: &Lake, printer: &Printer) -> anyhow:
         .expect("features have dates")
         .as_primitive::<Date32Type>();
     let date_headers: Vec<String> = (0..batch.num_rows())
-        .map(|i| dates.value_as_date(i).map_or_else(String::new, |d| d.to_string()))
+        .map(|i| {
+            dates
+                .value_as_date(i)
+                .map_or_else(String::new, |d| d.to_string())
+        })
         .collect();
     let mut header = vec!["feature"];
     header.extend(date_headers.iter().map(String::as_str));
-    let features = [col::ADJ_OPEN, col::ADJ_HIGH, col::ADJ_LOW, col::ADJ_CLOSE, col::VOLUME]
-        .into_iter()
-        .chain(FEATURE_COLUMNS);
+    let features = [
+        col::ADJ_OPEN,
+        col::ADJ_HIGH,
+        col::ADJ_LOW,
+        col::ADJ_CLOSE,
+        col::VOLUME,
+    ]
+    .into_iter()
+    .chain(FEATURE_COLUMNS);
     let table_rows = features
         .map(|name| {
             let column = batch.column_by_name(name).expect("features column");
@@ -159,7 +173,11 @@ fn number_text(column: &str, value: f64) -> String {
         "ret_1" | "log_ret_1" | "vol_20" => format!("{:.2}%", value * 100.0),
         "obv" => {
             let text = count_text(value.abs() as usize);
-            if value < 0.0 { format!("-{text}") } else { text }
+            if value < 0.0 {
+                format!("-{text}")
+            } else {
+                text
+            }
         }
         _ => format!("{value:.4}"),
     }

@@ -1,19 +1,58 @@
-//! `bf sql "SELECT …"`.
+//! `bf sql "SELECT …"` and `bf sql --functions`.
 
-use bf_lake::Lake;
+use bf_features::udf;
+use bf_lake::{Lake, run_query};
 
 use super::Outcome;
-use crate::args::{GlobalArgs, SqlArgs};
+use crate::args::{GlobalArgs, OutputFormat, SqlArgs};
 use crate::present::Printer;
 
 pub async fn run(args: SqlArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    if args.functions {
+        return functions(printer);
+    }
+    let query = args
+        .query
+        .expect("clap requires a query without --functions");
     let lake = Lake::open(&global.lake)?;
-    let result = lake.sql(&args.query).await?;
+    let ctx = lake.session().await?;
+    udf::register(&ctx);
+    let result = run_query(&ctx, &query).await?;
     let format = if printer.json() {
-        crate::args::OutputFormat::Json
+        OutputFormat::Json
     } else {
         args.format
     };
     printer.batches(format, &result.schema, &result.batches)?;
+    Ok(Outcome::Success)
+}
+
+#[derive(Debug, serde::Serialize)]
+struct FunctionDoc {
+    function: String,
+    description: &'static str,
+}
+
+fn functions(printer: &Printer) -> anyhow::Result<Outcome> {
+    let docs: Vec<FunctionDoc> = udf::functions()
+        .iter()
+        .map(|f| FunctionDoc {
+            function: f.usage(),
+            description: f.description,
+        })
+        .collect();
+    if printer.json() {
+        printer.json_value(&docs)?;
+        return Ok(Outcome::Success);
+    }
+    let rows = docs
+        .into_iter()
+        .map(|d| vec![d.function, d.description.to_string()])
+        .collect();
+    printer.table(&["function", "description"], &[], rows)?;
+    printer.summary(
+        "window functions: call as f(...) OVER (PARTITION BY symbol ORDER BY date); \
+         parameters are constant positive integers; null where the lookback is not met",
+    );
     Ok(Outcome::Success)
 }

@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn gap_up_counts_from_the_previous_close() {
-        assert_eq!(true_range(&[10.0, 14.0], &[9.0, 13.0], &[10.0, 13.5], 1), 4.0);
+        assert_eq!(
+            true_range(&[10.0, 14.0], &[9.0, 13.0], &[10.0, 13.5], 1),
+            4.0
+        );
     }
 
     #[test]

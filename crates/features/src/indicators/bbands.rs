@@ -33,7 +33,11 @@ pub fn bbands(values: &[f64], period: usize, dev_up: f64, dev_down: f64) -> Band
         sum_sq -= trailing * trailing;
         let middle = bands.middle[today];
         mean_sq -= middle * middle;
-        let deviation = if ta_is_zero_or_neg(mean_sq) { 0.0 } else { mean_sq.sqrt() };
+        let deviation = if ta_is_zero_or_neg(mean_sq) {
+            0.0
+        } else {
+            mean_sq.sqrt()
+        };
         bands.upper[today] = middle + deviation * dev_up;
         bands.lower[today] = middle - deviation * dev_down;
     }

@@ -16,7 +16,11 @@ pub struct Macd {
 /// signal is an EMA of the MACD line from that row, and all three outputs start
 /// once the signal has its first value.
 pub fn macd(values: &[f64], fast: usize, slow: usize, signal_period: usize) -> Macd {
-    let (fast, slow) = if slow < fast { (slow, fast) } else { (fast, slow) };
+    let (fast, slow) = if slow < fast {
+        (slow, fast)
+    } else {
+        (fast, slow)
+    };
     let len = values.len();
     let mut out = Macd {
         macd: undefined(len),
@@ -69,7 +73,8 @@ mod tests {
     #[test]
     fn the_fast_line_is_not_the_standalone_ema() {
         let values: Vec<f64> = (0..60).map(|i| (f64::from(i) * 0.3).sin() + 10.0).collect();
-        let standalone = super::super::ema::ema(&values, 12)[33] - super::super::ema::ema(&values, 26)[33];
+        let standalone =
+            super::super::ema::ema(&values, 12)[33] - super::super::ema::ema(&values, 26)[33];
         assert!((macd(&values, 12, 26, 9).macd[33] - standalone).abs() > 1e-6);
     }
 }

@@ -45,7 +45,10 @@ pub(crate) mod test_support {
             if e.is_nan() {
                 assert!(a.is_nan(), "row {i}: expected no value, got {a}");
             } else {
-                assert!((a - e).abs() <= 1e-12 * e.abs().max(1.0), "row {i}: {a} != {e}");
+                assert!(
+                    (a - e).abs() <= 1e-12 * e.abs().max(1.0),
+                    "row {i}: {a} != {e}"
+                );
             }
         }
     }

@@ -7,7 +7,11 @@ pub fn simple_return(price: &[f64]) -> Vec<f64> {
     let mut out = undefined(price.len());
     for today in 1..price.len() {
         let previous = price[today - 1];
-        out[today] = if previous != 0.0 { (price[today] - previous) / previous } else { 0.0 };
+        out[today] = if previous != 0.0 {
+            (price[today] - previous) / previous
+        } else {
+            0.0
+        };
     }
     out
 }

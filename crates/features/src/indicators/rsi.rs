@@ -41,7 +41,11 @@ pub fn rsi(values: &[f64], period: usize) -> Vec<f64> {
 
 fn strength(gain: f64, loss: f64) -> f64 {
     let total = gain + loss;
-    if ta_is_zero(total) { 0.0 } else { 100.0 * (gain / total) }
+    if ta_is_zero(total) {
+        0.0
+    } else {
+        100.0 * (gain / total)
+    }
 }
 
 #[cfg(test)]

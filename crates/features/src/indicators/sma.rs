@@ -27,7 +27,10 @@ mod tests {
     #[test]
     fn averages_the_last_period_values() {
         let nan = f64::NAN;
-        assert_series(&sma(&[1.0, 2.0, 3.0, 4.0, 5.0], 3), &[nan, nan, 2.0, 3.0, 4.0]);
+        assert_series(
+            &sma(&[1.0, 2.0, 3.0, 4.0, 5.0], 3),
+            &[nan, nan, 2.0, 3.0, 4.0],
+        );
     }
 
     #[test]

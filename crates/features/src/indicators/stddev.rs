@@ -24,7 +24,11 @@ pub fn stddev(values: &[f64], period: usize) -> Vec<f64> {
         let trailing = values[today + 1 - period];
         sum -= trailing;
         sum_sq -= trailing * trailing;
-        out[today] = if ta_is_zero_or_neg(variance) { 0.0 } else { variance.sqrt() };
+        out[today] = if ta_is_zero_or_neg(variance) {
+            0.0
+        } else {
+            variance.sqrt()
+        };
     }
     out
 }

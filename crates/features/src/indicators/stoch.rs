@@ -37,10 +37,20 @@ pub fn stoch(
     let fast: Vec<f64> = (fast_k - 1..len)
         .map(|today| {
             let window = today + 1 - fast_k..=today;
-            let lowest = low[window.clone()].iter().copied().fold(f64::INFINITY, f64::min);
-            let highest = high[window].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lowest = low[window.clone()]
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min);
+            let highest = high[window]
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max);
             let diff = (highest - lowest) / 100.0;
-            if diff != 0.0 { (close[today] - lowest) / diff } else { 0.0 }
+            if diff != 0.0 {
+                (close[today] - lowest) / diff
+            } else {
+                0.0
+            }
         })
         .collect();
     // Each average runs over the values its input has, as TA-Lib's chained calls do.
