@@ -1,6 +1,8 @@
 //! What a user sees: the `bf` binary run in a temporary folder against a real
 //! Delta lake on disk.
 
+mod features;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
