@@ -9,6 +9,7 @@
 //! differ. Each group is one commit, so an interrupted build keeps the groups
 //! already done and a rerun continues with the rest.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -134,11 +135,13 @@ pub async fn build(
             None => fresh.push((key.clone(), rows)),
             Some(version) if version >= ohlcv_version => report.series_up_to_date += 1,
             Some(version) => {
-                if !changed_since.contains_key(&version) {
-                    let changed = lake.changed_series_since(&OHLCV, version).await?;
-                    changed_since.insert(version, changed);
-                }
-                if changed_since[&version].contains(key) {
+                let changed = match changed_since.entry(version) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(slot) => {
+                        slot.insert(lake.changed_series_since(&OHLCV, version).await?)
+                    }
+                };
+                if changed.contains(key) {
                     rebuild.push((key.clone(), rows));
                 } else {
                     report.series_up_to_date += 1;

@@ -313,16 +313,31 @@ pub(crate) fn file_paths(table: &DeltaTable) -> HashSet<String> {
 /// Dictionaries pay off only for the repetitive text columns; on prices,
 /// timestamps and volumes they are built and then abandoned, which costs time.
 pub(crate) fn writer_properties(spec: &TableSpec) -> WriterProperties {
-    let zstd = Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level"));
+    let variant = std::env::var("BF_PARQUET_VARIANT").unwrap_or_default();
+    let compression = match variant.as_str() {
+        "snappy" => Compression::SNAPPY,
+        "none" | "bss_none" => Compression::UNCOMPRESSED,
+        "lz4" | "bss_lz4" => Compression::LZ4_RAW,
+        _ => Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")),
+    };
+    let bss = variant.starts_with("bss");
     spec.schema()
         .fields()
         .iter()
         .filter(|f| f.data_type() != &DataType::Utf8)
         .fold(
-            WriterProperties::builder().set_compression(zstd),
+            WriterProperties::builder().set_compression(compression),
             |builder, field| {
-                builder
-                    .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false)
+                let path = ColumnPath::from(field.name().as_str());
+                let builder = builder.set_column_dictionary_enabled(path.clone(), false);
+                if bss && field.data_type() == &DataType::Float64 {
+                    builder.set_column_encoding(
+                        path,
+                        deltalake::parquet::basic::Encoding::BYTE_STREAM_SPLIT,
+                    )
+                } else {
+                    builder
+                }
             },
         )
         .build()

@@ -45,13 +45,13 @@ pub fn macd(values: &[f64], fast: usize, slow: usize, signal_period: usize) -> M
 
     let k = smoothing(signal_period);
     let mut signal = line[line_start..=first].iter().sum::<f64>() / signal_period as f64;
-    for today in first..len {
+    for (today, &value) in line.iter().enumerate().skip(first) {
         if today > first {
-            signal = ((line[today] - signal) * k) + signal;
+            signal = ((value - signal) * k) + signal;
         }
-        out.macd[today] = line[today];
+        out.macd[today] = value;
         out.signal[today] = signal;
-        out.hist[today] = line[today] - signal;
+        out.hist[today] = value - signal;
     }
     out
 }
