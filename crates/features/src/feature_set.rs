@@ -2,9 +2,11 @@
 //! Adding a feature is its kernel module, one line here, and its name in
 //! `bf_core::tables::FEATURE_COLUMNS`.
 
+use bf_core::tables::FEATURE_COLUMNS;
+
 use crate::indicators::{
     adx::adx, atr::atr, bbands::bbands, ema::ema, macd::macd, obv::obv, returns, rsi::rsi,
-    sma::sma, stoch::stoch, volatility::volatility, volume_z::volume_z,
+    sma::sma, stoch::stoch, volatility::volatility_of_log_returns, volume_z::volume_z,
 };
 
 /// One symbol's bars in date order, on adjusted prices (SPEC: f = adj_close /
@@ -25,15 +27,20 @@ pub struct Feature {
     pub compute: fn(&Prices) -> Vec<Vec<f64>>,
 }
 
-/// Every feature, in `FEATURE_COLUMNS` order.
+/// Every feature; together they fill each of `FEATURE_COLUMNS` once.
 pub static FEATURES: &[Feature] = &[
     Feature {
         columns: &["ret_1"],
         compute: |p| vec![returns::simple_return(p.close)],
     },
+    // One logarithm per row serves both columns.
     Feature {
-        columns: &["log_ret_1"],
-        compute: |p| vec![returns::log_return(p.close)],
+        columns: &["log_ret_1", "vol_20"],
+        compute: |p| {
+            let log_returns = returns::log_return(p.close);
+            let volatility = volatility_of_log_returns(&log_returns, 20);
+            vec![log_returns, volatility]
+        },
     },
     Feature {
         columns: &["sma_20"],
@@ -93,10 +100,6 @@ pub static FEATURES: &[Feature] = &[
         compute: |p| vec![obv(p.close, p.volume)],
     },
     Feature {
-        columns: &["vol_20"],
-        compute: |p| vec![volatility(p.close, 20)],
-    },
-    Feature {
         columns: &["volume_z_20"],
         compute: |p| vec![volume_z(p.volume, 20)],
     },
@@ -104,21 +107,36 @@ pub static FEATURES: &[Feature] = &[
 
 /// Every feature column for one symbol, in `FEATURE_COLUMNS` order.
 pub fn compute_all(prices: &Prices) -> Vec<Vec<f64>> {
-    FEATURES.iter().flat_map(|f| (f.compute)(prices)).collect()
+    let mut columns: Vec<Vec<f64>> = vec![Vec::new(); FEATURE_COLUMNS.len()];
+    for feature in FEATURES {
+        for (name, values) in feature.columns.iter().zip((feature.compute)(prices)) {
+            columns[column_index(name)] = values;
+        }
+    }
+    columns
+}
+
+fn column_index(name: &str) -> usize {
+    FEATURE_COLUMNS
+        .iter()
+        .position(|c| *c == name)
+        .expect("registry names are table columns")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bf_core::tables::FEATURE_COLUMNS;
 
     #[test]
-    fn registry_fills_the_table_columns_in_order() {
-        let names: Vec<&str> = FEATURES
+    fn registry_fills_every_table_column_once() {
+        let mut names: Vec<&str> = FEATURES
             .iter()
             .flat_map(|f| f.columns.iter().copied())
             .collect();
-        assert_eq!(names, FEATURE_COLUMNS);
+        names.sort_unstable();
+        let mut expected = FEATURE_COLUMNS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(names, expected);
     }
 
     #[test]

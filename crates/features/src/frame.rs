@@ -3,12 +3,13 @@
 //! Symbols are independent, so they run in parallel on all cores.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bf_core::tables::{self, col};
 use datafusion::arrow::array::{
     ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    StringViewArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
@@ -45,18 +46,28 @@ pub fn compute_features(
     stamp: Stamp,
 ) -> Result<Vec<RecordBatch>, FeaturesError> {
     let input = Input::try_new(input)?;
-    let mut groups: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-    for row in 0..input.len {
-        groups
-            .entry((input.symbol.value(row), input.interval.value(row)))
-            .or_default()
-            .push(row);
+    // A table scan yields each series in a few long runs of rows, so grouping
+    // compares neighbours and hashes once per run rather than once per row.
+    let mut groups: HashMap<(&str, &str), Vec<Range<usize>>> = HashMap::new();
+    let mut start = 0;
+    while start < input.len {
+        let key = (input.symbol.value(start), input.interval.value(start));
+        let mut end = start + 1;
+        while end < input.len
+            && input.symbol.value(end) == key.0
+            && input.interval.value(end) == key.1
+        {
+            end += 1;
+        }
+        groups.entry(key).or_default().push(start..end);
+        start = end;
     }
-    let mut groups: Vec<((&str, &str), Vec<usize>)> = groups.into_iter().collect();
+    let mut groups: Vec<((&str, &str), Vec<Range<usize>>)> = groups.into_iter().collect();
     groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     groups
         .into_par_iter()
-        .map(|((symbol, interval), mut rows)| {
+        .map(|((symbol, interval), runs)| {
+            let mut rows: Vec<usize> = runs.into_iter().flatten().collect();
             if !rows.is_sorted_by_key(|&r| input.date.value(r)) {
                 rows.sort_unstable_by_key(|&r| input.date.value(r));
             }
@@ -65,11 +76,26 @@ pub fn compute_features(
         .collect()
 }
 
+/// A text column as stored (DataFusion reads Delta strings as views) or plain.
+enum Text<'a> {
+    Plain(&'a StringArray),
+    View(&'a StringViewArray),
+}
+
+impl<'a> Text<'a> {
+    fn value(&self, row: usize) -> &'a str {
+        match self {
+            Self::Plain(array) => array.value(row),
+            Self::View(array) => array.value(row),
+        }
+    }
+}
+
 /// Typed views of the input columns.
 struct Input<'a> {
     len: usize,
-    symbol: StringArray,
-    interval: StringArray,
+    symbol: Text<'a>,
+    interval: Text<'a>,
     date: &'a Date32Array,
     open: &'a Float64Array,
     high: &'a Float64Array,
@@ -86,11 +112,13 @@ impl<'a> Input<'a> {
                 .column_by_name(name)
                 .ok_or_else(|| FeaturesError::Input(format!("no {name} column")))
         };
-        // DataFusion reads Delta strings as Utf8View; kernels want plain strings.
-        let text = |name: &str| -> Result<StringArray, FeaturesError> {
-            let array = datafusion::arrow::compute::cast(column(name)?, &DataType::Utf8)
-                .map_err(|e| FeaturesError::Input(format!("{name}: {e}")))?;
-            Ok(array.as_string::<i32>().clone())
+        let text = |name: &str| -> Result<Text<'a>, FeaturesError> {
+            let array = column(name)?;
+            match array.data_type() {
+                DataType::Utf8 => Ok(Text::Plain(array.as_string::<i32>())),
+                DataType::Utf8View => Ok(Text::View(array.as_string_view())),
+                other => Err(FeaturesError::Input(format!("{name} is {other}, not text"))),
+            }
         };
         let floats = |name: &str| -> Result<&'a Float64Array, FeaturesError> {
             column(name)?

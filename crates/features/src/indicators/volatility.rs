@@ -7,22 +7,25 @@ use super::undefined;
 pub const TRADING_DAYS: f64 = 252.0;
 
 /// Sample (n − 1) standard deviation of the last `period` log returns × √252.
-/// Each window is computed in two passes (mean, then squared deviations), so a
-/// long series accumulates no drift. First value on row `period` (the first
-/// return is on row 1).
+/// First value on row `period` (the first return is on row 1).
 pub fn volatility(price: &[f64], period: usize) -> Vec<f64> {
-    let returns = log_return(price);
-    let mut out = undefined(price.len());
-    if period < 2 || price.len() <= period {
+    volatility_of_log_returns(&log_return(price), period)
+}
+
+/// As [`volatility`], from log returns already computed (row 0 has none). Each
+/// window is computed in two passes (mean, then squared deviations), so a long
+/// series accumulates no drift and constant returns give exactly 0.
+pub fn volatility_of_log_returns(returns: &[f64], period: usize) -> Vec<f64> {
+    let mut out = undefined(returns.len());
+    if period < 2 || returns.len() <= period {
         return out;
     }
     let n = period as f64;
     let annualise = TRADING_DAYS.sqrt();
-    for today in period..price.len() {
-        let window = &returns[today + 1 - period..=today];
+    for (today, window) in returns[1..].windows(period).enumerate() {
         let mean = window.iter().sum::<f64>() / n;
         let squares: f64 = window.iter().map(|r| (r - mean) * (r - mean)).sum();
-        out[today] = (squares / (n - 1.0)).sqrt() * annualise;
+        out[today + period] = (squares / (n - 1.0)).sqrt() * annualise;
     }
     out
 }
