@@ -52,14 +52,26 @@ pub const FEATURE_COLUMNS: [&str; 21] = [
     "volume_z_20",
 ];
 
-/// A lake table: its name, the columns that identify a row, and the columns that
-/// record provenance rather than data (a re-import that only changes those is a no-op).
+/// A lake table: its name, the columns that identify a row, the columns that
+/// record provenance rather than data (a re-import that only changes those is a
+/// no-op), and how its files trade size for write speed.
 #[derive(Debug)]
 pub struct TableSpec {
     pub name: &'static str,
     pub key: &'static [&'static str],
     pub provenance: &'static [&'static str],
+    pub storage: Storage,
     schema: &'static LazyLock<SchemaRef>,
+}
+
+/// How a table's Parquet files are encoded (measurements in README "The lake").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// zstd level 1: for narrow tables written a little at a time.
+    Compact,
+    /// Floats byte-stream-split, LZ4, small row groups: for wide float tables
+    /// rebuilt in bulk, where encoding time dominates the write.
+    Fast,
 }
 
 impl TableSpec {
@@ -105,6 +117,7 @@ pub static OHLCV: TableSpec = TableSpec {
     name: "ohlcv",
     key: &[col::SYMBOL, col::INTERVAL, col::DATE],
     provenance: &[col::SOURCE, col::INGESTED_AT],
+    storage: Storage::Compact,
     schema: &OHLCV_SCHEMA,
 };
 
@@ -125,6 +138,7 @@ pub static CORPORATE_ACTIONS: TableSpec = TableSpec {
     name: "corporate_actions",
     key: &[col::SYMBOL, col::DATE, col::KIND],
     provenance: &[col::SOURCE, col::INGESTED_AT],
+    storage: Storage::Compact,
     schema: &CORPORATE_ACTIONS_SCHEMA,
 };
 
@@ -162,6 +176,7 @@ pub static FEATURES: TableSpec = TableSpec {
     name: "features",
     key: &[col::SYMBOL, col::INTERVAL, col::DATE],
     provenance: &[col::OHLCV_VERSION, col::COMPUTED_AT],
+    storage: Storage::Fast,
     schema: &FEATURES_SCHEMA,
 };
 
