@@ -14,10 +14,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bf_core::tables::{FEATURES, OHLCV, col};
-use bf_lake::{Lake, Series, UpsertMetrics};
+use bf_lake::{ChangedSeries, Lake, Series, UpsertMetrics};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
@@ -125,8 +125,11 @@ pub async fn build(
         missing: missing_symbols(request.symbols.as_deref(), &inventory),
         ..BuildReport::default()
     };
-    let mut changed_since: HashMap<u64, HashSet<Series>> = HashMap::new();
+    let mut changed_since: HashMap<u64, ChangedSeries> = HashMap::new();
     let (mut fresh, mut rebuild) = (Vec::new(), Vec::new());
+    // Kernels only look back, so rows before a series' first changed bar come
+    // out as stored: only the rest is compared and written.
+    let mut write_from: HashMap<Series, i32> = HashMap::new();
     let mut series: Vec<(&Series, &i64)> = inventory.iter().collect();
     series.sort_unstable();
     for (key, &rows) in series {
@@ -141,7 +144,9 @@ pub async fn build(
                         slot.insert(lake.changed_series_since(&OHLCV, version).await?)
                     }
                 };
-                if changed.contains(key) {
+                if let Some(&first_changed) = changed.get(key) {
+                    let earliest = write_from.entry(key.clone()).or_insert(first_changed);
+                    *earliest = (*earliest).min(first_changed);
                     rebuild.push((key.clone(), rows));
                 } else {
                     report.series_up_to_date += 1;
@@ -166,7 +171,16 @@ pub async fn build(
             let wanted: HashSet<&Series> = group.iter().collect();
             let batches: Vec<RecordBatch> = compute_features(&input, stamp)?
                 .into_iter()
-                .filter(|b| wanted.contains(&series_of(b)))
+                .filter_map(|batch| {
+                    let series = series_of(&batch);
+                    if !wanted.contains(&series) {
+                        return None;
+                    }
+                    Some(match write_from.get(&series) {
+                        Some(&from) => rows_from(&batch, from),
+                        None => batch,
+                    })
+                })
                 .collect();
             report.phases.compute += started.elapsed();
 
@@ -235,6 +249,16 @@ async fn read_group(
     report.rows_read += input.num_rows();
     report.phases.read += started.elapsed();
     Ok(input)
+}
+
+/// The rows of a date-sorted series batch on or after `from`.
+fn rows_from(batch: &RecordBatch, from: i32) -> RecordBatch {
+    let dates = batch
+        .column_by_name(col::DATE)
+        .expect("features batch")
+        .as_primitive::<Date32Type>();
+    let first = dates.values().partition_point(|&d| d < from);
+    batch.slice(first, batch.num_rows() - first)
 }
 
 fn series_of(batch: &RecordBatch) -> Series {

@@ -6,12 +6,12 @@
 //! touched and adds rewritten copies, whose unchanged rows cancel against the
 //! removed originals; a compaction cancels out entirely.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bf_core::tables::{TableSpec, col};
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Date32Type};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -26,19 +26,24 @@ use crate::{Lake, LakeError};
 /// A (symbol, interval) pair.
 pub type Series = (String, String);
 
+/// Changed series with the first date (days since 1970-01-01) whose row was
+/// added or changed: rows before it are as they were.
+pub type ChangedSeries = HashMap<Series, i32>;
+
 impl Lake {
     /// The (symbol, interval) series of `spec` whose rows were added or changed
-    /// after `version` (key and value columns compared; provenance ignored).
+    /// after `version` (key and value columns compared; provenance ignored), each
+    /// with its first changed date.
     pub async fn changed_series_since(
         &self,
         spec: &TableSpec,
         version: u64,
-    ) -> Result<HashSet<Series>, LakeError> {
+    ) -> Result<ChangedSeries, LakeError> {
         let Some(now) = self.load(spec).await? else {
-            return Ok(HashSet::new());
+            return Ok(HashMap::new());
         };
         if now.version() == Some(version) {
-            return Ok(HashSet::new());
+            return Ok(HashMap::new());
         }
         let then = deltalake::open_table_with_version(self.table_url(spec), version)
             .await
@@ -47,7 +52,7 @@ impl Lake {
         let added: Vec<&String> = now_files.difference(&then_files).collect();
         let removed: Vec<&String> = then_files.difference(&now_files).collect();
         if added.is_empty() {
-            return Ok(HashSet::new());
+            return Ok(HashMap::new());
         }
         let scan_error = |source| LakeError::Scan {
             table: spec.name.to_string(),
@@ -66,11 +71,11 @@ impl Lake {
             .map(|c| format!("\"{c}\""))
             .collect();
         let columns = columns.join(", ");
-        let series = format!("{}, \"{}\"", col::SYMBOL, col::INTERVAL);
+        let series = format!("{}, \"{}\", min({})", col::SYMBOL, col::INTERVAL, col::DATE);
         let exact = format!(
-            "SELECT DISTINCT {series} FROM (SELECT {columns} FROM added EXCEPT SELECT {columns} FROM removed)"
+            "SELECT {series} FROM (SELECT {columns} FROM added EXCEPT SELECT {columns} FROM removed) GROUP BY 1, 2"
         );
-        let all_added = format!("SELECT DISTINCT {series} FROM added");
+        let all_added = format!("SELECT {series} FROM added GROUP BY 1, 2");
         if removed.is_empty() {
             return series_of(&ctx, &all_added).await.map_err(scan_error);
         }
@@ -113,17 +118,21 @@ impl Lake {
     }
 }
 
-async fn series_of(ctx: &SessionContext, query: &str) -> Result<HashSet<Series>, DataFusionError> {
-    let mut series = HashSet::new();
+async fn series_of(ctx: &SessionContext, query: &str) -> Result<ChangedSeries, DataFusionError> {
+    let mut series = HashMap::new();
     for batch in ctx.sql(query).await?.collect().await? {
         let symbols = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
         let intervals = datafusion::arrow::compute::cast(batch.column(1), &DataType::Utf8)?;
         let (symbols, intervals) = (symbols.as_string::<i32>(), intervals.as_string::<i32>());
+        let first_dates = batch.column(2).as_primitive::<Date32Type>();
         for row in 0..batch.num_rows() {
-            series.insert((
-                symbols.value(row).to_string(),
-                intervals.value(row).to_string(),
-            ));
+            series.insert(
+                (
+                    symbols.value(row).to_string(),
+                    intervals.value(row).to_string(),
+                ),
+                first_dates.value(row),
+            );
         }
     }
     Ok(series)

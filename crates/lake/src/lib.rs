@@ -8,7 +8,7 @@ mod error;
 mod lake;
 mod upsert;
 
-pub use changes::Series;
+pub use changes::{ChangedSeries, Series};
 pub use error::LakeError;
 pub use lake::{Lake, QueryResult, run_query};
 pub use upsert::UpsertMetrics;

@@ -146,3 +146,51 @@ fn sql_lists_the_indicator_functions() {
         assert!(list.contains(usage), "{usage} missing from\n{list}");
     }
 }
+
+/// Every stored feature except provenance, in key order.
+fn features_content(ws: &Workspace) -> String {
+    let columns = ws.ok(&["sql", "SELECT * FROM features LIMIT 0", "--format", "csv"]);
+    let compared: Vec<String> = columns
+        .trim()
+        .split(',')
+        .filter(|c| !["ohlcv_version", "computed_at"].contains(c))
+        .map(|c| format!("\"{c}\""))
+        .collect();
+    ws.ok(&[
+        "sql",
+        &format!(
+            "SELECT {} FROM features ORDER BY symbol, \"interval\", date",
+            compared.join(", ")
+        ),
+        "--format",
+        "csv",
+    ])
+}
+
+#[test]
+fn incremental_builds_equal_a_full_build_across_a_readjustment() {
+    let incremental = Workspace::new();
+    let fetch = |ws: &Workspace, end: &str| {
+        ws.ok(&[
+            "data",
+            "fetch",
+            "--symbol-list",
+            "demo_small",
+            "--start",
+            "2018-01-01",
+            "--end",
+            end,
+        ]);
+    };
+    fetch(&incremental, "2023-06-30");
+    incremental.ok(&["features", "build", "--symbol-list", "demo_small"]);
+    // Dividends in the next half year re-adjust the whole history of their symbols.
+    fetch(&incremental, "2023-12-29");
+    let second = incremental.json(&["features", "build", "--symbol-list", "demo_small"]);
+    assert!(second["updated"].as_i64().unwrap() > 1000, "{second}");
+
+    let full = Workspace::new();
+    fetch(&full, "2023-12-29");
+    full.ok(&["features", "build", "--symbol-list", "demo_small"]);
+    assert_eq!(features_content(&incremental), features_content(&full));
+}
