@@ -170,6 +170,7 @@ struct FeaturesPass {
     compute_seconds: f64,
     write_seconds: f64,
     total_seconds: f64,
+    cpu_seconds: f64,
     rows_per_second: f64,
     compute_rows_per_second: f64,
     peak_rss_mib: f64,
@@ -178,7 +179,7 @@ struct FeaturesPass {
     files_added: usize,
 }
 
-const FEATURES_COLUMNS: [&str; 12] = [
+const FEATURES_COLUMNS: [&str; 13] = [
     "pass",
     "series",
     "rows read",
@@ -186,6 +187,7 @@ const FEATURES_COLUMNS: [&str; 12] = [
     "compute s",
     "write s",
     "total s",
+    "CPU s",
     "rows/s",
     "compute rows/s",
     "peak RSS MiB",
@@ -226,9 +228,10 @@ async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<
                 .await?;
         }
         reset_peak_rss();
-        let started = Instant::now();
+        let (started, cpu_before) = (Instant::now(), cpu_seconds());
         let report = bf_features::build::build(&lake, &request, &()).await?;
         let total_seconds = started.elapsed().as_secs_f64();
+        let cpu_seconds = cpu_seconds() - cpu_before;
         let phases = report.phases;
         passes.push(FeaturesPass {
             pass,
@@ -238,6 +241,7 @@ async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<
             compute_seconds: phases.compute.as_secs_f64(),
             write_seconds: phases.write.as_secs_f64(),
             total_seconds,
+            cpu_seconds,
             rows_per_second: report.rows_read as f64 / total_seconds,
             compute_rows_per_second: report.rows_read as f64 / phases.compute.as_secs_f64(),
             peak_rss_mib: peak_rss_mib(),
@@ -269,6 +273,7 @@ async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<
                 format!("{:.2}", p.compute_seconds),
                 format!("{:.2}", p.write_seconds),
                 format!("{:.2}", p.total_seconds),
+                format!("{:.2}", p.cpu_seconds),
                 rate(p.rows_per_second),
                 rate(p.compute_rows_per_second),
                 format!("{:.0}", p.peak_rss_mib),
@@ -368,6 +373,20 @@ fn nth_weekday_from(start: NaiveDate, count: usize) -> NaiveDate {
         }
         date = date.succ_opt().expect("date in range");
     }
+}
+
+/// User plus system CPU time of this process so far (Linux), in seconds.
+fn cpu_seconds() -> f64 {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the parenthesised command name; utime and stime are 14 and 15.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+            Some((ticks(11)? + ticks(12)?) / TICKS_PER_SECOND)
+        })
+        .unwrap_or(f64::NAN)
 }
 
 /// Resets the kernel's peak-RSS counter for this process (Linux), so each pass
