@@ -48,7 +48,7 @@ pub fn compute_features(
     let input = Input::try_new(input)?;
     // A table scan yields each series in a few long runs of rows, so grouping
     // compares neighbours and hashes once per run rather than once per row.
-    let mut groups: HashMap<(&str, &str), Vec<Range<usize>>> = HashMap::new();
+    let mut groups: HashMap<SeriesKey, Vec<Range<usize>>> = HashMap::new();
     let mut start = 0;
     while start < input.len {
         let key = (input.symbol.value(start), input.interval.value(start));
@@ -62,7 +62,7 @@ pub fn compute_features(
         groups.entry(key).or_default().push(start..end);
         start = end;
     }
-    let mut groups: Vec<((&str, &str), Vec<Range<usize>>)> = groups.into_iter().collect();
+    let mut groups: Vec<(SeriesKey, Vec<Range<usize>>)> = groups.into_iter().collect();
     groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     groups
         .into_par_iter()
@@ -75,6 +75,9 @@ pub fn compute_features(
         })
         .collect()
 }
+
+/// (symbol, interval) borrowed from the input.
+type SeriesKey<'a> = (&'a str, &'a str);
 
 /// A text column as stored (DataFusion reads Delta strings as views) or plain.
 enum Text<'a> {
