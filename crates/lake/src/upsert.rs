@@ -8,8 +8,9 @@
 //! - only new keys: one append commit;
 //! - some keys changed: one MERGE commit whose source is just the new and changed rows.
 //!
-//! Every path is a single atomic Delta commit, so a crash leaves the previous
-//! version readable and complete.
+//! Every path is a single atomic Delta commit (a new table is first created
+//! empty, in its own commit), so a crash leaves the previous version readable
+//! and complete.
 
 use std::collections::HashSet;
 
