@@ -125,7 +125,9 @@ pub async fn build(
         missing: missing_symbols(request.symbols.as_deref(), &inventory),
         ..BuildReport::default()
     };
-    let mut changed_since: HashMap<u64, ChangedSeries> = HashMap::new();
+    // Per built version, what changed since; `None` when that version's log is
+    // gone (log cleanup), so its series are rebuilt and compared in full.
+    let mut changed_since: HashMap<u64, Option<ChangedSeries>> = HashMap::new();
     let (mut fresh, mut rebuild) = (Vec::new(), Vec::new());
     // Kernels only look back, so rows before a series' first changed bar come
     // out as stored: only the rest is compared and written.
@@ -140,16 +142,23 @@ pub async fn build(
             Some(version) => {
                 let changed = match changed_since.entry(version) {
                     Entry::Occupied(known) => known.into_mut(),
-                    Entry::Vacant(slot) => {
-                        slot.insert(lake.changed_series_since(&OHLCV, version).await?)
-                    }
+                    Entry::Vacant(slot) => slot.insert(
+                        match lake.changed_series_since(&OHLCV, version).await {
+                            Ok(changed) => Some(changed),
+                            Err(error) => {
+                                tracing::warn!(%error, version, "cannot tell what changed in ohlcv since this version; rebuilding its series in full");
+                                None
+                            }
+                        },
+                    ),
                 };
-                if let Some(&first_changed) = changed.get(key) {
-                    let earliest = write_from.entry(key.clone()).or_insert(first_changed);
-                    *earliest = (*earliest).min(first_changed);
-                    rebuild.push((key.clone(), rows));
-                } else {
-                    report.series_up_to_date += 1;
+                match changed.as_ref().map(|c| c.get(key)) {
+                    None => rebuild.push((key.clone(), rows)),
+                    Some(Some(&first_changed)) => {
+                        write_from.insert(key.clone(), first_changed);
+                        rebuild.push((key.clone(), rows));
+                    }
+                    Some(None) => report.series_up_to_date += 1,
                 }
             }
         }
