@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bf_core::tables::{self, col};
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
     StringViewArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
@@ -53,10 +53,7 @@ pub fn compute_features(
     while start < input.len {
         let key = (input.symbol.value(start), input.interval.value(start));
         let mut end = start + 1;
-        while end < input.len
-            && input.symbol.value(end) == key.0
-            && input.interval.value(end) == key.1
-        {
+        while end < input.len && input.symbol.same(start, end) && input.interval.same(start, end) {
             end += 1;
         }
         groups.entry(key).or_default().push(start..end);
@@ -68,8 +65,8 @@ pub fn compute_features(
         .into_par_iter()
         .map(|((symbol, interval), runs)| {
             let mut rows: Vec<usize> = runs.into_iter().flatten().collect();
-            if !rows.is_sorted_by_key(|&r| input.date.value(r)) {
-                rows.sort_unstable_by_key(|&r| input.date.value(r));
+            if !rows.is_sorted_by_key(|&r| input.date[r]) {
+                rows.sort_unstable_by_key(|&r| input.date[r]);
             }
             input.symbol_features(symbol, interval, &rows, stamp)
         })
@@ -92,6 +89,16 @@ impl<'a> Text<'a> {
             Self::View(array) => array.value(row),
         }
     }
+
+    /// Whether two rows hold the same text. Identical views are the same string
+    /// (short strings are stored inside the view), which settles most rows
+    /// without touching the string bytes.
+    fn same(&self, a: usize, b: usize) -> bool {
+        match self {
+            Self::View(array) if array.views()[a] == array.views()[b] => true,
+            _ => self.value(a) == self.value(b),
+        }
+    }
 }
 
 /// Typed views of the input columns.
@@ -99,13 +106,14 @@ struct Input<'a> {
     len: usize,
     symbol: Text<'a>,
     interval: Text<'a>,
-    date: &'a Date32Array,
-    open: &'a Float64Array,
-    high: &'a Float64Array,
-    low: &'a Float64Array,
-    close: &'a Float64Array,
-    adj_close: &'a Float64Array,
-    volume: &'a Int64Array,
+    // ohlcv columns are non-null, so the value buffers are the data.
+    date: &'a [i32],
+    open: &'a [f64],
+    high: &'a [f64],
+    low: &'a [f64],
+    close: &'a [f64],
+    adj_close: &'a [f64],
+    volume: &'a [i64],
 }
 
 impl<'a> Input<'a> {
@@ -123,10 +131,12 @@ impl<'a> Input<'a> {
                 other => Err(FeaturesError::Input(format!("{name} is {other}, not text"))),
             }
         };
-        let floats = |name: &str| -> Result<&'a Float64Array, FeaturesError> {
-            column(name)?
+        let floats = |name: &str| -> Result<&'a [f64], FeaturesError> {
+            let array = column(name)?
                 .as_primitive_opt::<Float64Type>()
-                .ok_or_else(|| FeaturesError::Input(format!("{name} is not Float64")))
+                .ok_or_else(|| FeaturesError::Input(format!("{name} is not Float64")))?;
+            non_null(name, array)?;
+            Ok(array.values())
         };
         Ok(Self {
             len: batch.num_rows(),
@@ -134,7 +144,8 @@ impl<'a> Input<'a> {
             interval: text(col::INTERVAL)?,
             date: column(col::DATE)?
                 .as_primitive_opt::<Date32Type>()
-                .ok_or_else(|| FeaturesError::Input("date is not Date32".into()))?,
+                .ok_or_else(|| FeaturesError::Input("date is not Date32".into()))?
+                .values(),
             open: floats(col::OPEN)?,
             high: floats(col::HIGH)?,
             low: floats(col::LOW)?,
@@ -142,7 +153,8 @@ impl<'a> Input<'a> {
             adj_close: floats(col::ADJ_CLOSE)?,
             volume: column(col::VOLUME)?
                 .as_primitive_opt::<Int64Type>()
-                .ok_or_else(|| FeaturesError::Input("volume is not Int64".into()))?,
+                .ok_or_else(|| FeaturesError::Input("volume is not Int64".into()))?
+                .values(),
         })
     }
 
@@ -162,13 +174,13 @@ impl<'a> Input<'a> {
             Vec::with_capacity(n),
         );
         for &row in rows {
-            let adj_close = self.adj_close.value(row);
-            let factor = adj_close / self.close.value(row);
-            open.push(self.open.value(row) * factor);
-            high.push(self.high.value(row) * factor);
-            low.push(self.low.value(row) * factor);
+            let adj_close = self.adj_close[row];
+            let factor = adj_close / self.close[row];
+            open.push(self.open[row] * factor);
+            high.push(self.high[row] * factor);
+            low.push(self.low[row] * factor);
             close.push(adj_close);
-            volume.push(self.volume.value(row) as f64);
+            volume.push(self.volume[row] as f64);
         }
         let features = compute_all(&Prices {
             open: &open,
@@ -180,12 +192,12 @@ impl<'a> Input<'a> {
 
         let dates: Date32Array = rows
             .iter()
-            .map(|&r| self.date.value(r))
+            .map(|&r| self.date[r])
             .collect::<Vec<_>>()
             .into();
         let volumes: Int64Array = rows
             .iter()
-            .map(|&r| self.volume.value(r))
+            .map(|&r| self.volume[r])
             .collect::<Vec<_>>()
             .into();
         let mut columns: Vec<ArrayRef> = vec![
@@ -216,6 +228,13 @@ impl<'a> Input<'a> {
     }
 }
 
+fn non_null(name: &str, array: &dyn Array) -> Result<(), FeaturesError> {
+    if array.null_count() > 0 {
+        return Err(FeaturesError::Input(format!("{name} has nulls")));
+    }
+    Ok(())
+}
+
 /// A kernel's output as an Arrow column: NaN (no value yet) becomes null, so no
 /// NaN ever reaches the table.
 pub fn nullable(values: Vec<f64>) -> Float64Array {
@@ -230,7 +249,6 @@ pub fn nullable(values: Vec<f64>) -> Float64Array {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::Array;
 
     #[test]
     fn nan_becomes_null() {
