@@ -174,8 +174,14 @@ pub async fn build(
     let mut done = 0;
     progress.advance(done, report.series_built);
     for (series, is_fresh) in [(fresh, true), (rebuild, false)] {
-        for group in groups(series, group_rows) {
-            let input = read_group(&ctx, &group, &mut report).await?;
+        let groups = groups(series, group_rows);
+        let whole_table =
+            request.symbols.is_none() && groups.len() == 1 && groups[0].len() == inventory.len();
+        for group in groups {
+            // Filtering 2.5 M rows by a list of every symbol costs a hash probe
+            // per row and removes nothing.
+            let filter = (!whole_table).then_some(group.as_slice());
+            let input = read_group(&ctx, filter, &mut report).await?;
             let started = Instant::now();
             let wanted: HashSet<&Series> = group.iter().collect();
             let batches: Vec<RecordBatch> = compute_features(&input, stamp)?
@@ -231,24 +237,27 @@ fn groups(series: Vec<(Series, usize)>, max_rows: usize) -> Vec<Vec<Series>> {
     groups
 }
 
+/// The `ohlcv` rows of a group's symbols; `None` reads the whole table.
 async fn read_group(
     ctx: &SessionContext,
-    group: &[Series],
+    group: Option<&[Series]>,
     report: &mut BuildReport,
 ) -> Result<RecordBatch, FeaturesError> {
     let started = Instant::now();
-    let symbols: Vec<String> = group
-        .iter()
-        .map(|(symbol, _)| symbol.clone())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+    let symbols: Option<Vec<String>> = group.map(|group| {
+        group
+            .iter()
+            .map(|(symbol, _)| symbol.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect()
+    });
     let columns: Vec<String> = INPUT_COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
     let query = format!(
         "SELECT {} FROM {} {}",
         columns.join(", "),
         OHLCV.name,
-        symbol_filter(Some(&symbols))
+        symbol_filter(symbols.as_deref())
     );
     let frame = ctx.sql(&query).await.map_err(FeaturesError::Read)?;
     let schema = frame.schema().as_arrow().clone();

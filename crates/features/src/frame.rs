@@ -64,7 +64,10 @@ pub fn compute_features(
     groups
         .into_par_iter()
         .map(|((symbol, interval), runs)| {
-            let mut rows: Vec<usize> = runs.into_iter().flatten().collect();
+            let mut rows = Vec::with_capacity(runs.iter().map(ExactSizeIterator::len).sum());
+            for run in runs {
+                rows.extend(run);
+            }
             if !rows.is_sorted_by_key(|&r| input.date[r]) {
                 rows.sort_unstable_by_key(|&r| input.date[r]);
             }

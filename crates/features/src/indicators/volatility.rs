@@ -27,7 +27,7 @@ pub fn volatility_of_log_returns(returns: &[f64], period: usize) -> Vec<f64> {
     let (mut origin, mut sum, mut sum_sq) = (0.0, 0.0, 0.0);
     for today in period..returns.len() {
         let window = &returns[today + 1 - period..=today];
-        if (today - period) % period == 0 {
+        if (today - period).is_multiple_of(period) {
             origin = window.iter().sum::<f64>() / n;
             (sum, sum_sq) = (0.0, 0.0);
             for &r in &window[..period - 1] {
