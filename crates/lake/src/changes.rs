@@ -61,8 +61,7 @@ impl Lake {
         let ctx = SessionContext::new();
         now.update_datafusion_session(&ctx.state())
             .map_err(|e| scan_error(e.into()))?;
-        self.register_files(&ctx, spec, &now, "added", &added)
-            .map_err(scan_error)?;
+        register_files(&ctx, spec, &now, "added", &added).map_err(scan_error)?;
         let columns: Vec<String> = spec
             .key
             .iter()
@@ -79,8 +78,7 @@ impl Lake {
         if removed.is_empty() {
             return series_of(&ctx, &all_added).await.map_err(scan_error);
         }
-        self.register_files(&ctx, spec, &now, "removed", &removed)
-            .map_err(scan_error)?;
+        register_files(&ctx, spec, &now, "removed", &removed).map_err(scan_error)?;
         match series_of(&ctx, &exact).await {
             Ok(changed) => Ok(changed),
             // Removed files can be gone (vacuum); then every series in the
@@ -91,31 +89,31 @@ impl Lake {
             }
         }
     }
+}
 
-    fn register_files(
-        &self,
-        ctx: &SessionContext,
-        spec: &TableSpec,
-        table: &DeltaTable,
-        name: &str,
-        files: &[&String],
-    ) -> Result<(), DataFusionError> {
-        let root = table.table_url();
-        let urls = files
-            .iter()
-            .map(|path| {
-                let url = root
-                    .join(path)
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                ListingTableUrl::parse(url.as_str())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let config = ListingTableConfig::new_with_multi_paths(urls)
-            .with_listing_options(ListingOptions::new(Arc::new(ParquetFormat::default())))
-            .with_schema(spec.schema());
-        ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
-        Ok(())
-    }
+/// Registers the given data files of a table as one Parquet table named `name`.
+fn register_files(
+    ctx: &SessionContext,
+    spec: &TableSpec,
+    table: &DeltaTable,
+    name: &str,
+    files: &[&String],
+) -> Result<(), DataFusionError> {
+    let root = table.table_url();
+    let urls = files
+        .iter()
+        .map(|path| {
+            let url = root
+                .join(path)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            ListingTableUrl::parse(url.as_str())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(ListingOptions::new(Arc::new(ParquetFormat::default())))
+        .with_schema(spec.schema());
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
 }
 
 async fn series_of(ctx: &SessionContext, query: &str) -> Result<ChangedSeries, DataFusionError> {
