@@ -25,6 +25,13 @@ pub mod col {
     pub const ADJ_LOW: &str = "adj_low";
     pub const COMPUTED_AT: &str = "computed_at";
     pub const OHLCV_VERSION: &str = "ohlcv_version";
+    pub const STRATEGY: &str = "strategy";
+    pub const SIDE: &str = "side";
+    pub const STRENGTH: &str = "strength";
+    pub const PRICE: &str = "price";
+    pub const INPUTS: &str = "inputs";
+    pub const RUN_ID: &str = "run_id";
+    pub const GENERATED_AT: &str = "generated_at";
 }
 
 /// The feature columns of the `features` table, in table order (SPEC "Features").
@@ -180,8 +187,40 @@ pub static FEATURES: TableSpec = TableSpec {
     schema: &FEATURES_SCHEMA,
 };
 
+static SIGNALS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(col::SYMBOL, DataType::Utf8, false),
+        Field::new(col::INTERVAL, DataType::Utf8, false),
+        Field::new(col::DATE, DataType::Date32, false),
+        Field::new(col::STRATEGY, DataType::Utf8, false),
+        Field::new(col::SIDE, DataType::Utf8, false),
+        Field::new(col::STRENGTH, DataType::Float64, false),
+        Field::new(col::PRICE, DataType::Float64, false),
+        Field::new(col::INPUTS, DataType::Utf8, false),
+        Field::new(col::RUN_ID, DataType::Utf8, false),
+        Field::new(col::GENERATED_AT, utc_timestamp(), false),
+    ]))
+});
+
+/// Trading signals: `side` is BUY or SELL, `strength` in [0, 1], `price` the
+/// adjusted close of the bar, `inputs` a JSON object of the feature values that
+/// fired it (this bar's and the previous bar's).
+pub static SIGNALS: TableSpec = TableSpec {
+    name: "signals",
+    key: &[col::SYMBOL, col::INTERVAL, col::DATE, col::STRATEGY],
+    provenance: &[col::RUN_ID, col::GENERATED_AT],
+    storage: Storage::Compact,
+    schema: &SIGNALS_SCHEMA,
+};
+
+/// Signal sides as stored in `signals.side`.
+pub mod side {
+    pub const BUY: &str = "BUY";
+    pub const SELL: &str = "SELL";
+}
+
 /// Every table bf writes, in data-flow order.
-pub static ALL: [&TableSpec; 3] = [&OHLCV, &CORPORATE_ACTIONS, &FEATURES];
+pub static ALL: [&TableSpec; 4] = [&OHLCV, &CORPORATE_ACTIONS, &FEATURES, &SIGNALS];
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,356 @@
+//! Signal generation: one DataFusion query builds the frame (features, any
+//! extra series the strategies need, and the previous row of every column),
+//! decides every strategy's side per row in a single pass, keeps the rows where
+//! something fired, and only then computes strengths and inputs.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bf_core::tables::{FEATURE_COLUMNS, FEATURES, SIGNALS, col, side};
+use bf_lake::Lake;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::compute::{cast, filter_record_batch, is_not_null};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::ExprSchemable;
+use datafusion::prelude::SessionContext;
+
+use crate::SignalsError;
+use crate::strategy::{CompiledStrategy, ComputedSeries, Strategies};
+
+const WINDOW: &str = "OVER (PARTITION BY symbol, \"interval\" ORDER BY date)";
+
+/// Strategies checked against the features schema and ready to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    compiled: Vec<CompiledStrategy>,
+}
+
+impl Plan {
+    pub fn strategy_names(&self) -> Vec<&str> {
+        self.compiled.iter().map(|c| c.name.as_str()).collect()
+    }
+}
+
+/// Checks every strategy before any work (syntax, unknown columns, conditions
+/// that are not boolean), naming the strategy and file at fault.
+pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
+    let ctx = SessionContext::new();
+    bf_features::udf::register(&ctx);
+    let empty = MemTable::try_new(FEATURES.schema(), vec![vec![]]).map_err(SignalsError::Query)?;
+    ctx.register_table(FEATURES.name, Arc::new(empty))
+        .map_err(SignalsError::Query)?;
+    let mut compiled = Vec::new();
+    for strategy in &strategies.strategies {
+        let mut one = strategy.compile();
+        let fail = |message: String| strategies.error(&strategy.name, message);
+        let frame = ctx
+            .sql(&format!(
+                "{} SELECT * FROM frame",
+                frame_sql(std::slice::from_ref(&one), "")
+            ))
+            .await
+            .map_err(|e| fail(first_line(&e.to_string())))?;
+        let schema = frame.schema().clone();
+        let mut referenced = BTreeSet::new();
+        for (what, sql) in [
+            ("buy", &one.buy),
+            ("sell", &one.sell),
+            ("strength", &one.buy_strength),
+            ("strength", &one.sell_strength),
+        ] {
+            let expr = frame
+                .parse_sql_expr(sql)
+                .map_err(|e| fail(format!("{what}: {}", first_line(&e.to_string()))))?;
+            let data_type = expr
+                .get_type(&schema)
+                .map_err(|e| fail(format!("{what}: {}", first_line(&e.to_string()))))?;
+            let wanted_boolean = what != "strength";
+            if wanted_boolean && data_type != DataType::Boolean {
+                return Err(fail(format!("{what} is {data_type}, not a condition")));
+            }
+            if !wanted_boolean && !data_type.is_numeric() {
+                return Err(fail(format!("strength is {data_type}, not a number")));
+            }
+            referenced.extend(
+                expr.column_refs()
+                    .into_iter()
+                    .map(|c| c.name.trim_start_matches("prev_").to_string()),
+            );
+        }
+        if one.inputs.is_empty() {
+            one.inputs = referenced.into_iter().collect();
+        }
+        // The whole query must plan too (e.g. a condition using a window function).
+        ctx.sql(&signals_sql(std::slice::from_ref(&one), ""))
+            .await
+            .map_err(|e| fail(first_line(&e.to_string())))?;
+        compiled.push(one);
+    }
+    Ok(Plan { compiled })
+}
+
+/// The run that produced a signal.
+#[derive(Debug, Clone)]
+pub struct RunStamp {
+    pub run_id: String,
+    /// Microseconds since the Unix epoch, UTC.
+    pub generated_at: i64,
+}
+
+/// Signals of every strategy for the given symbols (all when `None`), as
+/// batches in the `signals` schema.
+pub async fn generate(
+    lake: &Lake,
+    plan: &Plan,
+    symbols: Option<&[String]>,
+    run: &RunStamp,
+) -> Result<Vec<RecordBatch>, SignalsError> {
+    let ctx = lake.session().await?;
+    if !ctx
+        .table_exist(FEATURES.name)
+        .map_err(SignalsError::Query)?
+    {
+        return Err(SignalsError::NoFeatures);
+    }
+    bf_features::udf::register(&ctx);
+    let filter = symbols.map_or_else(String::new, |symbols| {
+        let quoted: Vec<String> = symbols
+            .iter()
+            .map(|s| format!("'{}'", s.replace('\'', "''")))
+            .collect();
+        format!("WHERE {} IN ({})", col::SYMBOL, quoted.join(", "))
+    });
+    let fired = ctx
+        .sql(&signals_sql(&plan.compiled, &filter))
+        .await
+        .map_err(SignalsError::Query)?
+        .collect()
+        .await
+        .map_err(SignalsError::Query)?;
+    let mut out = Vec::new();
+    for batch in &fired {
+        for (index, strategy) in plan.compiled.iter().enumerate() {
+            let signals = strategy_rows(batch, index, &strategy.name, run)?;
+            if signals.num_rows() > 0 {
+                out.push(signals);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One strategy's fired rows of a result batch, in the `signals` schema.
+fn strategy_rows(
+    batch: &RecordBatch,
+    index: usize,
+    name: &str,
+    run: &RunStamp,
+) -> Result<RecordBatch, SignalsError> {
+    let column = |name: &str| batch.column_by_name(name).expect("signals query column");
+    let fired = is_not_null(column(&format!("side_{index}"))).map_err(arrow_error)?;
+    let n = fired.true_count();
+    let text = |array: &ArrayRef| cast(array, &DataType::Utf8).map_err(arrow_error);
+    let columns: Vec<ArrayRef> = vec![
+        text(column(col::SYMBOL))?,
+        text(column(col::INTERVAL))?,
+        Arc::clone(column(col::DATE)),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            name,
+            batch.num_rows(),
+        ))),
+        text(column(&format!("side_{index}")))?,
+        Arc::clone(column(&format!("strength_{index}"))),
+        Arc::clone(column("close")),
+        text(column(&format!("inputs_{index}")))?,
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            run.run_id.as_str(),
+            batch.num_rows(),
+        ))),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![run.generated_at; batch.num_rows()])
+                .with_timezone("UTC"),
+        ),
+    ];
+    let all = RecordBatch::try_new(SIGNALS.schema(), columns).map_err(arrow_error)?;
+    let signals = filter_record_batch(&all, &fired).map_err(arrow_error)?;
+    debug_assert_eq!(signals.num_rows(), n);
+    Ok(signals)
+}
+
+fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SignalsError {
+    SignalsError::Query(e.into())
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or_default().to_string()
+}
+
+/// The numeric columns of the frame: every stored value, `close`, and the
+/// series strategies compute.
+fn frame_columns(computed: &[ComputedSeries]) -> Vec<String> {
+    [
+        col::ADJ_OPEN,
+        col::ADJ_HIGH,
+        col::ADJ_LOW,
+        col::ADJ_CLOSE,
+        "close",
+        col::VOLUME,
+    ]
+    .into_iter()
+    .chain(FEATURE_COLUMNS)
+    .map(str::to_string)
+    .chain(computed.iter().map(|c| c.name.clone()))
+    .collect()
+}
+
+/// `WITH base AS (…), frame AS (…)`: the features rows with `close`, the
+/// computed series, and `prev_<column>` for every numeric column.
+fn frame_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
+    let mut computed: Vec<ComputedSeries> = Vec::new();
+    for series in strategies.iter().flat_map(|s| &s.computed) {
+        if !computed.iter().any(|c| c.name == series.name) {
+            computed.push(series.clone());
+        }
+    }
+    let stored: Vec<String> = [
+        col::ADJ_OPEN,
+        col::ADJ_HIGH,
+        col::ADJ_LOW,
+        col::ADJ_CLOSE,
+        col::VOLUME,
+    ]
+    .into_iter()
+    .chain(FEATURE_COLUMNS)
+    .map(str::to_string)
+    .collect();
+    let base: Vec<String> = ["symbol", "\"interval\"", "date", "adj_close AS close"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(stored)
+        .chain(
+            computed
+                .iter()
+                .map(|c| format!("{} {WINDOW} AS {}", c.call, c.name)),
+        )
+        .collect();
+    let lags: Vec<String> = frame_columns(&computed)
+        .iter()
+        .map(|c| format!("lag({c}) {WINDOW} AS prev_{c}"))
+        .collect();
+    format!(
+        "WITH base AS (SELECT {} FROM {} {filter}), frame AS (SELECT *, {} FROM base)",
+        base.join(", "),
+        FEATURES.name,
+        lags.join(", ")
+    )
+}
+
+/// The whole query: each strategy's side per row (BUY or SELL when exactly
+/// one of its conditions is true, else null), the rows where any fired, and
+/// for those the clamped strength and the inputs as a JSON object.
+fn signals_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
+    let sides: Vec<String> = strategies
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "CASE WHEN ({buy}) IS TRUE AND NOT (({sell}) IS TRUE) THEN '{b}' \
+                 WHEN ({sell}) IS TRUE AND NOT (({buy}) IS TRUE) THEN '{s}' END AS side_{i}",
+                buy = s.buy,
+                sell = s.sell,
+                b = side::BUY,
+                s = side::SELL
+            )
+        })
+        .collect();
+    let any_fired: Vec<String> = (0..strategies.len())
+        .map(|i| format!("side_{i} IS NOT NULL"))
+        .collect();
+    let outputs: Vec<String> = strategies
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let strength = format!(
+                "greatest(0.0, least(1.0, coalesce(CAST(CASE WHEN side_{i} = '{b}' THEN ({bs}) ELSE ({ss}) END AS DOUBLE), 0.0))) AS strength_{i}",
+                b = side::BUY,
+                bs = s.buy_strength,
+                ss = s.sell_strength
+            );
+            format!("side_{i}, {strength}, {} AS inputs_{i}", inputs_json(&s.inputs))
+        })
+        .collect();
+    format!(
+        "{frame}, sides AS (SELECT *, {sides} FROM frame), fired AS (SELECT * FROM sides WHERE {any}) \
+         SELECT symbol, \"interval\", date, close, {outputs} FROM fired",
+        frame = frame_sql(strategies, filter),
+        sides = sides.join(", "),
+        any = any_fired.join(" OR "),
+        outputs = outputs.join(", ")
+    )
+}
+
+/// `{"sma_20": 101.2, "prev_sma_20": 100.9, …}` built in SQL; nulls as null.
+fn inputs_json(columns: &[String]) -> String {
+    if columns.is_empty() {
+        return "'{}'".into();
+    }
+    let parts: Vec<String> = columns
+        .iter()
+        .flat_map(|c| [c.clone(), format!("prev_{c}")])
+        .map(|c| format!("'\"{c}\":', coalesce(CAST({c} AS VARCHAR), 'null')"))
+        .collect();
+    format!("concat('{{', {}, '}}')", parts.join(", ',', "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::Strategies;
+
+    async fn prepare_error(toml: &str) -> String {
+        let strategies = Strategies::parse(toml, "mine.toml").unwrap();
+        prepare(&strategies).await.unwrap_err().to_string()
+    }
+
+    #[tokio::test]
+    async fn builtins_prepare() {
+        let plan = prepare(&Strategies::builtin()).await.unwrap();
+        assert_eq!(plan.strategy_names().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn bad_user_strategies_fail_before_any_work() {
+        let sql = |buy: &str| {
+            format!(
+                "[[strategy]]\nname = \"mine\"\nrule = \"sql\"\nbuy = \"{buy}\"\nsell = \"rsi_14 > 70\"\n"
+            )
+        };
+        let syntax = prepare_error(&sql("rsi_14 <")).await;
+        assert!(
+            syntax.starts_with("strategies file mine.toml: strategy \"mine\": buy:"),
+            "{syntax}"
+        );
+        let unknown = prepare_error(&sql("rsi_99 < 20")).await;
+        assert!(unknown.contains("rsi_99"), "{unknown}");
+        let number = prepare_error(&sql("rsi_14 + 1")).await;
+        assert!(
+            number.contains("buy is Float64, not a condition"),
+            "{number}"
+        );
+    }
+
+    #[tokio::test]
+    async fn user_inputs_are_the_referenced_columns() {
+        let toml = "[[strategy]]\nname = \"mine\"\nrule = \"sql\"\n\
+                    buy = \"rsi_14 < 25 AND close > sma_200\"\n\
+                    sell = \"prev_macd > prev_macd_signal AND macd <= macd_signal\"\n";
+        let plan = prepare(&Strategies::parse(toml, "mine.toml").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            plan.compiled[0].inputs,
+            ["close", "macd", "macd_signal", "rsi_14", "sma_200"]
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! bf's signals: strategies from a TOML file (SPEC's built-in rules and user
+//! rules in SQL), evaluated by DataFusion over the `features` table into the
+//! `signals` table.
+
+pub mod engine;
+mod error;
+pub mod strategy;
+
+pub use error::SignalsError;

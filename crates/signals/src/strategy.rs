@@ -1,0 +1,434 @@
+//! Strategies from TOML: the built-in rules of SPEC "Signals" and user rules
+//! written as SQL, each turned into SQL over the signal frame (the features
+//! columns, `close` = adj_close, and `prev_<column>` for the previous row).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::SignalsError;
+
+/// The strategies shipped with bf.
+pub const DEFAULT_STRATEGIES: &str = include_str!("../../../config/strategies.toml");
+
+/// Where the default strategies come from, for messages.
+pub const DEFAULT_PATH: &str = "config/strategies.toml (built in)";
+
+/// A strategy's rule and its parameters, as written in the file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Rule {
+    SmaCross {
+        fast: usize,
+        slow: usize,
+    },
+    GoldenCross {
+        fast: usize,
+        slow: usize,
+    },
+    RsiReversion {
+        period: usize,
+        lower: f64,
+        upper: f64,
+    },
+    MacdCross {
+        fast: usize,
+        slow: usize,
+        signal: usize,
+    },
+    BollingerReversion {
+        period: usize,
+        deviations: usize,
+    },
+    Sql {
+        buy: String,
+        sell: String,
+        strength: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Strategy {
+    pub name: String,
+    #[serde(flatten)]
+    pub rule: Rule,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrategiesFile {
+    #[serde(default, rename = "strategy")]
+    strategies: Vec<Strategy>,
+}
+
+/// Strategies parsed from one file, with the file's name for messages.
+#[derive(Debug, Clone)]
+pub struct Strategies {
+    pub path: String,
+    pub strategies: Vec<Strategy>,
+}
+
+impl Strategies {
+    /// The built-in file.
+    pub fn builtin() -> Self {
+        Self::parse(DEFAULT_STRATEGIES, DEFAULT_PATH).expect("the shipped strategies parse")
+    }
+
+    pub fn load(path: &Path) -> Result<Self, SignalsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SignalsError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks what can be checked without data: names unique and
+    /// well-formed, parameters in range.
+    pub fn parse(text: &str, path: &str) -> Result<Self, SignalsError> {
+        let file: StrategiesFile = toml::from_str(text).map_err(|e| SignalsError::File {
+            path: path.to_string(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let strategies = Self {
+            path: path.to_string(),
+            strategies: file.strategies,
+        };
+        if strategies.strategies.is_empty() {
+            return Err(SignalsError::File {
+                path: path.to_string(),
+                message: "no [[strategy]] entries".into(),
+            });
+        }
+        for (index, strategy) in strategies.strategies.iter().enumerate() {
+            let fail = |message: String| strategies.error(&strategy.name, message);
+            if !strategy
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                || strategy.name.is_empty()
+            {
+                return Err(fail("names use letters, digits, '_' and '-'".into()));
+            }
+            if strategies.strategies[..index]
+                .iter()
+                .any(|s| s.name == strategy.name)
+            {
+                return Err(fail("defined twice".into()));
+            }
+            check_parameters(&strategy.rule).map_err(fail)?;
+        }
+        Ok(strategies)
+    }
+
+    pub fn error(&self, name: &str, message: String) -> SignalsError {
+        SignalsError::Strategy {
+            path: self.path.clone(),
+            name: name.to_string(),
+            message,
+        }
+    }
+}
+
+fn check_parameters(rule: &Rule) -> Result<(), String> {
+    let positive = |name: &str, value: usize| {
+        if value == 0 {
+            Err(format!("{name} must be at least 1"))
+        } else {
+            Ok(())
+        }
+    };
+    match rule {
+        Rule::SmaCross { fast, slow } | Rule::GoldenCross { fast, slow } => {
+            positive("fast", *fast)?;
+            positive("slow", *slow)?;
+            if fast >= slow {
+                return Err(format!("fast ({fast}) must be shorter than slow ({slow})"));
+            }
+        }
+        Rule::RsiReversion {
+            period,
+            lower,
+            upper,
+        } => {
+            positive("period", *period)?;
+            if !(0.0 < *lower && lower < upper && *upper < 100.0) {
+                return Err(format!("need 0 < lower ({lower}) < upper ({upper}) < 100"));
+            }
+        }
+        Rule::MacdCross { fast, slow, signal } => {
+            positive("fast", *fast)?;
+            positive("slow", *slow)?;
+            positive("signal", *signal)?;
+            if fast >= slow {
+                return Err(format!("fast ({fast}) must be shorter than slow ({slow})"));
+            }
+        }
+        Rule::BollingerReversion { period, deviations } => {
+            positive("period", *period)?;
+            positive("deviations", *deviations)?;
+        }
+        Rule::Sql { buy, sell, .. } => {
+            if buy.trim().is_empty() || sell.trim().is_empty() {
+                return Err("buy and sell must both be SQL conditions".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A column of the signal frame that a stored feature does not provide, with
+/// the window function call that computes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputedSeries {
+    pub name: String,
+    pub call: String,
+}
+
+/// A strategy as SQL over the signal frame.
+#[derive(Debug, Clone)]
+pub struct CompiledStrategy {
+    pub name: String,
+    pub buy: String,
+    pub sell: String,
+    /// Strength of a BUY and of a SELL, before clamping to [0, 1].
+    pub buy_strength: String,
+    pub sell_strength: String,
+    /// Frame columns recorded in `inputs`, with their previous-row values.
+    pub inputs: Vec<String>,
+    pub computed: Vec<ComputedSeries>,
+}
+
+/// Stored SMA periods of the features table.
+const STORED_SMA: [usize; 3] = [20, 50, 200];
+
+fn series(stored: bool, name: String, call: String, computed: &mut Vec<ComputedSeries>) -> String {
+    if !stored {
+        computed.push(ComputedSeries {
+            name: name.clone(),
+            call,
+        });
+    }
+    name
+}
+
+fn crosses_above(a: &str, b: &str) -> String {
+    format!("(prev_{a} <= prev_{b} AND {a} > {b})")
+}
+
+fn crosses_below(a: &str, b: &str) -> String {
+    format!("(prev_{a} >= prev_{b} AND {a} < {b})")
+}
+
+/// `part / whole`, or 0 where `whole` is not positive.
+fn ratio(part: &str, whole: &str) -> String {
+    format!("CASE WHEN {whole} > 0 THEN ({part}) / ({whole}) ELSE 0.0 END")
+}
+
+impl Strategy {
+    /// The strategy as SQL. Strengths (documented in README "Signals"):
+    /// SMA crosses: the gap between the averages as a share of the slow one,
+    /// 1 at 1 %; RSI: how far past the threshold, as a share of the distance
+    /// from threshold to 0 (BUY) or 100 (SELL); MACD: the gap between MACD and
+    /// signal as a share of 0.1 % of the price; Bollinger: how far outside the
+    /// band, as a share of the band width.
+    pub fn compile(&self) -> CompiledStrategy {
+        let mut computed = Vec::new();
+        let (buy, sell, buy_strength, sell_strength, inputs) = match &self.rule {
+            Rule::SmaCross { fast, slow } | Rule::GoldenCross { fast, slow } => {
+                let sma = |n: usize, computed: &mut Vec<ComputedSeries>| {
+                    series(
+                        STORED_SMA.contains(&n),
+                        format!("sma_{n}"),
+                        format!("sma(adj_close, {n})"),
+                        computed,
+                    )
+                };
+                let (f, s) = (sma(*fast, &mut computed), sma(*slow, &mut computed));
+                let strength = ratio(&format!("abs({f} - {s})"), &format!("0.01 * {s}"));
+                (
+                    crosses_above(&f, &s),
+                    crosses_below(&f, &s),
+                    strength.clone(),
+                    strength,
+                    vec![f, s],
+                )
+            }
+            Rule::RsiReversion {
+                period,
+                lower,
+                upper,
+            } => {
+                let rsi = series(
+                    *period == 14,
+                    format!("rsi_{period}"),
+                    format!("rsi(adj_close, {period})"),
+                    &mut computed,
+                );
+                (
+                    format!("(prev_{rsi} >= {lower:?} AND {rsi} < {lower:?})"),
+                    format!("(prev_{rsi} <= {upper:?} AND {rsi} > {upper:?})"),
+                    ratio(&format!("{lower:?} - {rsi}"), &format!("{lower:?}")),
+                    ratio(&format!("{rsi} - {upper:?}"), &format!("100.0 - {upper:?}")),
+                    vec![rsi],
+                )
+            }
+            Rule::MacdCross { fast, slow, signal } => {
+                let stored = (*fast, *slow, *signal) == (12, 26, 9);
+                let suffix = if stored {
+                    String::new()
+                } else {
+                    format!("_{fast}_{slow}_{signal}")
+                };
+                let line = series(
+                    stored,
+                    format!("macd{suffix}"),
+                    format!("macd(adj_close, {fast}, {slow}, {signal})"),
+                    &mut computed,
+                );
+                let signal_line = series(
+                    stored,
+                    format!("macd_signal{suffix}"),
+                    format!("macd_signal(adj_close, {fast}, {slow}, {signal})"),
+                    &mut computed,
+                );
+                let strength = ratio(&format!("abs({line} - {signal_line})"), "0.001 * close");
+                (
+                    crosses_above(&line, &signal_line),
+                    crosses_below(&line, &signal_line),
+                    strength.clone(),
+                    strength,
+                    vec![line, signal_line],
+                )
+            }
+            Rule::BollingerReversion { period, deviations } => {
+                let stored = (*period, *deviations) == (20, 2);
+                let suffix = if stored {
+                    String::new()
+                } else {
+                    format!("_{period}_{deviations}")
+                };
+                let upper = series(
+                    stored,
+                    format!("bb_upper{suffix}"),
+                    format!("bb_upper(adj_close, {period}, {deviations})"),
+                    &mut computed,
+                );
+                let lower = series(
+                    stored,
+                    format!("bb_lower{suffix}"),
+                    format!("bb_lower(adj_close, {period}, {deviations})"),
+                    &mut computed,
+                );
+                let width = format!("{upper} - {lower}");
+                (
+                    crosses_below("close", &lower),
+                    crosses_above("close", &upper),
+                    ratio(&format!("{lower} - close"), &width),
+                    ratio(&format!("close - {upper}"), &width),
+                    vec!["close".to_string(), lower, upper],
+                )
+            }
+            Rule::Sql {
+                buy,
+                sell,
+                strength,
+            } => {
+                let strength = strength.clone().unwrap_or_else(|| "1.0".into());
+                (
+                    format!("({buy})"),
+                    format!("({sell})"),
+                    strength.clone(),
+                    strength,
+                    Vec::new(),
+                )
+            }
+        };
+        CompiledStrategy {
+            name: self.name.clone(),
+            buy,
+            sell,
+            buy_strength,
+            sell_strength,
+            inputs,
+            computed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_error(text: &str) -> String {
+        Strategies::parse(text, "my.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_shipped_file_has_the_five_builtins() {
+        let names: Vec<String> = Strategies::builtin()
+            .strategies
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "sma_cross",
+                "golden_cross",
+                "rsi_reversion",
+                "macd_cross",
+                "bollinger_reversion"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_files_name_the_file_and_strategy() {
+        let twice = "[[strategy]]\nname = \"a\"\nrule = \"sma_cross\"\nfast = 5\nslow = 10\n\
+                     [[strategy]]\nname = \"a\"\nrule = \"sma_cross\"\nfast = 5\nslow = 10\n";
+        assert_eq!(
+            parse_error(twice),
+            "strategies file my.toml: strategy \"a\": defined twice"
+        );
+        let inverted = "[[strategy]]\nname = \"x\"\nrule = \"sma_cross\"\nfast = 50\nslow = 10\n";
+        assert!(parse_error(inverted).contains("strategy \"x\": fast (50) must be shorter"));
+        let unknown = "[[strategy]]\nname = \"x\"\nrule = \"moon_phase\"\n";
+        let message = parse_error(unknown);
+        assert!(
+            message.starts_with("strategies file my.toml:") && message.contains("moon_phase"),
+            "{message}"
+        );
+        let missing = "[[strategy]]\nname = \"x\"\nrule = \"rsi_reversion\"\nperiod = 14\n";
+        assert!(
+            parse_error(missing).contains("lower"),
+            "{}",
+            parse_error(missing)
+        );
+    }
+
+    #[test]
+    fn stored_periods_use_columns_and_others_are_computed() {
+        let stored = Strategy {
+            name: "s".into(),
+            rule: Rule::SmaCross { fast: 20, slow: 50 },
+        }
+        .compile();
+        assert!(stored.computed.is_empty());
+        assert_eq!(
+            stored.buy,
+            "(prev_sma_20 <= prev_sma_50 AND sma_20 > sma_50)"
+        );
+        let other = Strategy {
+            name: "s".into(),
+            rule: Rule::SmaCross { fast: 10, slow: 50 },
+        }
+        .compile();
+        assert_eq!(
+            other.computed,
+            [ComputedSeries {
+                name: "sma_10".into(),
+                call: "sma(adj_close, 10)".into()
+            }]
+        );
+    }
+}
