@@ -55,6 +55,9 @@ pub enum Command {
     /// Compute technical features from the bars.
     #[command(subcommand)]
     Features(FeaturesCommand),
+    /// Generate and inspect trading signals.
+    #[command(subcommand)]
+    Signals(SignalsCommand),
     /// Run SQL over every lake table.
     Sql(SqlArgs),
     /// Print the effective settings and where each came from.
@@ -170,6 +173,53 @@ pub struct FeaturesShowArgs {
     /// Bar interval.
     #[arg(long, env = "BF_INTERVAL", default_value = "1d")]
     pub interval: bf_core::Interval,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SignalsCommand {
+    /// Run every strategy over the features of the given symbols into the signals table.
+    Generate(SignalsGenerateArgs),
+    /// Stored signals, newest first.
+    Show(SignalsShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignalsGenerateArgs {
+    #[command(flatten)]
+    pub selection: SymbolSelection,
+
+    /// Strategies file (TOML); default: the built-in config/strategies.toml.
+    #[arg(long, env = "BF_STRATEGIES")]
+    pub strategies: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+#[derive(Debug, Args)]
+pub struct SignalsShowArgs {
+    /// Only this symbol.
+    #[arg(long)]
+    pub symbol: Option<String>,
+
+    /// Only this strategy.
+    #[arg(long)]
+    pub strategy: Option<String>,
+
+    /// Only this side.
+    #[arg(long, value_enum)]
+    pub side: Option<Side>,
+
+    /// Only signals on or after this date (YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<NaiveDate>,
+
+    /// At most this many signals.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bf_core::tables::{FEATURE_COLUMNS, FEATURES, SIGNALS, col, side};
 use bf_lake::Lake;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
-use datafusion::arrow::compute::{cast, filter_record_batch, is_not_null};
+use datafusion::arrow::compute::{cast, filter, is_not_null};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::ExprSchemable;
@@ -150,32 +150,36 @@ fn strategy_rows(
     let column = |name: &str| batch.column_by_name(name).expect("signals query column");
     let fired = is_not_null(column(&format!("side_{index}"))).map_err(arrow_error)?;
     let n = fired.true_count();
-    let text = |array: &ArrayRef| cast(array, &DataType::Utf8).map_err(arrow_error);
-    let columns: Vec<ArrayRef> = vec![
-        text(column(col::SYMBOL))?,
-        text(column(col::INTERVAL))?,
-        Arc::clone(column(col::DATE)),
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-            name,
-            batch.num_rows(),
-        ))),
-        text(column(&format!("side_{index}")))?,
-        Arc::clone(column(&format!("strength_{index}"))),
-        Arc::clone(column("close")),
-        text(column(&format!("inputs_{index}")))?,
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-            run.run_id.as_str(),
-            batch.num_rows(),
-        ))),
-        Arc::new(
-            TimestampMicrosecondArray::from(vec![run.generated_at; batch.num_rows()])
-                .with_timezone("UTC"),
-        ),
-    ];
-    let all = RecordBatch::try_new(SIGNALS.schema(), columns).map_err(arrow_error)?;
-    let signals = filter_record_batch(&all, &fired).map_err(arrow_error)?;
-    debug_assert_eq!(signals.num_rows(), n);
-    Ok(signals)
+    let keep = |array: &ArrayRef, data_type: &DataType| -> Result<ArrayRef, SignalsError> {
+        cast(&filter(array, &fired).map_err(arrow_error)?, data_type).map_err(arrow_error)
+    };
+    let columns = SIGNALS
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| {
+            let data_type = field.data_type();
+            let array: ArrayRef = match field.name().as_str() {
+                col::STRATEGY => {
+                    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(name, n)))
+                }
+                col::RUN_ID => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                    run.run_id.as_str(),
+                    n,
+                ))),
+                col::GENERATED_AT => Arc::new(
+                    TimestampMicrosecondArray::from(vec![run.generated_at; n]).with_timezone("UTC"),
+                ),
+                col::SIDE => keep(column(&format!("side_{index}")), data_type)?,
+                col::STRENGTH => keep(column(&format!("strength_{index}")), data_type)?,
+                col::INPUTS => keep(column(&format!("inputs_{index}")), data_type)?,
+                col::PRICE => keep(column("close"), data_type)?,
+                other => keep(column(other), data_type)?,
+            };
+            Ok(array)
+        })
+        .collect::<Result<Vec<ArrayRef>, SignalsError>>()?;
+    RecordBatch::try_new(SIGNALS.schema(), columns).map_err(arrow_error)
 }
 
 fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SignalsError {

@@ -229,7 +229,7 @@ impl Strategy {
     /// SMA crosses: the gap between the averages as a share of the slow one,
     /// 1 at 1 %; RSI: how far past the threshold, as a share of the distance
     /// from threshold to 0 (BUY) or 100 (SELL); MACD: the gap between MACD and
-    /// signal as a share of 0.1 % of the price; Bollinger: how far outside the
+    /// signal as a share of 1 % of the price; Bollinger: how far outside the
     /// band, as a share of the band width.
     pub fn compile(&self) -> CompiledStrategy {
         let mut computed = Vec::new();
@@ -291,7 +291,7 @@ impl Strategy {
                     format!("macd_signal(adj_close, {fast}, {slow}, {signal})"),
                     &mut computed,
                 );
-                let strength = ratio(&format!("abs({line} - {signal_line})"), "0.001 * close");
+                let strength = ratio(&format!("abs({line} - {signal_line})"), "0.01 * close");
                 (
                     crosses_above(&line, &signal_line),
                     crosses_below(&line, &signal_line),

@@ -2,6 +2,7 @@
 //! Delta lake on disk.
 
 mod features;
+mod signals;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
