@@ -181,6 +181,15 @@ pub enum SignalsCommand {
     Generate(SignalsGenerateArgs),
     /// Stored signals, newest first.
     Show(SignalsShowArgs),
+    /// Per strategy and side: count, hit rate and mean forward return over 5 and 20 rows.
+    Stats(SignalsStatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignalsStatsArgs {
+    /// How many of the most recent signals to list under the statistics.
+    #[arg(long, default_value_t = 10)]
+    pub recent: usize,
 }
 
 #[derive(Debug, Args)]

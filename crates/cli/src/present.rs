@@ -176,19 +176,30 @@ impl Printer {
                 Ok(())
             }
             OutputFormat::Json => {
-                let mut buffer = Vec::new();
-                let mut writer = datafusion::arrow::json::ArrayWriter::new(&mut buffer);
-                let refs: Vec<&RecordBatch> = batches.iter().collect();
-                writer.write_batches(&refs).map_err(io::Error::other)?;
-                writer.finish().map_err(io::Error::other)?;
-                if buffer.is_empty() {
-                    buffer.extend_from_slice(b"[]");
-                }
+                let mut buffer = json_array(batches)?;
                 buffer.push(b'\n');
                 io::stdout().lock().write_all(&buffer)
             }
         }
     }
+}
+
+/// Rows as a JSON array of objects, one key per column.
+fn json_array(batches: &[RecordBatch]) -> io::Result<Vec<u8>> {
+    let mut buffer = Vec::new();
+    let mut writer = datafusion::arrow::json::ArrayWriter::new(&mut buffer);
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    writer.write_batches(&refs).map_err(io::Error::other)?;
+    writer.finish().map_err(io::Error::other)?;
+    if buffer.is_empty() {
+        buffer.extend_from_slice(b"[]");
+    }
+    Ok(buffer)
+}
+
+/// Rows as JSON values, to embed in a larger JSON result.
+pub fn batches_json(batches: &[RecordBatch]) -> io::Result<Vec<serde_json::Value>> {
+    serde_json::from_slice(&json_array(batches)?).map_err(io::Error::other)
 }
 
 /// Every row of `batches` as display strings.

@@ -6,6 +6,7 @@ use bf_core::SymbolLists;
 use bf_core::tables::{SIGNALS, col, side};
 use bf_lake::{Lake, UpsertMetrics};
 use bf_signals::engine::{RunStamp, generate as generate_signals, prepare};
+use bf_signals::stats::{HORIZONS, side_stats};
 use bf_signals::strategy::Strategies;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -15,6 +16,7 @@ use serde::Serialize;
 use super::{Outcome, now_micros, resolve_symbols};
 use crate::args::{
     GlobalArgs, OutputFormat, Side, SignalsCommand, SignalsGenerateArgs, SignalsShowArgs,
+    SignalsStatsArgs,
 };
 use crate::present::{Printer, count_text, seconds_text};
 
@@ -28,6 +30,7 @@ pub async fn run(
     match command {
         SignalsCommand::Generate(args) => generate(args, &lake, lists, printer).await,
         SignalsCommand::Show(args) => show(args, &lake, printer).await,
+        SignalsCommand::Stats(args) => stats(args, &lake, printer).await,
     }
 }
 
@@ -148,6 +151,71 @@ fn count_by_strategy(
         .collect())
 }
 
+const RECENT_COLUMNS: &str =
+    "date, symbol, strategy, side, round(strength, 3) AS strength, round(price, 2) AS price";
+
+async fn stats(args: SignalsStatsArgs, lake: &Lake, printer: &Printer) -> anyhow::Result<Outcome> {
+    let by_side = side_stats(lake).await?;
+    if by_side.is_empty() {
+        printer.summary("no signals yet; run `bf signals generate --symbol-list demo_small`");
+        return Ok(Outcome::Success);
+    }
+    let recent = lake
+        .sql(&format!(
+            "SELECT {RECENT_COLUMNS} FROM {} ORDER BY date DESC, symbol, strategy LIMIT {}",
+            SIGNALS.name, args.recent
+        ))
+        .await?;
+    if printer.json() {
+        #[derive(Serialize)]
+        struct StatsReport<'a> {
+            stats: &'a [bf_signals::stats::SideStats],
+            recent: Vec<serde_json::Value>,
+        }
+        let recent = crate::present::batches_json(&recent.batches)?;
+        printer.json_value(&StatsReport {
+            stats: &by_side,
+            recent,
+        })?;
+        return Ok(Outcome::Success);
+    }
+    let percent =
+        |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{:.1}%", v * 100.0));
+    let mut header = vec![
+        "strategy".to_string(),
+        "side".to_string(),
+        "signals".to_string(),
+    ];
+    for h in HORIZONS {
+        header.push(format!("hit {h}"));
+        header.push(format!("mean {h}"));
+    }
+    let rows = by_side
+        .iter()
+        .map(|s| {
+            let mut row = vec![
+                s.strategy.clone(),
+                s.side.clone(),
+                count_text(s.signals as usize),
+            ];
+            for h in &s.horizons {
+                row.push(percent(h.hit_rate));
+                row.push(percent(h.mean_return));
+            }
+            row
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    printer.table(&header, &header[2..], rows)?;
+    printer.line("")?;
+    printer.batches(OutputFormat::Table, &recent.schema, &recent.batches)?;
+    printer.summary(
+        "hit: share of signals whose forward return over that many rows had the signal's sign \
+         (BUY > 0, SELL < 0); mean: average forward return; — = no signal that old yet",
+    );
+    Ok(Outcome::Success)
+}
+
 async fn show(args: SignalsShowArgs, lake: &Lake, printer: &Printer) -> anyhow::Result<Outcome> {
     let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let mut conditions = Vec::new();
@@ -181,8 +249,7 @@ async fn show(args: SignalsShowArgs, lake: &Lake, printer: &Printer) -> anyhow::
         format!("WHERE {}", conditions.join(" AND "))
     };
     let query = format!(
-        "SELECT date, symbol, strategy, side, round(strength, 3) AS strength, round(price, 2) AS price, inputs \
-         FROM {} {filter} ORDER BY date DESC, symbol, strategy LIMIT {}",
+        "SELECT {RECENT_COLUMNS}, inputs FROM {} {filter} ORDER BY date DESC, symbol, strategy LIMIT {}",
         SIGNALS.name, args.limit
     );
     let result = lake.sql(&query).await?;
