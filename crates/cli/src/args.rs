@@ -58,6 +58,8 @@ pub enum Command {
     /// Generate and inspect trading signals.
     #[command(subcommand)]
     Signals(SignalsCommand),
+    /// The main job: fetch -> features -> signals -> stats, each stage incremental.
+    Run(RunArgs),
     /// Run SQL over every lake table.
     Sql(SqlArgs),
     /// Print the effective settings and where each came from.
@@ -175,6 +177,16 @@ pub struct FeaturesShowArgs {
     pub interval: bf_core::Interval,
 }
 
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+
+    /// Strategies file (TOML); default: the built-in config/strategies.toml.
+    #[arg(long, env = "BF_STRATEGIES")]
+    pub strategies: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SignalsCommand {
     /// Run every strategy over the features of the given symbols into the signals table.
@@ -265,6 +277,23 @@ pub enum BenchCommand {
     Import(BenchImportArgs),
     /// Build features from a generated ohlcv table: first build, no-op rebuild, one new day.
     Features(BenchFeaturesArgs),
+    /// Generate signals with the built-in strategies from generated features, twice.
+    Signals(BenchSignalsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSignalsArgs {
+    /// Number of symbols.
+    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500)]
+    pub symbols: usize,
+
+    /// Trading days per symbol.
+    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000)]
+    pub days: usize,
+
+    /// Work folder for the lake (default: a temporary folder, removed after).
+    #[arg(long, env = "BF_BENCH_DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -25,13 +25,14 @@ use serde::Serialize;
 
 use super::Outcome;
 use super::data::{ImportReport, import_files};
-use crate::args::{BenchCommand, BenchFeaturesArgs, BenchImportArgs, FileFormat};
+use crate::args::{BenchCommand, BenchFeaturesArgs, BenchImportArgs, BenchSignalsArgs, FileFormat};
 use crate::present::{Printer, count_text};
 
 pub async fn run(command: BenchCommand, printer: &Printer) -> anyhow::Result<Outcome> {
     match command {
         BenchCommand::Import(args) => import(args, printer).await,
         BenchCommand::Features(args) => features(args, printer).await,
+        BenchCommand::Signals(args) => signals(args, printer).await,
     }
 }
 
@@ -288,6 +289,115 @@ async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<
         args.symbols,
         args.days,
         std::thread::available_parallelism().map_or(1, |n| n.get())
+    ));
+    Ok(Outcome::Success)
+}
+
+#[derive(Debug, Serialize)]
+struct SignalsPass {
+    pass: &'static str,
+    feature_rows: usize,
+    signals: usize,
+    new_signals: usize,
+    generate_seconds: f64,
+    write_seconds: f64,
+    total_seconds: f64,
+    cpu_seconds: f64,
+    rows_per_second: f64,
+    peak_rss_mib: f64,
+}
+
+const SIGNALS_COLUMNS: [&str; 10] = [
+    "pass",
+    "feature rows",
+    "signals",
+    "new",
+    "generate s",
+    "write s",
+    "total s",
+    "CPU s",
+    "rows/s",
+    "peak RSS MiB",
+];
+
+async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+    use bf_signals::engine::{RunStamp, generate, prepare};
+
+    let (_temp, folders) = work_folders(args.dir.as_deref(), &["lake"])?;
+    let lake = Lake::open(folders[0].to_str().context("work folder is not UTF-8")?)?;
+    let start = NaiveDate::from_ymd_opt(2000, 1, 3).expect("valid date");
+    let end = nth_weekday_from(start, args.days);
+    let symbols: Vec<Symbol> = (0..args.symbols)
+        .map(|i| Symbol::parse(&format!("S{i:05}")))
+        .collect::<Result<_, _>>()?;
+    let prepared = Instant::now();
+    for chunk in symbols.chunks(250) {
+        lake.append(&OHLCV, vec![synthetic_bars(chunk, start, end)])
+            .await?;
+    }
+    let built = bf_features::build::build(&lake, &BuildRequest::default(), &()).await?;
+    printer.summary(&format!(
+        "generated ohlcv and features: {} rows in {:.1}s (untimed)",
+        count_text(built.rows_read),
+        prepared.elapsed().as_secs_f64()
+    ));
+
+    let strategies = bf_signals::strategy::Strategies::builtin();
+    let mut passes = Vec::new();
+    for pass in ["first run", "nothing changed"] {
+        reset_peak_rss();
+        let (started, cpu_before) = (Instant::now(), cpu_seconds());
+        let plan = prepare(&strategies).await?;
+        let now = super::now_micros();
+        let run = RunStamp {
+            run_id: format!("bench-{now:x}"),
+            generated_at: now,
+        };
+        let batches = generate(&lake, &plan, None, &run).await?;
+        let generate_seconds = started.elapsed().as_secs_f64();
+        let signals: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let written = Instant::now();
+        let metrics = lake.upsert(&bf_core::tables::SIGNALS, batches).await?;
+        let write_seconds = written.elapsed().as_secs_f64();
+        let total_seconds = started.elapsed().as_secs_f64();
+        passes.push(SignalsPass {
+            pass,
+            feature_rows: built.rows_read,
+            signals,
+            new_signals: metrics.inserted,
+            generate_seconds,
+            write_seconds,
+            total_seconds,
+            cpu_seconds: cpu_seconds() - cpu_before,
+            rows_per_second: built.rows_read as f64 / total_seconds,
+            peak_rss_mib: peak_rss_mib(),
+        });
+    }
+    if printer.json() {
+        printer.json_value(&passes)?;
+        return Ok(Outcome::Success);
+    }
+    let rows = passes
+        .iter()
+        .map(|p| {
+            vec![
+                p.pass.to_string(),
+                count_text(p.feature_rows),
+                count_text(p.signals),
+                count_text(p.new_signals),
+                format!("{:.2}", p.generate_seconds),
+                format!("{:.2}", p.write_seconds),
+                format!("{:.2}", p.total_seconds),
+                format!("{:.2}", p.cpu_seconds),
+                count_text(p.rows_per_second as usize),
+                format!("{:.0}", p.peak_rss_mib),
+            ]
+        })
+        .collect();
+    printer.table(&SIGNALS_COLUMNS, &SIGNALS_COLUMNS[1..], rows)?;
+    printer.summary(&format!(
+        "{} symbols × {} days, the five built-in strategies, features Delta -> signals Delta on local disk",
+        args.symbols, args.days
     ));
     Ok(Outcome::Success)
 }

@@ -32,27 +32,29 @@ pub async fn run(
 }
 
 #[derive(Debug, Serialize)]
-struct FetchedSymbol {
+pub struct FetchedSymbol {
     symbol: String,
     bars: usize,
     readjusted: bool,
 }
 
 #[derive(Debug, Serialize)]
-struct FetchReport {
-    source: &'static str,
-    symbols: Vec<FetchedSymbol>,
-    ohlcv: UpsertMetrics,
-    corporate_actions: UpsertMetrics,
-    seconds: f64,
+pub struct FetchReport {
+    pub source: &'static str,
+    pub symbols: Vec<FetchedSymbol>,
+    pub ohlcv: UpsertMetrics,
+    pub corporate_actions: UpsertMetrics,
+    pub seconds: f64,
 }
 
-async fn fetch(
-    args: FetchArgs,
+/// Fetches bars and stores them: the work of `bf data fetch` (and of `bf run`'s
+/// first stage), with a progress bar and no other output.
+pub async fn fetch_bars(
+    args: &FetchArgs,
     lake: &Lake,
     lists: &SymbolLists,
     printer: &Printer,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<FetchReport> {
     let started = Instant::now();
     let symbols = resolve_symbols(&args.selection, lists)?;
     let end = args.end.unwrap_or_else(|| chrono::Utc::now().date_naive());
@@ -109,7 +111,18 @@ async fn fetch(
         corporate_actions,
         seconds: started.elapsed().as_secs_f64(),
     };
+    Ok(report)
+}
 
+async fn fetch(
+    args: FetchArgs,
+    lake: &Lake,
+    lists: &SymbolLists,
+    printer: &Printer,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let report = fetch_bars(&args, lake, lists, printer).await?;
+    let ohlcv = report.ohlcv;
     if printer.json() {
         printer.json_value(&report)?;
     } else {

@@ -25,7 +25,7 @@ pub async fn run(
     }
 }
 
-struct Bar(ProgressBar);
+pub struct Bar(pub ProgressBar);
 
 impl Progress for Bar {
     fn advance(&self, series_done: usize, series_total: usize) {

@@ -5,6 +5,7 @@ mod bench;
 mod config;
 mod data;
 mod features;
+mod run;
 mod signals;
 mod sql;
 mod symbols;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli, context: &Context) -> anyhow::Result<Outcome> {
             features::run(command, global, &lists, &context.printer).await
         }
         Command::Signals(command) => signals::run(command, global, &lists, &context.printer).await,
+        Command::Run(args) => run::run(args, global, &lists, &context.printer).await,
         Command::Sql(args) => sql::run(args, global, &context.printer).await,
         Command::Config => config::run(context),
         Command::Bench(command) => bench::run(command, &context.printer).await,

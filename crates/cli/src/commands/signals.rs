@@ -35,19 +35,49 @@ pub async fn run(
 }
 
 #[derive(Debug, Serialize)]
-struct StrategyCount {
-    strategy: String,
-    buy: usize,
-    sell: usize,
+pub struct StrategyCount {
+    pub strategy: String,
+    pub buy: usize,
+    pub sell: usize,
 }
 
 #[derive(Debug, Serialize)]
-struct GenerateReport {
-    run_id: String,
-    strategies_file: String,
-    strategies: Vec<StrategyCount>,
-    signals: UpsertMetrics,
-    seconds: f64,
+pub struct GenerateReport {
+    pub run_id: String,
+    pub strategies_file: String,
+    pub strategies: Vec<StrategyCount>,
+    pub signals: UpsertMetrics,
+    pub seconds: f64,
+}
+
+/// Checks the strategies, generates signals for `symbols` and stores them: the
+/// work of `bf signals generate` (and of `bf run`), with no output.
+pub async fn generate_signals_for(
+    lake: &Lake,
+    symbols: &[String],
+    strategies_file: Option<&std::path::Path>,
+) -> anyhow::Result<GenerateReport> {
+    let started = std::time::Instant::now();
+    let strategies = match strategies_file {
+        Some(path) => Strategies::load(path)?,
+        None => Strategies::builtin(),
+    };
+    let plan = prepare(&strategies).await?;
+    let generated_at = now_micros();
+    let run = RunStamp {
+        run_id: format!("run-{generated_at:x}"),
+        generated_at,
+    };
+    let batches = generate_signals(lake, &plan, Some(symbols), &run).await?;
+    let counts = count_by_strategy(&plan.strategy_names(), &batches)?;
+    let metrics = lake.upsert(&SIGNALS, batches).await?;
+    Ok(GenerateReport {
+        run_id: run.run_id,
+        strategies_file: strategies.path,
+        strategies: counts,
+        signals: metrics,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 async fn generate(
@@ -61,26 +91,7 @@ async fn generate(
         .iter()
         .map(|s| s.as_str().to_string())
         .collect();
-    let strategies = match &args.strategies {
-        Some(path) => Strategies::load(path)?,
-        None => Strategies::builtin(),
-    };
-    let plan = prepare(&strategies).await?;
-    let generated_at = now_micros();
-    let run = RunStamp {
-        run_id: format!("run-{generated_at:x}"),
-        generated_at,
-    };
-    let batches = generate_signals(lake, &plan, Some(&symbols), &run).await?;
-    let counts = count_by_strategy(&plan.strategy_names(), &batches)?;
-    let metrics = lake.upsert(&SIGNALS, batches).await?;
-    let report = GenerateReport {
-        run_id: run.run_id,
-        strategies_file: strategies.path,
-        strategies: counts,
-        signals: metrics,
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    let report = generate_signals_for(lake, &symbols, args.strategies.as_deref()).await?;
     if printer.json() {
         printer.json_value(&report)?;
         return Ok(Outcome::Success);
@@ -154,7 +165,11 @@ fn count_by_strategy(
 const RECENT_COLUMNS: &str =
     "date, symbol, strategy, side, round(strength, 3) AS strength, round(price, 2) AS price";
 
-async fn stats(args: SignalsStatsArgs, lake: &Lake, printer: &Printer) -> anyhow::Result<Outcome> {
+pub async fn stats(
+    args: SignalsStatsArgs,
+    lake: &Lake,
+    printer: &Printer,
+) -> anyhow::Result<Outcome> {
     let by_side = side_stats(lake).await?;
     if by_side.is_empty() {
         printer.summary("no signals yet; run `bf signals generate --symbol-list demo_small`");

@@ -140,3 +140,44 @@ fn a_bad_strategy_fails_before_any_work() {
         "nothing written\n{tables}"
     );
 }
+
+#[test]
+fn run_does_every_stage_and_a_second_run_adds_nothing() {
+    let ws = Workspace::new();
+    let args = [
+        "run",
+        "--source",
+        "synthetic",
+        "--symbol-list",
+        "demo_small",
+        "--start",
+        "2018-01-01",
+        "--end",
+        "2023-12-29",
+    ];
+    let first = ws.run(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        stdout.contains("hit 5") && stdout.contains("macd_cross"),
+        "stats table:\n{stdout}"
+    );
+    let signals = ws.scalar("SELECT count(*) FROM signals");
+    assert!(signals > 100);
+    assert_eq!(ws.scalar("SELECT count(*) FROM features"), ws.rows());
+
+    let second = ws.run(&args);
+    assert!(second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains(
+            "0 new bars, 0 feature rows written, 0 new signals — nothing new, nothing written"
+        ),
+        "{said}"
+    );
+    assert_eq!(ws.scalar("SELECT count(*) FROM signals"), signals);
+}
