@@ -47,7 +47,7 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
         let frame = ctx
             .sql(&format!(
                 "{} SELECT * FROM frame",
-                frame_sql(std::slice::from_ref(&one), "")
+                frame_sql(std::slice::from_ref(&one), "", None)
             ))
             .await
             .map_err(|e| fail(first_line(&e.to_string())))?;
@@ -79,8 +79,9 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
             );
         }
         if one.inputs.is_empty() {
-            one.inputs = referenced.into_iter().collect();
+            one.inputs = referenced.iter().cloned().collect();
         }
+        one.columns = referenced.into_iter().chain(one.inputs.clone()).collect();
         // The whole query must plan too (e.g. a condition using a window function).
         ctx.sql(&signals_sql(std::slice::from_ref(&one), ""))
             .await
@@ -209,8 +210,14 @@ fn frame_columns(computed: &[ComputedSeries]) -> Vec<String> {
 }
 
 /// `WITH base AS (…), frame AS (…)`: the features rows with `close`, the
-/// computed series, and `prev_<column>` for every numeric column.
-fn frame_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
+/// computed series, and `prev_<column>` for every numeric column — or, given
+/// `used`, only for those columns (each LAG costs a pass over every row).
+fn frame_sql(
+    strategies: &[CompiledStrategy],
+    filter: &str,
+    used: Option<&BTreeSet<String>>,
+) -> String {
+    let wanted = |name: &str| used.is_none_or(|used| used.contains(name));
     let mut computed: Vec<ComputedSeries> = Vec::new();
     for series in strategies.iter().flat_map(|s| &s.computed) {
         if !computed.iter().any(|c| c.name == series.name) {
@@ -226,6 +233,7 @@ fn frame_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
     ]
     .into_iter()
     .chain(FEATURE_COLUMNS)
+    .filter(|c| wanted(c))
     .map(str::to_string)
     .collect();
     let base: Vec<String> = ["symbol", "\"interval\"", "date", "adj_close AS close"]
@@ -235,11 +243,13 @@ fn frame_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
         .chain(
             computed
                 .iter()
+                .filter(|c| wanted(&c.name))
                 .map(|c| format!("{} {WINDOW} AS {}", c.call, c.name)),
         )
         .collect();
     let lags: Vec<String> = frame_columns(&computed)
         .iter()
+        .filter(|c| wanted(c))
         .map(|c| format!("lag({c}) {WINDOW} AS prev_{c}"))
         .collect();
     format!(
@@ -254,6 +264,11 @@ fn frame_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
 /// one of its conditions is true, else null), the rows where any fired, and
 /// for those the clamped strength and the inputs as a JSON object.
 fn signals_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
+    let used: BTreeSet<String> = strategies
+        .iter()
+        .flat_map(|s| s.columns.iter().cloned())
+        .chain(["close".to_string()])
+        .collect();
     let sides: Vec<String> = strategies
         .iter()
         .enumerate()
@@ -287,7 +302,7 @@ fn signals_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
     format!(
         "{frame}, sides AS (SELECT *, {sides} FROM frame), fired AS (SELECT * FROM sides WHERE {any}) \
          SELECT symbol, \"interval\", date, close, {outputs} FROM fired",
-        frame = frame_sql(strategies, filter),
+        frame = frame_sql(strategies, filter, Some(&used)),
         sides = sides.join(", "),
         any = any_fired.join(" OR "),
         outputs = outputs.join(", ")

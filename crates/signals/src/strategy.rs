@@ -2,6 +2,7 @@
 //! written as SQL, each turned into SQL over the signal frame (the features
 //! columns, `close` = adj_close, and `prev_<column>` for the previous row).
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -196,6 +197,9 @@ pub struct CompiledStrategy {
     /// Frame columns recorded in `inputs`, with their previous-row values.
     pub inputs: Vec<String>,
     pub computed: Vec<ComputedSeries>,
+    /// Frame columns the SQL uses (without `prev_`); filled when the strategy
+    /// is checked, so the frame computes only those.
+    pub columns: BTreeSet<String>,
 }
 
 /// Stored SMA periods of the features table.
@@ -351,6 +355,7 @@ impl Strategy {
             sell_strength,
             inputs,
             computed,
+            columns: BTreeSet::new(),
         }
     }
 }
