@@ -37,6 +37,7 @@ impl Plan {
 pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
     let ctx = SessionContext::new();
     bf_features::udf::register(&ctx);
+    ctx.register_udwf(crate::prev::prev_function());
     let empty = MemTable::try_new(FEATURES.schema(), vec![vec![]]).map_err(SignalsError::Query)?;
     ctx.register_table(FEATURES.name, Arc::new(empty))
         .map_err(SignalsError::Query)?;
@@ -115,6 +116,7 @@ pub async fn generate(
         return Err(SignalsError::NoFeatures);
     }
     bf_features::udf::register(&ctx);
+    ctx.register_udwf(crate::prev::prev_function());
     let filter = symbols.map_or_else(String::new, |symbols| {
         let quoted: Vec<String> = symbols
             .iter()
@@ -250,7 +252,7 @@ fn frame_sql(
     let lags: Vec<String> = frame_columns(&computed)
         .iter()
         .filter(|c| wanted(c))
-        .map(|c| format!("lag({c}) {WINDOW} AS prev_{c}"))
+        .map(|c| format!("prev({c}) {WINDOW} AS prev_{c}"))
         .collect();
     format!(
         "WITH base AS (SELECT {} FROM {} {filter}), frame AS (SELECT *, {} FROM base)",

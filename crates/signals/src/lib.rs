@@ -4,6 +4,7 @@
 
 pub mod engine;
 mod error;
+mod prev;
 pub mod stats;
 pub mod strategy;
 
