@@ -232,6 +232,10 @@ pub async fn stats(
 }
 
 async fn show(args: SignalsShowArgs, lake: &Lake, printer: &Printer) -> anyhow::Result<Outcome> {
+    if lake.version(&SIGNALS).await?.is_none() {
+        printer.summary("no signals yet; run `bf signals generate --symbol-list demo_small`");
+        return Ok(Outcome::Success);
+    }
     let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let mut conditions = Vec::new();
     if let Some(symbol) = &args.symbol {
