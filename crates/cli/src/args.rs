@@ -169,7 +169,7 @@ pub struct FeaturesShowArgs {
     pub symbol: String,
 
     /// How many of the latest bars to show.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, env = "BF_LAST", default_value_t = 5)]
     pub last: usize,
 
     /// Bar interval.
@@ -200,7 +200,7 @@ pub enum SignalsCommand {
 #[derive(Debug, Args)]
 pub struct SignalsStatsArgs {
     /// How many of the most recent signals to list under the statistics.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "BF_RECENT", default_value_t = 10)]
     pub recent: usize,
 }
 
@@ -223,23 +223,23 @@ pub enum Side {
 #[derive(Debug, Args)]
 pub struct SignalsShowArgs {
     /// Only this symbol.
-    #[arg(long)]
+    #[arg(long, env = "BF_SYMBOL")]
     pub symbol: Option<String>,
 
     /// Only this strategy.
-    #[arg(long)]
+    #[arg(long, env = "BF_STRATEGY")]
     pub strategy: Option<String>,
 
     /// Only this side.
-    #[arg(long, value_enum)]
+    #[arg(long, env = "BF_SIDE", value_enum)]
     pub side: Option<Side>,
 
     /// Only signals on or after this date (YYYY-MM-DD).
-    #[arg(long)]
+    #[arg(long, env = "BF_SINCE")]
     pub since: Option<NaiveDate>,
 
     /// At most this many signals.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, env = "BF_LIMIT", default_value_t = 20)]
     pub limit: usize,
 }
 
@@ -257,7 +257,7 @@ pub struct SqlArgs {
     pub query: Option<String>,
 
     /// List bf's indicator window functions with their signatures, and exit.
-    #[arg(long)]
+    #[arg(long, env = "BF_SQL_FUNCTIONS")]
     pub functions: bool,
 
     /// Output format.
