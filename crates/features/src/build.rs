@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bf_core::tables::{FEATURES, OHLCV, col};
-use bf_lake::{ChangedSeries, Lake, Series, UpsertMetrics};
+use bf_lake::{ChangedSeries, Lake, Series, UpsertMetrics, symbol_filter};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
@@ -289,19 +289,6 @@ fn series_of(batch: &RecordBatch) -> Series {
             .to_string()
     };
     (text(col::SYMBOL), text(col::INTERVAL))
-}
-
-fn symbol_filter(symbols: Option<&[String]>) -> String {
-    match symbols {
-        None => String::new(),
-        Some(symbols) => {
-            let quoted: Vec<String> = symbols
-                .iter()
-                .map(|s| format!("'{}'", s.replace('\'', "''")))
-                .collect();
-            format!("WHERE {} IN ({})", col::SYMBOL, quoted.join(", "))
-        }
-    }
 }
 
 /// (symbol, interval) → the integer of a `SELECT symbol, interval, n` query.

@@ -160,6 +160,18 @@ impl Lake {
     }
 }
 
+/// `WHERE symbol IN ('A', 'B')` for SQL over lake tables; empty for `None`
+/// (every symbol).
+pub fn symbol_filter(symbols: Option<&[String]>) -> String {
+    symbols.map_or_else(String::new, |symbols| {
+        let quoted: Vec<String> = symbols
+            .iter()
+            .map(|s| format!("'{}'", s.replace('\'', "''")))
+            .collect();
+        format!("WHERE {} IN ({})", tables::col::SYMBOL, quoted.join(", "))
+    })
+}
+
 /// Runs one SQL statement in a session (for sessions with functions added, such
 /// as bf's indicators); errors are the user's, with DataFusion's message.
 pub async fn run_query(ctx: &SessionContext, query: &str) -> Result<QueryResult, LakeError> {

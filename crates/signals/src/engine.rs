@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bf_core::tables::{FEATURE_COLUMNS, FEATURES, SIGNALS, col, side};
-use bf_lake::Lake;
+use bf_lake::{Lake, symbol_filter};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::compute::{cast, filter, is_not_null};
 use datafusion::arrow::datatypes::DataType;
@@ -117,13 +117,7 @@ pub async fn generate(
     }
     bf_features::udf::register(&ctx);
     ctx.register_udwf(crate::prev::prev_function());
-    let filter = symbols.map_or_else(String::new, |symbols| {
-        let quoted: Vec<String> = symbols
-            .iter()
-            .map(|s| format!("'{}'", s.replace('\'', "''")))
-            .collect();
-        format!("WHERE {} IN ({})", col::SYMBOL, quoted.join(", "))
-    });
+    let filter = symbol_filter(symbols);
     let fired = ctx
         .sql(&signals_sql(&plan.compiled, &filter))
         .await
@@ -193,22 +187,27 @@ fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or_default().to_string()
 }
 
-/// The numeric columns of the frame: every stored value, `close`, and the
-/// series strategies compute.
-fn frame_columns(computed: &[ComputedSeries]) -> Vec<String> {
+/// The stored numeric columns of `features` the frame offers.
+fn stored_columns() -> impl Iterator<Item = &'static str> {
     [
         col::ADJ_OPEN,
         col::ADJ_HIGH,
         col::ADJ_LOW,
         col::ADJ_CLOSE,
-        "close",
         col::VOLUME,
     ]
     .into_iter()
     .chain(FEATURE_COLUMNS)
-    .map(str::to_string)
-    .chain(computed.iter().map(|c| c.name.clone()))
-    .collect()
+}
+
+/// The numeric columns of the frame: every stored value, `close`, and the
+/// series strategies compute.
+fn frame_columns(computed: &[ComputedSeries]) -> Vec<String> {
+    std::iter::once("close")
+        .chain(stored_columns())
+        .map(str::to_string)
+        .chain(computed.iter().map(|c| c.name.clone()))
+        .collect()
 }
 
 /// `WITH base AS (…), frame AS (…)`: the features rows with `close`, the
@@ -226,18 +225,10 @@ fn frame_sql(
             computed.push(series.clone());
         }
     }
-    let stored: Vec<String> = [
-        col::ADJ_OPEN,
-        col::ADJ_HIGH,
-        col::ADJ_LOW,
-        col::ADJ_CLOSE,
-        col::VOLUME,
-    ]
-    .into_iter()
-    .chain(FEATURE_COLUMNS)
-    .filter(|c| wanted(c))
-    .map(str::to_string)
-    .collect();
+    let stored: Vec<String> = stored_columns()
+        .filter(|c| wanted(c))
+        .map(str::to_string)
+        .collect();
     let base: Vec<String> = ["symbol", "\"interval\"", "date", "adj_close AS close"]
         .into_iter()
         .map(str::to_string)

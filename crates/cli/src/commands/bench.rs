@@ -202,15 +202,9 @@ async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<
     let start = NaiveDate::from_ymd_opt(2000, 1, 3).expect("valid date");
     let end = nth_weekday_from(start, args.days);
     let next_day = nth_weekday_from(end, 2);
-    let symbols: Vec<Symbol> = (0..args.symbols)
-        .map(|i| Symbol::parse(&format!("S{i:05}")))
-        .collect::<Result<_, _>>()?;
-
+    let symbols = bench_symbols(args.symbols)?;
     let generated = Instant::now();
-    for chunk in symbols.chunks(250) {
-        lake.append(&OHLCV, vec![synthetic_bars(chunk, start, end)])
-            .await?;
-    }
+    store_synthetic(&lake, &symbols, start, end).await?;
     printer.summary(&format!(
         "generated ohlcv: {} symbols × {} days in {:.1}s (untimed)",
         args.symbols,
@@ -327,14 +321,8 @@ async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<Ou
     let lake = Lake::open(folders[0].to_str().context("work folder is not UTF-8")?)?;
     let start = NaiveDate::from_ymd_opt(2000, 1, 3).expect("valid date");
     let end = nth_weekday_from(start, args.days);
-    let symbols: Vec<Symbol> = (0..args.symbols)
-        .map(|i| Symbol::parse(&format!("S{i:05}")))
-        .collect::<Result<_, _>>()?;
     let prepared = Instant::now();
-    for chunk in symbols.chunks(250) {
-        lake.append(&OHLCV, vec![synthetic_bars(chunk, start, end)])
-            .await?;
-    }
+    store_synthetic(&lake, &bench_symbols(args.symbols)?, start, end).await?;
     let built = bf_features::build::build(&lake, &BuildRequest::default(), &()).await?;
     printer.summary(&format!(
         "generated ohlcv and features: {} rows in {:.1}s (untimed)",
@@ -400,6 +388,28 @@ async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<Ou
         args.symbols, args.days
     ));
     Ok(Outcome::Success)
+}
+
+/// S00000, S00001, …
+fn bench_symbols(count: usize) -> anyhow::Result<Vec<Symbol>> {
+    Ok((0..count)
+        .map(|i| Symbol::parse(&format!("S{i:05}")))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Synthetic daily bars of `symbols` from `start` to `end` into `ohlcv`, a few
+/// hundred symbols per commit so generation stays within memory.
+async fn store_synthetic(
+    lake: &Lake,
+    symbols: &[Symbol],
+    start: NaiveDate,
+    end: NaiveDate,
+) -> anyhow::Result<()> {
+    for chunk in symbols.chunks(250) {
+        lake.append(&OHLCV, vec![synthetic_bars(chunk, start, end)])
+            .await?;
+    }
+    Ok(())
 }
 
 fn synthetic_bars(symbols: &[Symbol], start: NaiveDate, end: NaiveDate) -> RecordBatch {

@@ -46,14 +46,18 @@ pub fn adx(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> 
         range += true_range(high, low, close, today);
     }
     let mut dx_sum = 0.0;
+    // Wilder's smoothing of the three sums, in TA-Lib's order of operations.
+    let smooth = |today: usize, plus_dm: &mut f64, minus_dm: &mut f64, range: &mut f64| {
+        let (up, down) = directional(today);
+        *minus_dm -= *minus_dm / n;
+        *plus_dm -= *plus_dm / n;
+        *minus_dm += down;
+        *plus_dm += up;
+        *range = *range - (*range / n) + true_range(high, low, close, today);
+    };
     for _ in 0..period {
         today += 1;
-        let (up, down) = directional(today);
-        minus_dm -= minus_dm / n;
-        plus_dm -= plus_dm / n;
-        minus_dm += down;
-        plus_dm += up;
-        range = range - (range / n) + true_range(high, low, close, today);
+        smooth(today, &mut plus_dm, &mut minus_dm, &mut range);
         if let Some(dx) = dx(plus_dm, minus_dm, range) {
             dx_sum += dx;
         }
@@ -62,12 +66,7 @@ pub fn adx(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> 
     out[today] = average;
     while today + 1 < len {
         today += 1;
-        let (up, down) = directional(today);
-        minus_dm -= minus_dm / n;
-        plus_dm -= plus_dm / n;
-        minus_dm += down;
-        plus_dm += up;
-        range = range - (range / n) + true_range(high, low, close, today);
+        smooth(today, &mut plus_dm, &mut minus_dm, &mut range);
         if let Some(dx) = dx(plus_dm, minus_dm, range) {
             average = ((average * (n - 1.0)) + dx) / n;
         }
