@@ -60,6 +60,10 @@ pub enum Command {
     Signals(SignalsCommand),
     /// The main job: fetch -> features -> signals -> stats, each stage incremental.
     Run(RunArgs),
+    /// Draw one symbol's chart: candles, SMA 50/200, Bollinger bands, signals, RSI, MACD.
+    Chart(ChartArgs),
+    /// Write a static HTML page for a symbol list: stats, every chart, latest signals.
+    Report(ReportArgs),
     /// Run SQL over every lake table.
     Sql(SqlArgs),
     /// Print the effective settings and where each came from.
@@ -241,6 +245,48 @@ pub struct SignalsShowArgs {
     /// At most this many signals.
     #[arg(long, env = "BF_LIMIT", default_value_t = 20)]
     pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ChartArgs {
+    pub symbol: String,
+
+    /// First date to draw (YYYY-MM-DD); default: the last 252 bars.
+    #[arg(long, env = "BF_SINCE")]
+    pub since: Option<NaiveDate>,
+
+    /// Image file, .png or .svg; default: SYMBOL.png in the working directory.
+    #[arg(long, env = "BF_CHART_OUT")]
+    pub out: Option<PathBuf>,
+
+    /// Image width in pixels.
+    #[arg(long, env = "BF_CHART_WIDTH", default_value_t = bf_charts::DEFAULT_SIZE.0,
+          value_parser = clap::value_parser!(u32).range(400..=8000))]
+    pub width: u32,
+
+    /// Image height in pixels.
+    #[arg(long, env = "BF_CHART_HEIGHT", default_value_t = bf_charts::DEFAULT_SIZE.1,
+          value_parser = clap::value_parser!(u32).range(300..=8000))]
+    pub height: u32,
+
+    /// Bar interval.
+    #[arg(long, env = "BF_INTERVAL", default_value = "1d")]
+    pub interval: bf_core::Interval,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The symbol list to report on (a name or a path to a list file).
+    #[arg(long, env = "BF_SYMBOL_LIST")]
+    pub symbol_list: String,
+
+    /// Folder for the page (LIST.html) and its charts (charts/SYMBOL.svg).
+    #[arg(long, env = "BF_REPORT_OUT", default_value = "report")]
+    pub out: PathBuf,
+
+    /// Bar interval.
+    #[arg(long, env = "BF_INTERVAL", default_value = "1d")]
+    pub interval: bf_core::Interval,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -105,6 +105,9 @@ pub(crate) fn hint_for(err: &anyhow::Error) -> Option<String> {
         if let Some(signals) = cause.downcast_ref::<bf_signals::SignalsError>() {
             return signals.hint();
         }
+        if let Some(charts) = cause.downcast_ref::<bf_charts::ChartError>() {
+            return charts.hint();
+        }
         match cause.downcast_ref::<bf_core::CoreError>() {
             Some(bf_core::CoreError::UnknownSymbolList { .. }) => Some(
                 "`bf symbols list` shows every list; BF_SYMBOL_LISTS adds a folder of your own"

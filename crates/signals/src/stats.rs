@@ -34,7 +34,11 @@ pub struct HorizonStats {
     pub mean_return: Option<f64>,
 }
 
-pub async fn side_stats(lake: &Lake) -> Result<Vec<SideStats>, SignalsError> {
+/// Stats over the signals of `symbols` (all symbols when `None`).
+pub async fn side_stats(
+    lake: &Lake,
+    symbols: Option<&[String]>,
+) -> Result<Vec<SideStats>, SignalsError> {
     let ctx = lake.session().await?;
     if !ctx.table_exist(SIGNALS.name).map_err(SignalsError::Query)? {
         return Ok(Vec::new());
@@ -70,13 +74,14 @@ pub async fn side_stats(lake: &Lake) -> Result<Vec<SideStats>, SignalsError> {
         "WITH fwd AS (SELECT symbol, \"interval\", date, {forward} FROM {features} \
          WINDOW w AS (PARTITION BY symbol, \"interval\" ORDER BY date)) \
          SELECT s.strategy, s.side, count(*) AS signals, {aggregates} \
-         FROM {signals} s LEFT JOIN fwd f \
+         FROM (SELECT * FROM {signals} {filter}) s LEFT JOIN fwd f \
          ON s.symbol = f.symbol AND s.\"interval\" = f.\"interval\" AND s.date = f.date \
          GROUP BY s.strategy, s.side ORDER BY s.strategy, s.side",
         forward = forward.join(", "),
         features = FEATURES.name,
         aggregates = aggregates.join(", "),
         signals = SIGNALS.name,
+        filter = bf_lake::symbol_filter(symbols),
     );
     let batches = ctx
         .sql(&query)
@@ -189,7 +194,12 @@ mod tests {
         );
         lake.append(&SIGNALS, vec![signals]).await.unwrap();
 
-        let stats = side_stats(&lake).await.unwrap();
+        let stats = side_stats(&lake, None).await.unwrap();
+        let other = side_stats(&lake, Some(&["OTHER".to_string()])).await;
+        assert!(
+            other.unwrap().is_empty(),
+            "another symbol's signals are not counted"
+        );
         assert_eq!(stats.len(), 2);
         let (buy, sell) = (&stats[0], &stats[1]);
         assert_eq!((buy.side.as_str(), buy.signals), ("BUY", 2));

@@ -2,6 +2,7 @@
 //! and hands the results to the printer.
 
 mod bench;
+mod charts;
 mod config;
 mod data;
 mod features;
@@ -44,6 +45,8 @@ pub async fn run(cli: Cli, context: &Context) -> anyhow::Result<Outcome> {
         }
         Command::Signals(command) => signals::run(command, global, &lists, &context.printer).await,
         Command::Run(args) => run::run(args, global, &lists, &context.printer).await,
+        Command::Chart(args) => charts::chart(args, global, &context.printer).await,
+        Command::Report(args) => charts::report(args, global, &lists, &context.printer).await,
         Command::Sql(args) => sql::run(args, global, &context.printer).await,
         Command::Config => config::run(context),
         Command::Bench(command) => bench::run(command, &context.printer).await,

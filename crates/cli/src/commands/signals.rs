@@ -170,7 +170,7 @@ pub async fn stats(
     lake: &Lake,
     printer: &Printer,
 ) -> anyhow::Result<Outcome> {
-    let by_side = side_stats(lake).await?;
+    let by_side = side_stats(lake, None).await?;
     if by_side.is_empty() {
         printer.summary("no signals yet; run `bf signals generate --symbol-list demo_small`");
         return Ok(Outcome::Success);

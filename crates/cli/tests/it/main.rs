@@ -1,6 +1,7 @@
 //! What a user sees: the `bf` binary run in a temporary folder against a real
 //! Delta lake on disk.
 
+mod charts;
 mod features;
 mod signals;
 
