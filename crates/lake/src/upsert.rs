@@ -8,19 +8,24 @@
 //! - only new keys: one append commit;
 //! - some keys changed: one MERGE commit whose source is just the new and changed rows.
 //!
+//! `upsert_replacing` also speaks for a scope of stored rows (say, the signals of
+//! these symbols and strategies): stored rows in scope that the incoming rows no
+//! longer contain are deleted in the same MERGE commit.
+//!
 //! Every path is a single atomic Delta commit (a new table is first created
 //! empty, in its own commit), so a crash leaves the previous version readable
 //! and complete.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bf_core::tables::{Storage, TableSpec, col as column};
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, max, min};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
 use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, JoinType, Operator, binary_expr, cast, col, lit};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::DeltaTable;
 use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
@@ -35,6 +40,8 @@ pub struct UpsertMetrics {
     pub inserted: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Stored rows removed because a replacing upsert no longer produced them.
+    pub deleted: usize,
     pub files_added: usize,
     /// The table version after the upsert (unchanged when nothing was committed).
     pub version: Option<u64>,
@@ -43,6 +50,8 @@ pub struct UpsertMetrics {
 
 const TARGET_PREFIX: &str = "__target_";
 const IS_NEW: &str = "__is_new";
+/// Source column of a replacing MERGE: true for stored rows to delete.
+const DELETE: &str = "__delete";
 
 impl Lake {
     /// Inserts rows whose key is new, replaces rows whose values changed, and leaves
@@ -52,6 +61,27 @@ impl Lake {
         &self,
         spec: &TableSpec,
         batches: Vec<RecordBatch>,
+    ) -> Result<UpsertMetrics, LakeError> {
+        self.upsert_scoped(spec, batches, None).await
+    }
+
+    /// Like [`Self::upsert`], and also deletes the stored rows matching `scope`
+    /// whose key is not among `batches`: `batches` is the whole new content of
+    /// that scope. Still at most one commit.
+    pub async fn upsert_replacing(
+        &self,
+        spec: &TableSpec,
+        batches: Vec<RecordBatch>,
+        scope: Expr,
+    ) -> Result<UpsertMetrics, LakeError> {
+        self.upsert_scoped(spec, batches, Some(scope)).await
+    }
+
+    async fn upsert_scoped(
+        &self,
+        spec: &TableSpec,
+        batches: Vec<RecordBatch>,
+        scope: Option<Expr>,
     ) -> Result<UpsertMetrics, LakeError> {
         let schema = spec.schema();
         for batch in &batches {
@@ -67,25 +97,34 @@ impl Lake {
             .snapshot()
             .arrow_schema();
         ensure_same_columns(spec, &schema, stored_schema.as_ref())?;
+        let stale = match scope {
+            Some(scope) => self.stale_rows(spec, &table, &batches, scope).await?,
+            None => Vec::new(),
+        };
+        let deleted = rows(&stale);
         let incoming_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if incoming_rows == 0 {
+        if incoming_rows == 0 && deleted == 0 {
             return Ok(UpsertMetrics {
                 version: table.version(),
                 ..UpsertMetrics::default()
             });
         }
 
-        let (inserts, updates) = self.changed_rows(spec, &table, batches).await?;
+        let (inserts, updates) = if incoming_rows == 0 {
+            (Vec::new(), Vec::new())
+        } else {
+            self.changed_rows(spec, &table, batches).await?
+        };
         let (inserted, updated) = (rows(&inserts), rows(&updates));
         let unchanged = incoming_rows - inserted - updated;
-        if inserted + updated == 0 {
+        if inserted + updated + deleted == 0 {
             return Ok(UpsertMetrics {
                 unchanged,
                 version: table.version(),
                 ..UpsertMetrics::default()
             });
         }
-        if updated == 0 {
+        if updated == 0 && deleted == 0 {
             let appended = self.append_rows(spec, Some(table), inserts).await?;
             return Ok(UpsertMetrics {
                 unchanged,
@@ -94,13 +133,19 @@ impl Lake {
         }
         let files_before = file_paths(&table);
         let table = self
-            .merge(spec, table, inserts.into_iter().chain(updates).collect())
+            .merge(
+                spec,
+                table,
+                inserts.into_iter().chain(updates).collect(),
+                stale,
+            )
             .await?;
         let files_added = file_paths(&table).difference(&files_before).count();
         Ok(UpsertMetrics {
             inserted,
             updated,
             unchanged,
+            deleted,
             files_added,
             version: table.version(),
             committed: true,
@@ -129,26 +174,15 @@ impl Lake {
             .copied()
             .chain(spec.value_columns())
             .collect();
-        let target = ctx
-            .table(spec.name)
-            .await
-            .map_err(scan_error)?
-            .filter(key_range_filter(&batches))
-            .map_err(scan_error)?
-            .select(
-                compared
-                    .iter()
-                    .map(|name| {
-                        let data_type = schema
-                            .field_with_name(name)
-                            .expect("spec column")
-                            .data_type()
-                            .clone();
-                        cast(col(quoted(name)), data_type).alias(format!("{TARGET_PREFIX}{name}"))
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .map_err(scan_error)?;
+        let target = stored_columns(
+            &ctx,
+            spec,
+            key_range_filter(&batches),
+            &compared,
+            TARGET_PREFIX,
+        )
+        .await
+        .map_err(scan_error)?;
 
         let target_key: Vec<String> = spec
             .key
@@ -209,19 +243,89 @@ impl Lake {
         Ok((inserts, updates))
     }
 
-    async fn merge(
+    /// Stored rows matching `scope` whose key is not among `batches`.
+    async fn stale_rows(
         &self,
         spec: &TableSpec,
-        table: DeltaTable,
-        source: Vec<RecordBatch>,
-    ) -> Result<DeltaTable, LakeError> {
+        table: &DeltaTable,
+        batches: &[RecordBatch],
+        scope: Expr,
+    ) -> Result<Vec<RecordBatch>, LakeError> {
         let scan_error = |source| LakeError::Scan {
             table: spec.name.to_string(),
             source,
         };
         let ctx = SessionContext::new();
+        register(&ctx, spec, table).await?;
+        let schema = spec.schema();
+        let all: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let stored = stored_columns(&ctx, spec, scope, &all, "")
+            .await
+            .map_err(scan_error)?;
+        let incoming_rows: Vec<RecordBatch> = batches
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .cloned()
+            .collect();
+        if incoming_rows.is_empty() {
+            return stored.collect().await.map_err(scan_error);
+        }
+        let incoming_key: Vec<String> = spec
+            .key
+            .iter()
+            .map(|k| format!("{TARGET_PREFIX}{k}"))
+            .collect();
+        let incoming = ctx
+            .read_batches(incoming_rows)
+            .map_err(scan_error)?
+            .select(
+                spec.key
+                    .iter()
+                    .zip(&incoming_key)
+                    .map(|(k, alias)| col(quoted(k)).alias(alias))
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(scan_error)?;
+        let incoming_key: Vec<&str> = incoming_key.iter().map(String::as_str).collect();
+        stored
+            .join(incoming, JoinType::LeftAnti, spec.key, &incoming_key, None)
+            .map_err(scan_error)?
+            .collect()
+            .await
+            .map_err(scan_error)
+    }
+
+    /// One MERGE: `source` rows are updated or inserted, `deletes` (stored rows)
+    /// are removed.
+    async fn merge(
+        &self,
+        spec: &TableSpec,
+        table: DeltaTable,
+        source: Vec<RecordBatch>,
+        deletes: Vec<RecordBatch>,
+    ) -> Result<DeltaTable, LakeError> {
+        let scan_error = |source| LakeError::Scan {
+            table: spec.name.to_string(),
+            source,
+        };
+        let flagged = |batches: Vec<RecordBatch>, delete: bool| {
+            batches.into_iter().map(move |batch| {
+                let flags = BooleanArray::from(vec![delete; batch.num_rows()]);
+                let mut columns = batch.columns().to_vec();
+                columns.push(Arc::new(flags));
+                RecordBatch::try_new(merge_source_schema(spec), columns)
+                    .expect("table columns plus the delete flag")
+            })
+        };
+        let all: Vec<RecordBatch> = flagged(source, false)
+            .chain(flagged(deletes, true))
+            .collect();
+        let ctx = SessionContext::new();
         let source = ctx
-            .read_batch(concat_batches(&spec.schema(), &source).map_err(|e| scan_error(e.into()))?)
+            .read_batch(
+                concat_batches(&merge_source_schema(spec), &all)
+                    .map_err(|e| scan_error(e.into()))?,
+            )
             .map_err(scan_error)?;
         let qualified = |side: &str, name: &str| Expr::Column(Column::new(Some(side), name));
         let predicate = spec
@@ -236,14 +340,17 @@ impl Lake {
             .with_source_alias("source")
             .with_target_alias("target")
             .with_writer_properties(writer_properties(spec))
-            .when_matched_update(|update| {
-                schema
-                    .fields()
-                    .iter()
-                    .filter(|f| !spec.key.contains(&f.name().as_str()))
-                    .fold(update, |u, f| {
-                        u.update(Column::from_name(f.name()), qualified("source", f.name()))
-                    })
+            .when_matched_delete(|delete| delete.predicate(qualified("source", DELETE)))
+            .and_then(|merge| {
+                merge.when_matched_update(|update| {
+                    schema
+                        .fields()
+                        .iter()
+                        .filter(|f| !spec.key.contains(&f.name().as_str()))
+                        .fold(update, |u, f| {
+                            u.update(Column::from_name(f.name()), qualified("source", f.name()))
+                        })
+                })
             })
             .and_then(|merge| {
                 merge.when_not_matched_insert(|insert| {
@@ -257,6 +364,39 @@ impl Lake {
             .map_err(|e| self.delta_error(spec, e))?;
         Ok(table)
     }
+}
+
+/// The table's rows matching `filter`, `names` columns cast to the table's
+/// types (a scan may read text as views), each renamed with `prefix`.
+async fn stored_columns(
+    ctx: &SessionContext,
+    spec: &TableSpec,
+    filter: Expr,
+    names: &[&str],
+    prefix: &str,
+) -> datafusion::error::Result<DataFrame> {
+    let schema = spec.schema();
+    ctx.table(spec.name).await?.filter(filter)?.select(
+        names
+            .iter()
+            .map(|name| {
+                let data_type = schema
+                    .field_with_name(name)
+                    .expect("spec column")
+                    .data_type()
+                    .clone();
+                cast(col(quoted(name)), data_type).alias(format!("{prefix}{name}"))
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The table's columns plus the delete flag.
+fn merge_source_schema(spec: &TableSpec) -> SchemaRef {
+    let schema = spec.schema();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(DELETE, DataType::Boolean, false));
+    Arc::new(Schema::new(fields))
 }
 
 /// Restricts the stored side of the comparison to the incoming symbols and date

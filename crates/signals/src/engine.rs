@@ -7,13 +7,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bf_core::tables::{FEATURE_COLUMNS, FEATURES, SIGNALS, col, side};
-use bf_lake::{Lake, symbol_filter};
+use bf_lake::{Lake, UpsertMetrics, symbol_filter};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::compute::{cast, filter, is_not_null};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::ExprSchemable;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionContext, col as column_expr, lit};
 
 use crate::SignalsError;
 use crate::strategy::{CompiledStrategy, ComputedSeries, Strategies};
@@ -98,6 +98,27 @@ pub struct RunStamp {
     pub run_id: String,
     /// Microseconds since the Unix epoch, UTC.
     pub generated_at: i64,
+}
+
+/// Stores the signals `generate` produced for `symbols` (all when `None`) under
+/// `plan`, in one commit: new and changed signals are upserted, and stored
+/// signals of these symbols and strategies that no longer fire (after a data
+/// correction or a change of parameters) are deleted.
+pub async fn store(
+    lake: &Lake,
+    plan: &Plan,
+    symbols: Option<&[String]>,
+    batches: Vec<RecordBatch>,
+) -> Result<UpsertMetrics, SignalsError> {
+    let names = plan.strategy_names().into_iter().map(lit).collect();
+    let scope = column_expr(col::STRATEGY).in_list(names, false);
+    let scope = match symbols {
+        Some(symbols) => column_expr(col::SYMBOL)
+            .in_list(symbols.iter().map(|s| lit(s.as_str())).collect(), false)
+            .and(scope),
+        None => scope,
+    };
+    Ok(lake.upsert_replacing(&SIGNALS, batches, scope).await?)
 }
 
 /// Signals of every strategy for the given symbols (all when `None`), as

@@ -19,6 +19,7 @@ struct RunReport {
     new_bars: usize,
     feature_rows_written: usize,
     new_signals: usize,
+    signals_removed: usize,
     stage_seconds: Vec<(&'static str, f64)>,
 }
 
@@ -64,6 +65,7 @@ pub async fn run(
         new_bars: fetched.ohlcv.inserted + fetched.ohlcv.updated,
         feature_rows_written: built.inserted + built.updated,
         new_signals: generated.signals.inserted + generated.signals.updated,
+        signals_removed: generated.signals.deleted,
         stage_seconds: Vec::new(),
     };
 
@@ -80,20 +82,27 @@ pub async fn run(
     if printer.json() {
         printer.json_value(&report)?;
     } else {
-        let nothing_new =
-            report.new_bars == 0 && report.feature_rows_written == 0 && report.new_signals == 0;
+        let nothing_new = report.new_bars == 0
+            && report.feature_rows_written == 0
+            && report.new_signals == 0
+            && report.signals_removed == 0;
         let timings: Vec<String> = stages
             .iter()
             .map(|(stage, took)| format!("{stage} {}", seconds_text(*took)))
             .collect();
         printer.summary(&format!(
-            "run: {} symbols ({} ok, {} failed); {} new bars, {} feature rows written, {} new signals{}; {}",
+            "run: {} symbols ({} ok, {} failed); {} new bars, {} feature rows written, {} new signals{}{}; {}",
             report.symbols,
             report.symbols - report.symbols_failed.len(),
             report.symbols_failed.len(),
             count_text(report.new_bars),
             count_text(report.feature_rows_written),
             count_text(report.new_signals),
+            if report.signals_removed > 0 {
+                format!(", {} signals no longer firing removed", count_text(report.signals_removed))
+            } else {
+                String::new()
+            },
             if nothing_new { " — nothing new, nothing written" } else { "" },
             timings.join(", ")
         ));

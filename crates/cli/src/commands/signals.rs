@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use bf_core::SymbolLists;
 use bf_core::tables::{SIGNALS, col, side};
 use bf_lake::{Lake, UpsertMetrics};
-use bf_signals::engine::{RunStamp, generate as generate_signals, prepare};
+use bf_signals::engine::{RunStamp, generate as generate_signals, prepare, store as store_signals};
 use bf_signals::stats::{HORIZONS, side_stats};
 use bf_signals::strategy::Strategies;
 use datafusion::arrow::array::{AsArray, RecordBatch};
@@ -70,7 +70,7 @@ pub async fn generate_signals_for(
     };
     let batches = generate_signals(lake, &plan, Some(symbols), &run).await?;
     let counts = count_by_strategy(&plan.strategy_names(), &batches)?;
-    let metrics = lake.upsert(&SIGNALS, batches).await?;
+    let metrics = store_signals(lake, &plan, Some(symbols), batches).await?;
     Ok(GenerateReport {
         run_id: run.run_id,
         strategies_file: strategies.path,
@@ -105,9 +105,10 @@ async fn generate(
     let m = &report.signals;
     printer.summary(&if m.committed {
         format!(
-            "signals: {} new, {} changed, {} unchanged (committed version {}) in {}",
+            "signals: {} new, {} changed, {} no longer firing (removed), {} unchanged (committed version {}) in {}",
             count_text(m.inserted),
             count_text(m.updated),
+            count_text(m.deleted),
             count_text(m.unchanged),
             m.version.unwrap_or_default(),
             seconds_text(started.elapsed())

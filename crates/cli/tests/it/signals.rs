@@ -181,3 +181,59 @@ fn run_does_every_stage_and_a_second_run_adds_nothing() {
     );
     assert_eq!(ws.scalar("SELECT count(*) FROM signals"), signals);
 }
+
+#[test]
+fn changing_a_strategy_removes_the_signals_it_no_longer_fires() {
+    let ws = prepared();
+    ws.ok(&["signals", "generate", "--symbol-list", "demo_small"]);
+    let builtin = ws.scalar("SELECT count(*) FROM signals");
+    let file = ws.path().join("mine.toml");
+    let generate_with = |threshold: u32, selection: &[&str]| {
+        std::fs::write(
+            &file,
+            format!("[[strategy]]\nname = \"mine\"\nrule = \"sql\"\nbuy = \"rsi_14 < {threshold}\"\nsell = \"false\"\n"),
+        )
+        .unwrap();
+        let mut args = vec![
+            "signals",
+            "generate",
+            "--strategies",
+            file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(selection);
+        let output = ws.run(&args);
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stderr).to_string()
+    };
+    let mine = |symbol: &str| {
+        ws.scalar(&format!(
+            "SELECT count(*) FROM signals WHERE strategy = 'mine' AND symbol = '{symbol}'"
+        ))
+    };
+    let holds = |symbol: &str, threshold: u32| {
+        ws.scalar(&format!(
+            "SELECT count(*) FROM features WHERE symbol = '{symbol}' AND rsi_14 < {threshold}"
+        ))
+    };
+
+    generate_with(35, &["--symbol-list", "demo_small"]);
+    assert_eq!(mine("AAPL"), holds("AAPL", 35));
+    let said = generate_with(30, &["--symbol-list", "demo_small"]);
+    assert!(said.contains("no longer firing (removed)"), "{said}");
+    for symbol in ["AAPL", "MSFT"] {
+        assert!(holds(symbol, 30) < holds(symbol, 35));
+        assert_eq!(
+            mine(symbol),
+            holds(symbol, 30),
+            "{symbol}: old signals removed"
+        );
+    }
+    // Only the named symbols are replaced; other strategies are untouched.
+    generate_with(25, &["--symbols", "AAPL"]);
+    assert_eq!(mine("AAPL"), holds("AAPL", 25));
+    assert_eq!(mine("MSFT"), holds("MSFT", 30));
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM signals WHERE strategy <> 'mine'"),
+        builtin
+    );
+}

@@ -265,3 +265,61 @@ async fn sql_reads_every_table_and_reports_errors() {
     let last = lake.last_dates("1d").await.unwrap();
     assert_eq!(last.len(), 3);
 }
+
+#[tokio::test]
+async fn a_replacing_upsert_deletes_stored_rows_of_its_scope_that_it_no_longer_has() {
+    use datafusion::prelude::{col, lit};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (ohlcv, _) = bars(&["AAA", "BBB"], date(2021, 1, 1), date(2021, 3, 31));
+    lake.upsert(&OHLCV, vec![ohlcv.clone()]).await.unwrap();
+    let aaa_rows = count(&lake, "SELECT count(*) FROM ohlcv WHERE symbol = 'AAA'").await;
+    let bbb_rows = ohlcv.num_rows() as i64 - aaa_rows;
+    let aaa_scope = || col("symbol").eq(lit("AAA"));
+
+    // AAA's new content: only its first ten bars (first in the batch), unchanged.
+    let first_ten = ohlcv.slice(0, 10);
+    let before = lake.version(&OHLCV).await.unwrap().unwrap();
+    let metrics = lake
+        .upsert_replacing(&OHLCV, vec![first_ten.clone()], aaa_scope())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            metrics.deleted,
+            metrics.inserted,
+            metrics.updated,
+            metrics.unchanged
+        ),
+        (aaa_rows as usize - 10, 0, 0, 10)
+    );
+    assert_eq!(metrics.version, Some(before + 1), "one commit");
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM ohlcv WHERE symbol = 'AAA'").await,
+        10
+    );
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM ohlcv WHERE symbol = 'BBB'").await,
+        bbb_rows,
+        "rows outside the scope stay"
+    );
+
+    // The same content again: nothing to do, no commit.
+    let again = lake
+        .upsert_replacing(&OHLCV, vec![first_ten], aaa_scope())
+        .await
+        .unwrap();
+    assert_eq!((again.deleted, again.committed), (0, false));
+
+    // Nothing at all for the scope: all of it goes.
+    let emptied = lake
+        .upsert_replacing(&OHLCV, Vec::new(), aaa_scope())
+        .await
+        .unwrap();
+    assert_eq!((emptied.deleted, emptied.committed), (10, true));
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM ohlcv WHERE symbol = 'AAA'").await,
+        0
+    );
+    assert_eq!(count(&lake, "SELECT count(*) FROM ohlcv").await, bbb_rows);
+}
