@@ -99,6 +99,8 @@ pub struct SymbolSelection {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SourceKind {
+    /// Yahoo Finance's chart API: daily and intraday bars, dividends, splits.
+    Yahoo,
     /// Seeded, realistic daily bars generated locally; no network.
     Synthetic,
 }
@@ -131,12 +133,37 @@ pub struct FetchArgs {
     pub interval: bf_core::Interval,
 
     /// Where bars come from.
-    #[arg(long, env = "BF_SOURCE", value_enum, default_value = "synthetic")]
+    #[arg(long, env = "BF_SOURCE", value_enum, default_value = "yahoo")]
     pub source: SourceKind,
+
+    /// Fetch the whole range again instead of only what is new.
+    #[arg(long, env = "BF_FULL")]
+    pub full: bool,
 
     /// Seed of the synthetic source: same seed and symbol, same bars.
     #[arg(long, env = "BF_SEED", default_value_t = 42)]
     pub seed: u64,
+
+    /// Base URL of Yahoo's chart API (a local server in tests).
+    #[arg(long, env = "BF_YAHOO_URL", default_value = bf_sources::yahoo::DEFAULT_BASE_URL)]
+    pub yahoo_url: String,
+
+    /// Symbols fetched from Yahoo at once.
+    #[arg(long, env = "BF_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrency: u32,
+
+    /// Most requests per second to Yahoo, over all symbols (0 = no limit).
+    #[arg(long, env = "BF_RATE_LIMIT", default_value_t = 10.0)]
+    pub rate_limit: f64,
+
+    /// Retries of a failed request (429, 5xx, timeout, reset) before a symbol fails.
+    #[arg(long, env = "BF_RETRIES", default_value_t = 5)]
+    pub retries: u32,
+
+    /// Seconds before a request to Yahoo times out (and is retried).
+    #[arg(long, env = "BF_TIMEOUT", default_value_t = 30.0)]
+    pub timeout: f64,
 }
 
 #[derive(Debug, Args)]

@@ -122,7 +122,9 @@ static OHLCV_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// Price bars; `date` is the exchange-local trading date, `ts` the bar start in UTC.
 pub static OHLCV: TableSpec = TableSpec {
     name: "ohlcv",
-    key: &[col::SYMBOL, col::INTERVAL, col::DATE],
+    // `ts` tells intraday bars of one date apart; a daily bar's `ts` is its date
+    // at 00:00 UTC, so for daily bars the key is (symbol, interval, date).
+    key: &[col::SYMBOL, col::INTERVAL, col::DATE, col::TS],
     provenance: &[col::SOURCE, col::INGESTED_AT],
     storage: Storage::Compact,
     schema: &OHLCV_SCHEMA,

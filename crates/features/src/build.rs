@@ -13,6 +13,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use bf_core::Interval;
 use bf_core::tables::{FEATURES, OHLCV, col};
 use bf_lake::{ChangedSeries, Lake, Series, UpsertMetrics, symbol_filter};
 use datafusion::arrow::array::{AsArray, RecordBatch};
@@ -90,10 +91,24 @@ pub async fn build(
     let ohlcv_version = lake.version(&OHLCV).await?.ok_or(FeaturesError::NoBars)?;
     let ctx = lake.session().await?;
     let filter = symbol_filter(request.symbols.as_deref());
+    // Features are per trading day (or week, month); intraday series are not
+    // built, so their many bars per date never meet the features key.
+    let per_day = format!(
+        "\"{}\" IN ('{}', '{}', '{}')",
+        col::INTERVAL,
+        Interval::D1.as_str(),
+        Interval::W1.as_str(),
+        Interval::Mo1.as_str()
+    );
+    let series_filter = if filter.is_empty() {
+        format!("WHERE {per_day}")
+    } else {
+        format!("{filter} AND {per_day}")
+    };
     let inventory = series_counts(
         &ctx,
         &format!(
-            "SELECT {s}, \"{i}\", count(*) FROM {t} {filter} GROUP BY 1, 2",
+            "SELECT {s}, \"{i}\", count(*) FROM {t} {series_filter} GROUP BY 1, 2",
             s = col::SYMBOL,
             i = col::INTERVAL,
             t = OHLCV.name

@@ -111,11 +111,12 @@ impl Lake {
         run_query(&self.session().await?, query).await
     }
 
-    /// The last stored date (days since 1970-01-01) of every symbol at `interval`.
-    pub async fn last_dates(&self, interval: &str) -> Result<HashMap<String, i32>, LakeError> {
+    /// The last stored bar of every symbol at `interval`: where an incremental
+    /// fetch starts, and what it checks for a re-adjusted history.
+    pub async fn last_bars(&self, interval: &str) -> Result<HashMap<String, LastBar>, LakeError> {
         use bf_core::tables::col;
         use datafusion::arrow::array::AsArray;
-        use datafusion::arrow::datatypes::Date32Type;
+        use datafusion::arrow::datatypes::{Date32Type, Float64Type, TimestampMicrosecondType};
 
         let spec = &tables::OHLCV;
         let Some(table) = self.load(spec).await? else {
@@ -127,13 +128,22 @@ impl Lake {
             table: spec.name.to_string(),
             source,
         };
+        let in_interval = format!(
+            "\"{}\" = '{}'",
+            col::INTERVAL,
+            interval.replace('\'', "''")
+        );
+        // `ts` orders bars of every interval (a daily bar's is its date).
         let query = format!(
-            "SELECT {symbol}, max({date}) FROM {table} WHERE \"{interval_col}\" = '{interval}' GROUP BY {symbol}",
+            "SELECT o.{symbol}, o.{date}, o.{ts}, o.{close}, o.{adj_close} FROM {table} o \
+             JOIN (SELECT {symbol}, max({ts}) AS last_ts FROM {table} WHERE {in_interval} GROUP BY {symbol}) m \
+             ON o.{symbol} = m.{symbol} AND o.{ts} = m.last_ts WHERE o.{in_interval}",
             symbol = col::SYMBOL,
             date = col::DATE,
+            ts = col::TS,
+            close = col::CLOSE,
+            adj_close = col::ADJ_CLOSE,
             table = spec.name,
-            interval_col = col::INTERVAL,
-            interval = interval.replace('\'', "''"),
         );
         let batches = ctx
             .sql(&query)
@@ -152,12 +162,34 @@ impl Lake {
             .map_err(|e| scan_error(e.into()))?;
             let symbols = symbols.as_string::<i32>();
             let dates = batch.column(1).as_primitive::<Date32Type>();
+            let ts = batch.column(2).as_primitive::<TimestampMicrosecondType>();
+            let close = batch.column(3).as_primitive::<Float64Type>();
+            let adj_close = batch.column(4).as_primitive::<Float64Type>();
             for i in 0..batch.num_rows() {
-                last.insert(symbols.value(i).to_string(), dates.value(i));
+                last.insert(
+                    symbols.value(i).to_string(),
+                    LastBar {
+                        date: dates.value(i),
+                        ts: ts.value(i),
+                        close: close.value(i),
+                        adj_close: adj_close.value(i),
+                    },
+                );
             }
         }
         Ok(last)
     }
+}
+
+/// A symbol's last stored bar.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LastBar {
+    /// Days since 1970-01-01.
+    pub date: i32,
+    /// Microseconds since the epoch, UTC.
+    pub ts: i64,
+    pub close: f64,
+    pub adj_close: f64,
 }
 
 /// `WHERE symbol IN ('A', 'B')` for SQL over lake tables; empty for `None`

@@ -7,14 +7,18 @@ use arrow::array::{
     ArrayBuilder, ArrayRef, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
     StringBuilder, TimestampMicrosecondBuilder,
 };
+use bf_core::Interval;
 use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
+
+const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 
 /// One bar as a source produced it, before it becomes a row of `ohlcv`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {
     /// Days since 1970-01-01, as Arrow's Date32.
     pub date: i32,
-    /// Bar start, microseconds since the epoch, UTC.
+    /// Bar start, microseconds since the epoch, UTC. Only intraday bars keep
+    /// it: a daily (weekly, monthly) bar is stored with its date at 00:00 UTC.
     pub ts: i64,
     pub open: f64,
     pub high: f64,
@@ -59,11 +63,19 @@ impl BarsBuilder {
         }
     }
 
-    pub fn push(&mut self, symbol: &str, interval: &str, bar: &Bar) {
+    /// Adds one bar. Daily and longer bars get `ts` = their date at 00:00 UTC:
+    /// sources disagree on a daily bar's time of day (and Yahoo's moves while
+    /// the day is open), and `ts` is part of the key, so one trading date must
+    /// always map to one `ts`.
+    pub fn push(&mut self, symbol: &str, interval: Interval, bar: &Bar) {
         self.symbol.append_value(symbol);
-        self.interval.append_value(interval);
+        self.interval.append_value(interval.as_str());
         self.date.append_value(bar.date);
-        self.ts.append_value(bar.ts);
+        self.ts.append_value(if interval.is_intraday() {
+            bar.ts
+        } else {
+            i64::from(bar.date) * MICROS_PER_DAY
+        });
         self.open.append_value(bar.open);
         self.high.append_value(bar.high);
         self.low.append_value(bar.low);

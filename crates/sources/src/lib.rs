@@ -6,6 +6,7 @@ mod bars;
 mod error;
 pub mod import;
 pub mod synthetic;
+pub mod yahoo;
 
 pub use bars::{ActionsBuilder, Bar, BarsBuilder};
 pub use error::SourceError;

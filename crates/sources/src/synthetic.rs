@@ -25,9 +25,6 @@ pub const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1990, 1, 1).expect("valid d
 pub const SOURCE_NAME: &str = "synthetic";
 
 const TRADING_DAYS_PER_YEAR: f64 = 252.0;
-/// Bars open at 09:30 in a fixed UTC-5 exchange zone.
-const SESSION_OPEN_UTC_MICROS: i64 = (14 * 3600 + 30 * 60) * 1_000_000;
-const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 /// Splits only happen to expensive stocks, as in real markets.
 const SPLIT_PRICE_THRESHOLD: f64 = 400.0;
 const SPLIT_PROBABILITY_PER_DAY: f64 = 0.004;
@@ -74,17 +71,17 @@ struct Profile {
     dividend_phase: usize,
 }
 
-/// A simulated day before adjustment.
+/// A simulated day before adjustment; a split or dividend takes effect on it.
 #[derive(Debug, Clone, Copy)]
-struct Day {
-    date: NaiveDate,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume: i64,
-    split: Option<f64>,
-    dividend: Option<f64>,
+pub struct Day {
+    pub date: NaiveDate,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: i64,
+    pub split: Option<f64>,
+    pub dividend: Option<f64>,
 }
 
 impl Synthetic {
@@ -139,10 +136,10 @@ impl Synthetic {
             let date = days_since_epoch(day.date);
             bars.push(
                 symbol.as_str(),
-                Interval::D1.as_str(),
+                Interval::D1,
                 &Bar {
                     date,
-                    ts: i64::from(date) * MICROS_PER_DAY + SESSION_OPEN_UTC_MICROS,
+                    ts: 0,
                     open: day.open,
                     high: day.high,
                     low: day.low,
@@ -197,6 +194,15 @@ impl Synthetic {
                 }
             })
             .collect()
+    }
+
+    /// Every simulated weekday of `symbol` up to `end`, unadjusted, with the
+    /// factor that turns each close into its adjusted close as of `end` (for a
+    /// server that plays a vendor, such as the local Yahoo server).
+    pub fn history(&self, symbol: &Symbol, end: NaiveDate) -> (Vec<Day>, Vec<f64>) {
+        let days = self.simulate(symbol, end);
+        let factors = back_adjustment(&days);
+        (days, factors)
     }
 
     fn rng(&self, symbol: &Symbol) -> ChaCha8Rng {

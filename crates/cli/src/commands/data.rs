@@ -1,6 +1,9 @@
 //! `bf data fetch | import | status`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -8,7 +11,8 @@ use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
 use bf_core::{Interval, SymbolLists};
 use bf_lake::{Lake, UpsertMetrics};
 use bf_sources::import::{Imported, Rejection};
-use bf_sources::synthetic::{FetchRequest, Synthetic};
+use bf_sources::synthetic::{self, FetchRequest, Synthetic};
+use bf_sources::yahoo;
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use serde::Serialize;
@@ -33,9 +37,15 @@ pub async fn run(
 
 #[derive(Debug, Serialize)]
 pub struct FetchedSymbol {
-    symbol: String,
-    bars: usize,
-    readjusted: bool,
+    pub symbol: String,
+    pub bars: usize,
+    /// Bars the source sent with null prices: dropped.
+    pub null_rows: usize,
+    /// Bars with a price <= 0 or high < low: dropped, each named in a warning.
+    pub invalid_rows: usize,
+    pub readjusted: bool,
+    /// Why the symbol failed; `None` when it was fetched.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,11 +54,30 @@ pub struct FetchReport {
     pub symbols: Vec<FetchedSymbol>,
     pub ohlcv: UpsertMetrics,
     pub corporate_actions: UpsertMetrics,
+    /// HTTP requests made and retried (network sources only).
+    pub requests: usize,
+    pub retries: usize,
     pub seconds: f64,
+    /// Bars a source rejected: "SYMBOL DATE: reason".
+    #[serde(skip)]
+    pub invalid: Vec<String>,
+}
+
+impl FetchReport {
+    pub fn failed(&self) -> impl Iterator<Item = &FetchedSymbol> {
+        self.symbols.iter().filter(|s| s.error.is_some())
+    }
+}
+
+/// One symbol's fetched batches, whatever the source.
+struct SourceBatches {
+    bars: Vec<RecordBatch>,
+    actions: Vec<RecordBatch>,
 }
 
 /// Fetches bars and stores them: the work of `bf data fetch` (and of `bf run`'s
-/// first stage), with a progress bar and no other output.
+/// first stage), with a progress bar and no other output. A symbol that fails
+/// is reported in the result; the others are stored.
 pub async fn fetch_bars(
     args: &FetchArgs,
     lake: &Lake,
@@ -57,61 +86,167 @@ pub async fn fetch_bars(
 ) -> anyhow::Result<FetchReport> {
     let started = Instant::now();
     let symbols = resolve_symbols(&args.selection, lists)?;
-    let end = args.end.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let today = chrono::Utc::now().date_naive();
+    let end = args.end.unwrap_or(today);
     anyhow::ensure!(
         args.start <= end,
         "--start {} is after --end {end}",
         args.start
     );
-    let SourceKind::Synthetic = args.source;
-    anyhow::ensure!(
-        args.interval == Interval::D1,
-        "the synthetic source makes daily bars only; use --interval 1d"
-    );
-
-    let stored = lake.last_dates(args.interval.as_str()).await?;
-    let requests: Vec<FetchRequest> = symbols
-        .iter()
-        .map(|symbol| FetchRequest {
-            symbol: symbol.clone(),
-            stored_through: stored
-                .get(symbol.as_str())
-                .map(|&days| date_from_days(days)),
-        })
-        .collect();
-    let progress = printer.progress(requests.len() as u64, "fetch");
-    let synthetic = Synthetic::new(args.seed);
+    let stored = if args.full {
+        HashMap::new()
+    } else {
+        lake.last_bars(args.interval.as_str()).await?
+    };
+    let progress = printer.progress(symbols.len() as u64, "fetch");
     let ingested_at = now_micros();
-    let (start, bar) = (args.start, progress.clone());
-    let fetched = tokio::task::spawn_blocking(move || {
-        synthetic.fetch_all(&requests, start, end, ingested_at, &|_| bar.inc(1))
-    })
-    .await?;
+    let (report, batches) = match args.source {
+        SourceKind::Synthetic => {
+            anyhow::ensure!(
+                args.interval == Interval::D1,
+                "the synthetic source makes daily bars only; use --interval 1d"
+            );
+            let requests: Vec<FetchRequest> = symbols
+                .iter()
+                .map(|symbol| FetchRequest {
+                    symbol: symbol.clone(),
+                    stored_through: stored
+                        .get(symbol.as_str())
+                        .map(|last| date_from_days(last.date)),
+                })
+                .collect();
+            let synthetic = Synthetic::new(args.seed);
+            let (start, bar) = (args.start, progress.clone());
+            let fetched = tokio::task::spawn_blocking(move || {
+                synthetic.fetch_all(&requests, start, end, ingested_at, &|_| bar.inc(1))
+            })
+            .await?;
+            let symbols = fetched
+                .iter()
+                .map(|f| FetchedSymbol {
+                    symbol: f.symbol.to_string(),
+                    bars: f.fetched.bars,
+                    null_rows: 0,
+                    invalid_rows: 0,
+                    readjusted: f.fetched.readjusted,
+                    error: None,
+                })
+                .collect();
+            let (bars, actions) = fetched.into_iter().map(|f| (f.bars, f.actions)).unzip();
+            (
+                (synthetic::SOURCE_NAME, symbols, Vec::new(), 0, 0),
+                SourceBatches { bars, actions },
+            )
+        }
+        SourceKind::Yahoo => {
+            let client = Arc::new(yahoo::Client::new(yahoo::YahooConfig {
+                base_url: args.yahoo_url.clone(),
+                concurrency: args.concurrency as usize,
+                requests_per_second: args.rate_limit,
+                max_retries: args.retries,
+                timeout: std::time::Duration::try_from_secs_f64(args.timeout)
+                    .ok()
+                    .filter(|t| !t.is_zero())
+                    .context("--timeout must be a positive number of seconds")?,
+                ..yahoo::YahooConfig::default()
+            })?);
+            let requests = symbols
+                .iter()
+                .map(|symbol| yahoo::YahooRequest {
+                    symbol: symbol.clone(),
+                    stored: stored.get(symbol.as_str()).map(|last| yahoo::StoredBar {
+                        date: date_from_days(last.date),
+                        ts: last.ts,
+                        close: last.close,
+                        adj_close: last.adj_close,
+                    }),
+                })
+                .collect();
+            let window = yahoo::FetchWindow {
+                start: args.start,
+                end,
+                interval: args.interval,
+                today,
+            };
+            let bar = progress.clone();
+            let results = yahoo::fetch_all(
+                Arc::clone(&client),
+                requests,
+                window,
+                ingested_at,
+                &|_, _| bar.inc(1),
+            )
+            .await?;
+            let (mut fetched, mut invalid, mut batches) = (
+                Vec::new(),
+                Vec::new(),
+                SourceBatches {
+                    bars: Vec::new(),
+                    actions: Vec::new(),
+                },
+            );
+            for (symbol, result) in symbols.iter().zip(results) {
+                match result {
+                    Ok(got) => {
+                        invalid.extend(
+                            got.invalid
+                                .iter()
+                                .map(|bad| format!("{symbol} {}: {}; not stored", bad.date, bad.reason)),
+                        );
+                        fetched.push(FetchedSymbol {
+                            symbol: symbol.to_string(),
+                            bars: got.rows,
+                            null_rows: got.null_rows,
+                            invalid_rows: got.invalid.len(),
+                            readjusted: got.readjusted,
+                            error: None,
+                        });
+                        batches.bars.push(got.bars);
+                        batches.actions.push(got.actions);
+                    }
+                    Err(err) => fetched.push(FetchedSymbol {
+                        symbol: symbol.to_string(),
+                        bars: 0,
+                        null_rows: 0,
+                        invalid_rows: 0,
+                        readjusted: false,
+                        error: Some(err.to_string()),
+                    }),
+                }
+            }
+            let counts = &client.counts;
+            (
+                (
+                    yahoo::SOURCE_NAME,
+                    fetched,
+                    invalid,
+                    counts.requests.load(Ordering::Relaxed),
+                    counts.retries.load(Ordering::Relaxed),
+                ),
+                batches,
+            )
+        }
+    };
     progress.finish_and_clear();
-
-    let symbols: Vec<FetchedSymbol> = fetched
-        .iter()
-        .map(|f| FetchedSymbol {
-            symbol: f.symbol.to_string(),
-            bars: f.fetched.bars,
-            readjusted: f.fetched.readjusted,
-        })
-        .collect();
-    let (bars, actions): (Vec<RecordBatch>, Vec<RecordBatch>) =
-        fetched.into_iter().map(|f| (f.bars, f.actions)).unzip();
-    let ohlcv = lake.upsert(&OHLCV, bars).await.context("storing bars")?;
+    let (source, symbols, invalid, requests, retries) = report;
+    let ohlcv = lake
+        .upsert(&OHLCV, batches.bars)
+        .await
+        .context("storing bars")?;
     let corporate_actions = lake
-        .upsert(&CORPORATE_ACTIONS, actions)
+        .upsert(&CORPORATE_ACTIONS, batches.actions)
         .await
         .context("storing corporate actions")?;
-    let report = FetchReport {
-        source: "synthetic",
+    Ok(FetchReport {
+        source,
         symbols,
         ohlcv,
         corporate_actions,
+        requests,
+        retries,
         seconds: started.elapsed().as_secs_f64(),
-    };
-    Ok(report)
+        invalid,
+    })
 }
 
 async fn fetch(
@@ -130,27 +265,55 @@ async fn fetch(
             .symbols
             .iter()
             .map(|s| {
+                let note = match (&s.error, s.readjusted) {
+                    (Some(error), _) => format!("FAILED: {error}"),
+                    (None, true) => "history re-adjusted (new dividend or split)".into(),
+                    (None, false) => String::new(),
+                };
                 vec![
                     s.symbol.clone(),
                     count_text(s.bars),
-                    if s.readjusted {
-                        "history re-adjusted".into()
-                    } else {
-                        String::new()
-                    },
+                    count_text(s.null_rows),
+                    count_text(s.invalid_rows),
+                    note,
                 ]
             })
             .collect();
-        printer.table(&["symbol", "bars fetched", "note"], &["bars fetched"], rows)?;
+        printer.table(
+            &["symbol", "bars fetched", "null rows skipped", "invalid", "note"],
+            &["bars fetched", "null rows skipped", "invalid"],
+            rows,
+        )?;
+        for line in &report.invalid {
+            printer.warn(line);
+        }
+        let failed = report.failed().count();
+        let requests = if report.requests > 0 {
+            format!(
+                ", {} requests ({} retried)",
+                count_text(report.requests),
+                count_text(report.retries)
+            )
+        } else {
+            String::new()
+        };
         printer.summary(&format!(
-            "fetched {} symbols from {}: {} in {}",
+            "fetched {} of {} symbols from {}: {} in {}{requests}",
+            report.symbols.len() - failed,
             report.symbols.len(),
             report.source,
             upsert_text(&ohlcv, "bars"),
             seconds_text(started.elapsed()),
         ));
+        for symbol in report.failed() {
+            printer.warn(symbol.error.as_deref().unwrap_or_default());
+        }
     }
-    Ok(Outcome::Success)
+    Ok(if report.failed().next().is_some() {
+        Outcome::SomeFailed
+    } else {
+        Outcome::Success
+    })
 }
 
 /// What `bf data import` did, for the summary and for `bf bench`.

@@ -59,9 +59,15 @@ pub async fn run(
         signals::generate_signals_for(&lake, &symbols, args.strategies.as_deref()).await?;
     stages.push(("signals", started.elapsed()));
 
+    let mut symbols_failed: Vec<String> = fetched.failed().map(|f| f.symbol.clone()).collect();
+    for symbol in &built.missing {
+        if !symbols_failed.contains(symbol) {
+            symbols_failed.push(symbol.clone());
+        }
+    }
     let report = RunReport {
         symbols: symbols.len(),
-        symbols_failed: built.missing.clone(),
+        symbols_failed,
         new_bars: fetched.ohlcv.inserted + fetched.ohlcv.updated,
         feature_rows_written: built.inserted + built.updated,
         new_signals: generated.signals.inserted + generated.signals.updated,
@@ -106,7 +112,10 @@ pub async fn run(
             if nothing_new { " — nothing new, nothing written" } else { "" },
             timings.join(", ")
         ));
-        for symbol in &report.symbols_failed {
+        for symbol in fetched.failed() {
+            printer.warn(symbol.error.as_deref().unwrap_or_default());
+        }
+        for symbol in &built.missing {
             printer.warn(&format!("{symbol}: no bars; nothing computed for it"));
         }
     }

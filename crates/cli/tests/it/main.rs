@@ -4,6 +4,7 @@
 mod charts;
 mod features;
 mod signals;
+mod yahoo;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

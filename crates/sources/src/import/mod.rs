@@ -155,7 +155,7 @@ pub fn import_files(
                     }
                 }
                 _ => {
-                    builder.push(symbol.as_str(), interval.as_str(), &row.bar);
+                    builder.push(symbol.as_str(), interval, &row.bar);
                     kept = Some(row);
                 }
             }

@@ -1,0 +1,213 @@
+//! A chart response into bars and corporate actions.
+//!
+//! Daily (and weekly, monthly) bars take their trading date from the exchange's
+//! own time zone, not from the UTC date of Yahoo's timestamp (a Sydney session
+//! opens on the previous UTC day). Yahoo stamps the still-open day with its last
+//! trade time, which moves between fetches; the date does not, and daily bars
+//! are keyed by it (see `BarsBuilder::push`). Intraday bars keep their UTC start. Rows with a null price are dropped and counted; rows
+//! with a price ≤ 0 or high < low are dropped and reported.
+
+use bf_core::Interval;
+use bf_core::tables::action_kind;
+use chrono::{DateTime, NaiveDate};
+use chrono_tz::Tz;
+
+use super::YahooError;
+use super::wire::ChartResult;
+use crate::bars::Bar;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub date: NaiveDate,
+    pub kind: &'static str,
+    pub value: f64,
+}
+
+/// A bar Yahoo sent that is not stored, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidBar {
+    pub date: NaiveDate,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Converted {
+    pub bars: Vec<Bar>,
+    pub actions: Vec<Action>,
+    pub null_rows: usize,
+    pub invalid: Vec<InvalidBar>,
+}
+
+pub fn convert(
+    symbol: &str,
+    result: &ChartResult,
+    interval: Interval,
+) -> Result<Converted, YahooError> {
+    let zone: Tz = result
+        .meta
+        .exchange_timezone_name
+        .parse()
+        .map_err(|_| YahooError::Response {
+            symbol: symbol.to_string(),
+            message: format!(
+                "unknown exchange time zone {:?}",
+                result.meta.exchange_timezone_name
+            ),
+        })?;
+    let mut out = Converted::default();
+    let timestamps = result.timestamp.as_deref().unwrap_or_default();
+    let quote = result.indicators.quote.first();
+    let adjclose = result
+        .indicators
+        .adjclose
+        .as_ref()
+        .and_then(|a| a.first())
+        .map(|a| a.adjclose.as_slice())
+        .unwrap_or_default();
+    let value = |column: Option<&Vec<Option<f64>>>, i: usize| {
+        column.and_then(|c| c.get(i).copied().flatten())
+    };
+    for (i, &seconds) in timestamps.iter().enumerate() {
+        let start = local_time(&zone, seconds, symbol)?;
+        let date = start.date_naive();
+        let (open, high, low, close) = (
+            value(quote.map(|q| &q.open), i),
+            value(quote.map(|q| &q.high), i),
+            value(quote.map(|q| &q.low), i),
+            value(quote.map(|q| &q.close), i),
+        );
+        let (Some(open), Some(high), Some(low), Some(close)) = (open, high, low, close) else {
+            out.null_rows += 1;
+            continue;
+        };
+        let reason = if [open, high, low, close].iter().any(|p| *p <= 0.0 || !p.is_finite()) {
+            Some(format!("price ≤ 0 (open {open}, high {high}, low {low}, close {close})"))
+        } else if high < low {
+            Some(format!("high {high} < low {low}"))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            out.invalid.push(InvalidBar { date, reason });
+            continue;
+        }
+        let bar = Bar {
+            date: days_since_epoch(date),
+            ts: seconds * 1_000_000,
+            open,
+            high,
+            low,
+            close,
+            adj_close: adjclose.get(i).copied().flatten().unwrap_or(close),
+            volume: quote
+                .and_then(|q| q.volume.get(i).copied().flatten())
+                .unwrap_or(0),
+        };
+        // The still-open day can come twice (a separate live row): keep the last.
+        match out.bars.last_mut() {
+            Some(last) if !interval.is_intraday() && last.date == bar.date => *last = bar,
+            Some(last) if interval.is_intraday() && last.ts == bar.ts => *last = bar,
+            _ => out.bars.push(bar),
+        }
+    }
+    if let Some(events) = &result.events {
+        for dividend in events.dividends.iter().flat_map(|d| d.values()) {
+            out.actions.push(Action {
+                date: local_time(&zone, dividend.date, symbol)?.date_naive(),
+                kind: action_kind::DIVIDEND,
+                value: dividend.amount,
+            });
+        }
+        for split in events.splits.iter().flat_map(|s| s.values()) {
+            if split.denominator == 0.0 {
+                continue;
+            }
+            out.actions.push(Action {
+                date: local_time(&zone, split.date, symbol)?.date_naive(),
+                kind: action_kind::SPLIT,
+                value: split.numerator / split.denominator,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn local_time(zone: &Tz, seconds: i64, symbol: &str) -> Result<DateTime<Tz>, YahooError> {
+    DateTime::from_timestamp(seconds, 0)
+        .map(|t| t.with_timezone(zone))
+        .ok_or_else(|| YahooError::Response {
+            symbol: symbol.to_string(),
+            message: format!("timestamp {seconds} out of range"),
+        })
+}
+
+pub fn days_since_epoch(date: NaiveDate) -> i32 {
+    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::wire::ChartResponse;
+    use super::*;
+
+    fn result(zone: &str, timestamps: &str, quote: &str) -> ChartResult {
+        let body = format!(
+            r#"{{"chart":{{"result":[{{"meta":{{"symbol":"X","exchangeTimezoneName":"{zone}"}},
+              "timestamp":{timestamps},
+              "events":{{"dividends":{{"1700000000":{{"amount":0.5,"date":1700000000}}}},
+                "splits":{{"1700100000":{{"date":1700100000,"numerator":3,"denominator":2}}}}}},
+              "indicators":{{"quote":[{quote}],"adjclose":[{{"adjclose":[9.5,null,9.0,8.0]}}]}}}}],"error":null}}}}"#
+        );
+        serde_json::from_str::<ChartResponse>(&body)
+            .unwrap()
+            .chart
+            .result
+            .unwrap()
+            .remove(0)
+    }
+
+    const QUOTE: &str = r#"{"open":[10,null,10,10],"high":[11,null,9,11],"low":[9,null,9.5,9],"close":[10,null,9.2,10.5],"volume":[100,null,5,null]}"#;
+
+    #[test]
+    fn dates_come_from_the_exchange_zone_and_bad_rows_are_counted() {
+        // 2024-01-08 23:00 UTC is 10:00 on the 9th in Sydney.
+        let converted = convert(
+            "X",
+            &result(
+                "Australia/Sydney",
+                "[1704754800,1704841200,1704927600,1705014000]",
+                QUOTE,
+            ),
+            Interval::D1,
+        )
+        .unwrap();
+        assert_eq!(converted.null_rows, 1);
+        assert_eq!(converted.invalid.len(), 1);
+        assert!(converted.invalid[0].reason.contains("high 9 < low 9.5"));
+        let dates: Vec<i32> = converted.bars.iter().map(|b| b.date).collect();
+        let jan = |d| days_since_epoch(NaiveDate::from_ymd_opt(2024, 1, d).unwrap());
+        assert_eq!(dates, vec![jan(9), jan(12)]);
+        assert_eq!(converted.bars[0].adj_close, 9.5);
+        assert_eq!(converted.bars[1].adj_close, 8.0);
+        assert_eq!(converted.bars[1].volume, 0, "a null volume is 0, the bar is kept");
+        let kinds: Vec<(&str, f64)> = converted.actions.iter().map(|a| (a.kind, a.value)).collect();
+        assert_eq!(kinds, vec![("dividend", 0.5), ("split", 1.5)]);
+    }
+
+    #[test]
+    fn intraday_bars_keep_their_utc_start_and_a_repeated_live_bar_is_replaced() {
+        let converted = convert(
+            "X",
+            &result(
+                "America/New_York",
+                "[1704817800,1704818100,1704818400,1704818400]",
+                r#"{"open":[10,10,10,10],"high":[11,11,11,12],"low":[9,9,9,9],"close":[10,10,10,11],"volume":[1,2,3,4]}"#,
+            ),
+            Interval::M5,
+        )
+        .unwrap();
+        let ts: Vec<i64> = converted.bars.iter().map(|b| b.ts / 1_000_000).collect();
+        assert_eq!(ts, vec![1704817800, 1704818100, 1704818400]);
+        assert_eq!(converted.bars[2].close, 11.0);
+    }
+}
