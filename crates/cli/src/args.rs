@@ -346,12 +346,56 @@ pub enum FileFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Fetch N symbols × Y years from a local Yahoo-format server at several concurrencies.
+    Fetch(BenchFetchArgs),
+    /// The local Yahoo-format server of `bench fetch`; prints its URL, serves until stdin closes.
+    #[command(hide = true)]
+    YahooServer(BenchYahooServerArgs),
     /// Import generated files into a fresh lake, then re-import them unchanged.
     Import(BenchImportArgs),
     /// Build features from a generated ohlcv table: first build, no-op rebuild, one new day.
     Features(BenchFeaturesArgs),
     /// Generate signals with the built-in strategies from generated features, twice.
     Signals(BenchSignalsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchFetchArgs {
+    /// Number of symbols.
+    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500)]
+    pub symbols: usize,
+
+    /// Years of daily bars per symbol.
+    #[arg(long, env = "BF_BENCH_YEARS", default_value_t = 20)]
+    pub years: u32,
+
+    /// Concurrencies to measure, one pass each.
+    #[arg(
+        long,
+        env = "BF_BENCH_CONCURRENCY",
+        value_delimiter = ',',
+        default_value = "1,4,16"
+    )]
+    pub concurrency: Vec<u32>,
+
+    /// Work folder for the lake (default: a temporary folder, removed after).
+    #[arg(long, env = "BF_BENCH_DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchYahooServerArgs {
+    /// Port on 127.0.0.1 (0 = any free port).
+    #[arg(long, env = "BF_YAHOO_SERVER_PORT", default_value_t = 0)]
+    pub port: u16,
+
+    /// The server's today.
+    #[arg(long, env = "BF_YAHOO_SERVER_AS_OF")]
+    pub as_of: NaiveDate,
+
+    /// Seed of the synthetic history it serves.
+    #[arg(long, env = "BF_SEED", default_value_t = 42)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

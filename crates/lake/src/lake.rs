@@ -128,11 +128,7 @@ impl Lake {
             table: spec.name.to_string(),
             source,
         };
-        let in_interval = format!(
-            "\"{}\" = '{}'",
-            col::INTERVAL,
-            interval.replace('\'', "''")
-        );
+        let in_interval = format!("\"{}\" = '{}'", col::INTERVAL, interval.replace('\'', "''"));
         // `ts` orders bars of every interval (a daily bar's is its date).
         let query = format!(
             "SELECT o.{symbol}, o.{date}, o.{ts}, o.{close}, o.{adj_close} FROM {table} o \

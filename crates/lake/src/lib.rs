@@ -10,5 +10,5 @@ mod upsert;
 
 pub use changes::{ChangedSeries, Series};
 pub use error::LakeError;
-pub use lake::{LastBar, Lake, QueryResult, run_query, symbol_filter};
+pub use lake::{Lake, LastBar, QueryResult, run_query, symbol_filter};
 pub use upsert::UpsertMetrics;

@@ -1,5 +1,7 @@
-//! `bf bench import | features`: throughput benchmarks on generated data.
+//! `bf bench fetch | import | features | signals`: throughput benchmarks on
+//! generated data.
 //!
+//! fetch: see `bench/fetch.rs`.
 //! import: generates synthetic files (untimed), imports them into a fresh lake,
 //! then imports them again unchanged, printing rows/s and peak memory of both.
 //! features: generates an `ohlcv` table (untimed), builds features from it, builds
@@ -28,8 +30,12 @@ use super::data::{ImportReport, import_files};
 use crate::args::{BenchCommand, BenchFeaturesArgs, BenchImportArgs, BenchSignalsArgs, FileFormat};
 use crate::present::{Printer, count_text};
 
+mod fetch;
+
 pub async fn run(command: BenchCommand, printer: &Printer) -> anyhow::Result<Outcome> {
     match command {
+        BenchCommand::Fetch(args) => fetch::fetch(args, printer).await,
+        BenchCommand::YahooServer(args) => fetch::yahoo_server(args),
         BenchCommand::Import(args) => import(args, printer).await,
         BenchCommand::Features(args) => features(args, printer).await,
         BenchCommand::Signals(args) => signals(args, printer).await,
@@ -345,7 +351,7 @@ async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<Ou
         let generate_seconds = started.elapsed().as_secs_f64();
         let signals: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let written = Instant::now();
-        let metrics = lake.upsert(&bf_core::tables::SIGNALS, batches).await?;
+        let metrics = bf_signals::engine::store(&lake, &plan, None, batches).await?;
         let write_seconds = written.elapsed().as_secs_f64();
         let total_seconds = started.elapsed().as_secs_f64();
         passes.push(SignalsPass {

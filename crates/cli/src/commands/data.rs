@@ -188,11 +188,9 @@ pub async fn fetch_bars(
             for (symbol, result) in symbols.iter().zip(results) {
                 match result {
                     Ok(got) => {
-                        invalid.extend(
-                            got.invalid
-                                .iter()
-                                .map(|bad| format!("{symbol} {}: {}; not stored", bad.date, bad.reason)),
-                        );
+                        invalid.extend(got.invalid.iter().map(|bad| {
+                            format!("{symbol} {}: {}; not stored", bad.date, bad.reason)
+                        }));
                         fetched.push(FetchedSymbol {
                             symbol: symbol.to_string(),
                             bars: got.rows,
@@ -280,7 +278,13 @@ async fn fetch(
             })
             .collect();
         printer.table(
-            &["symbol", "bars fetched", "null rows skipped", "invalid", "note"],
+            &[
+                "symbol",
+                "bars fetched",
+                "null rows skipped",
+                "invalid",
+                "note",
+            ],
             &["bars fetched", "null rows skipped", "invalid"],
             rows,
         )?;

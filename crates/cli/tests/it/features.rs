@@ -2,9 +2,11 @@
 
 use super::Workspace;
 
-const FETCH: [&str; 8] = [
+const FETCH: [&str; 10] = [
     "data",
     "fetch",
+    "--source",
+    "synthetic",
     "--symbol-list",
     "demo_small",
     "--start",
@@ -46,6 +48,8 @@ fn build_is_incremental_and_a_no_op_when_nothing_changed() {
     ws.ok(&[
         "data",
         "fetch",
+        "--source",
+        "synthetic",
         "--symbols",
         "MSFT",
         "--start",
@@ -174,6 +178,8 @@ fn incremental_builds_equal_a_full_build_across_a_readjustment() {
         ws.ok(&[
             "data",
             "fetch",
+            "--source",
+            "synthetic",
             "--symbol-list",
             "demo_small",
             "--start",

@@ -7,6 +7,8 @@ fn prepared() -> Workspace {
     ws.ok(&[
         "data",
         "fetch",
+        "--source",
+        "synthetic",
         "--symbol-list",
         "demo_small",
         "--start",

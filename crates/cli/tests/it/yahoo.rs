@@ -116,32 +116,58 @@ fn demo_large_survives_throttling_errors_and_cut_bodies_storing_exactly_what_was
     assert!(statuses(429) >= 20, "429s: {}", statuses(429));
     assert!(statuses(500) >= 1, "500s: {}", statuses(500));
     assert_eq!(statuses(404), 1, "a 404 is final, not retried");
-    assert!(requests.iter().all(|r| r.user_agent.starts_with("Mozilla/5.0")));
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.user_agent.starts_with("Mozilla/5.0"))
+    );
     assert!(requests.iter().all(|r| r.interval == "1d"));
 
     let symbols: Vec<String> = ws
         .ok(&["symbols", "show", "demo_large"])
         .lines()
         .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_uppercase() || c == '.' || c == '-'))
+        .filter(|l| {
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '.' || c == '-')
+        })
         .collect();
     assert!(symbols.len() > 100, "{symbols:?}");
     let mut expected = Vec::new();
     let mut symbols_sorted = symbols.clone();
     symbols_sorted.sort();
     for symbol in symbols_sorted.iter().filter(|s| *s != "IWM") {
-        expected.extend(served_rows(&server, symbol, date(2020, 1, 1), date(2024, 12, 31)));
+        expected.extend(served_rows(
+            &server,
+            symbol,
+            date(2020, 1, 1),
+            date(2024, 12, 31),
+        ));
     }
     let stored = stored_rows(&ws, "");
     assert_eq!(stored.len(), expected.len(), "row count");
-    assert!(stored == expected, "stored bars equal the served bars, row for row");
+    assert!(
+        stored == expected,
+        "stored bars equal the served bars, row for row"
+    );
     // Null rows were served, and none was stored as zeros.
     assert!(said.contains("fetched 105 of 106 symbols"), "{said}");
-    assert_eq!(ws.scalar("SELECT count(*) FROM ohlcv WHERE open <= 0 OR close <= 0"), 0);
+    assert_eq!(
+        ws.scalar("SELECT count(*) FROM ohlcv WHERE open <= 0 OR close <= 0"),
+        0
+    );
     let skipped: i64 = table
         .lines()
         .filter(|l| l.contains("AAPL"))
-        .map(|l| l.split_whitespace().nth(2).unwrap().replace(',', "").parse::<i64>().unwrap())
+        .map(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .unwrap()
+                .replace(',', "")
+                .parse::<i64>()
+                .unwrap()
+        })
         .sum();
     assert!(skipped > 0, "AAPL's null rows are counted:\n{table}");
 }
@@ -181,8 +207,17 @@ fn incremental_fetch_asks_only_from_the_last_bar_and_keeps_adjusted_close_consis
         .filter(|s| s["readjusted"] == true)
         .map(|s| s["symbol"].as_str().unwrap())
         .collect();
-    assert!(!readjusted.is_empty(), "some symbol paid a dividend: {second}");
-    let day_before_d1 = d1.pred_opt().unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+    assert!(
+        !readjusted.is_empty(),
+        "some symbol paid a dividend: {second}"
+    );
+    let day_before_d1 = d1
+        .pred_opt()
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp();
     let requests = server.requests();
     for symbol in symbols.split(',') {
         let asked: Vec<i64> = requests
@@ -190,7 +225,10 @@ fn incremental_fetch_asks_only_from_the_last_bar_and_keeps_adjusted_close_consis
             .filter(|r| r.symbol == symbol)
             .map(|r| r.period1)
             .collect();
-        assert_eq!(asked[0], day_before_d1, "{symbol} asks from its last stored bar");
+        assert_eq!(
+            asked[0], day_before_d1,
+            "{symbol} asks from its last stored bar"
+        );
         if readjusted.contains(&symbol) {
             assert_eq!(asked.len(), 2, "{symbol} then fetches its whole history");
             assert!(asked[1] < day_before_d1);
@@ -215,7 +253,13 @@ fn incremental_fetch_asks_only_from_the_last_bar_and_keeps_adjusted_close_consis
     assert_eq!(third["ohlcv"]["committed"], false, "{third}");
     let requests = server.requests();
     assert_eq!(requests.len(), 6, "{requests:?}");
-    let day_before_d2 = d2.pred_opt().unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+    let day_before_d2 = d2
+        .pred_opt()
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp();
     assert!(requests.iter().all(|r| r.period1 == day_before_d2));
 }
 
@@ -227,7 +271,14 @@ fn daily_bars_carry_the_exchange_local_date() {
     let ws = Workspace::new();
     ws.ok(&fetch_args(
         &url,
-        &["--symbols", "BHP.AX", "--start", "2024-01-08", "--end", "2024-01-12"],
+        &[
+            "--symbols",
+            "BHP.AX",
+            "--start",
+            "2024-01-08",
+            "--end",
+            "2024-01-12",
+        ],
     ));
     let dates = ws.ok(&[
         "sql",
@@ -237,7 +288,13 @@ fn daily_bars_carry_the_exchange_local_date() {
     ]);
     assert_eq!(
         dates.lines().skip(1).collect::<Vec<_>>(),
-        vec!["2024-01-08", "2024-01-09", "2024-01-10", "2024-01-11", "2024-01-12"]
+        vec![
+            "2024-01-08",
+            "2024-01-09",
+            "2024-01-10",
+            "2024-01-11",
+            "2024-01-12"
+        ]
     );
     let served = server.requests()[0].clone();
     assert_eq!(served.symbol, "BHP.AX");
@@ -254,12 +311,24 @@ fn slow_answers_time_out_and_are_retried() {
     let report = ws.json(&fetch_args(
         &url,
         &[
-            "--symbols", "AAPL,MSFT,KO", "--start", "2024-01-01", "--end", "2024-06-28",
-            "--timeout", "1",
+            "--symbols",
+            "AAPL,MSFT,KO",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-06-28",
+            "--timeout",
+            "1",
         ],
     ));
     assert!(report["retries"].as_u64().unwrap() >= 1, "{report}");
-    assert!(report["symbols"].as_array().unwrap().iter().all(|s| s["error"].is_null()));
+    assert!(
+        report["symbols"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["error"].is_null())
+    );
     assert_eq!(
         stored_rows(&ws, "WHERE symbol = 'KO'"),
         served_rows(&server, "KO", date(2024, 1, 1), date(2024, 6, 28))
@@ -276,19 +345,29 @@ fn intraday_requests_are_split_and_too_old_a_start_is_refused() {
     let end = (today - chrono::TimeDelta::days(1)).to_string();
     ws.ok(&fetch_args(
         &url,
-        &["--symbols", "AAPL", "--interval", "1m", "--start", &start, "--end", &end],
+        &[
+            "--symbols",
+            "AAPL",
+            "--interval",
+            "1m",
+            "--start",
+            &start,
+            "--end",
+            &end,
+        ],
     ));
     let requests = server.requests();
-    assert!(requests.len() >= 3, "20 days of 1m bars take 7-day requests: {requests:?}");
+    assert!(
+        requests.len() >= 3,
+        "20 days of 1m bars take 7-day requests: {requests:?}"
+    );
     assert!(requests.iter().all(|r| r.period2 - r.period1 <= 7 * 86_400));
     let rows = ws.scalar("SELECT count(*) FROM ohlcv WHERE \"interval\" = '1m'");
     let distinct = ws.scalar("SELECT count(DISTINCT ts) FROM ohlcv");
     assert!(rows > 390 * 10, "{rows}");
     assert_eq!(rows, distinct, "one row per bar start");
     assert_eq!(
-        ws.scalar(
-            "SELECT count(*) FROM ohlcv WHERE date <> CAST(ts AS DATE)"
-        ),
+        ws.scalar("SELECT count(*) FROM ohlcv WHERE date <> CAST(ts AS DATE)"),
         0,
         "a New York session falls on one UTC date, its local date"
     );

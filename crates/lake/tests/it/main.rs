@@ -267,7 +267,11 @@ async fn sql_reads_every_table_and_reports_errors() {
     let newest = count(&lake, "SELECT CAST(max(date) AS BIGINT) FROM ohlcv").await;
     for bar in last.values() {
         assert_eq!(i64::from(bar.date), newest);
-        assert_eq!(bar.ts, i64::from(bar.date) * 86_400_000_000, "a daily bar's ts is its date");
+        assert_eq!(
+            bar.ts,
+            i64::from(bar.date) * 86_400_000_000,
+            "a daily bar's ts is its date"
+        );
         assert!(bar.close > 0.0 && bar.adj_close > 0.0);
     }
 }

@@ -137,7 +137,9 @@ impl Client {
                     last: reason,
                 });
             }
-            let wait = retry_after.unwrap_or_else(|| self.backoff(attempt)).min(MAX_WAIT);
+            let wait = retry_after
+                .unwrap_or_else(|| self.backoff(attempt))
+                .min(MAX_WAIT);
             tracing::info!(symbol, %reason, ?wait, attempt, "retrying");
             self.counts.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(wait).await;
@@ -151,16 +153,16 @@ impl Client {
         url: &str,
         query: &[(&str, String)],
     ) -> Result<ChartResult, Failure> {
-        let response = self
-            .http
-            .get(url)
-            .query(query)
-            .send()
-            .await
-            .map_err(|e| Failure::Transient {
-                reason: describe(&e),
-                retry_after: None,
-            })?;
+        let response =
+            self.http
+                .get(url)
+                .query(query)
+                .send()
+                .await
+                .map_err(|e| Failure::Transient {
+                    reason: describe(&e),
+                    retry_after: None,
+                })?;
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             return Err(Failure::Transient {
@@ -232,7 +234,11 @@ impl Client {
     /// Exponential backoff with "equal jitter": half fixed, half random, so
     /// clients that failed together do not retry together.
     fn backoff(&self, attempt: u32) -> Duration {
-        let full = self.config.backoff.saturating_mul(1 << attempt.min(16)).min(MAX_WAIT);
+        let full = self
+            .config
+            .backoff
+            .saturating_mul(1 << attempt.min(16))
+            .min(MAX_WAIT);
         let half = full / 2;
         half + half.mul_f64(rand::rng().random_range(0.0..=1.0))
     }
@@ -241,7 +247,13 @@ impl Client {
 /// `Retry-After` in seconds (the form rate limiters send); an HTTP date falls
 /// back to the backoff.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: f64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let seconds: f64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     (seconds >= 0.0 && seconds.is_finite()).then(|| Duration::from_secs_f64(seconds))
 }
 
@@ -295,7 +307,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, "2".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
-        headers.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&headers), None);
     }
 }

@@ -43,17 +43,18 @@ pub fn convert(
     result: &ChartResult,
     interval: Interval,
 ) -> Result<Converted, YahooError> {
-    let zone: Tz = result
-        .meta
-        .exchange_timezone_name
-        .parse()
-        .map_err(|_| YahooError::Response {
-            symbol: symbol.to_string(),
-            message: format!(
-                "unknown exchange time zone {:?}",
-                result.meta.exchange_timezone_name
-            ),
-        })?;
+    let zone: Tz =
+        result
+            .meta
+            .exchange_timezone_name
+            .parse()
+            .map_err(|_| YahooError::Response {
+                symbol: symbol.to_string(),
+                message: format!(
+                    "unknown exchange time zone {:?}",
+                    result.meta.exchange_timezone_name
+                ),
+            })?;
     let mut out = Converted::default();
     let timestamps = result.timestamp.as_deref().unwrap_or_default();
     let quote = result.indicators.quote.first();
@@ -80,8 +81,13 @@ pub fn convert(
             out.null_rows += 1;
             continue;
         };
-        let reason = if [open, high, low, close].iter().any(|p| *p <= 0.0 || !p.is_finite()) {
-            Some(format!("price ≤ 0 (open {open}, high {high}, low {low}, close {close})"))
+        let reason = if [open, high, low, close]
+            .iter()
+            .any(|p| *p <= 0.0 || !p.is_finite())
+        {
+            Some(format!(
+                "price ≤ 0 (open {open}, high {high}, low {low}, close {close})"
+            ))
         } else if high < low {
             Some(format!("high {high} < low {low}"))
         } else {
@@ -189,8 +195,15 @@ mod tests {
         assert_eq!(dates, vec![jan(9), jan(12)]);
         assert_eq!(converted.bars[0].adj_close, 9.5);
         assert_eq!(converted.bars[1].adj_close, 8.0);
-        assert_eq!(converted.bars[1].volume, 0, "a null volume is 0, the bar is kept");
-        let kinds: Vec<(&str, f64)> = converted.actions.iter().map(|a| (a.kind, a.value)).collect();
+        assert_eq!(
+            converted.bars[1].volume, 0,
+            "a null volume is 0, the bar is kept"
+        );
+        let kinds: Vec<(&str, f64)> = converted
+            .actions
+            .iter()
+            .map(|a| (a.kind, a.value))
+            .collect();
         assert_eq!(kinds, vec![("dividend", 0.5), ("split", 1.5)]);
     }
 

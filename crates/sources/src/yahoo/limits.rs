@@ -40,13 +40,11 @@ impl HistoryLimit {
         today: NaiveDate,
     ) -> Result<(), YahooError> {
         match self.days_back {
-            Some(days) if start < today - TimeDelta::days(days) => {
-                Err(YahooError::BeyondHistory {
-                    interval: interval.as_str(),
-                    days,
-                    start,
-                })
-            }
+            Some(days) if start < today - TimeDelta::days(days) => Err(YahooError::BeyondHistory {
+                interval: interval.as_str(),
+                days,
+                start,
+            }),
             _ => Ok(()),
         }
     }
@@ -64,7 +62,11 @@ mod tests {
     fn intraday_history_is_limited_and_daily_is_not() {
         let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
         let limit = history_limit(Interval::M1);
-        assert!(limit.check(Interval::M1, today - TimeDelta::days(30), today).is_ok());
+        assert!(
+            limit
+                .check(Interval::M1, today - TimeDelta::days(30), today)
+                .is_ok()
+        );
         let err = limit
             .check(Interval::M1, today - TimeDelta::days(31), today)
             .unwrap_err();

@@ -52,9 +52,7 @@ pub enum YahooError {
     #[error("{symbol}: unexpected response: {message}")]
     Response { symbol: String, message: String },
 
-    #[error(
-        "Yahoo keeps {interval} bars for the last {days} days only; --start {start} is older"
-    )]
+    #[error("Yahoo keeps {interval} bars for the last {days} days only; --start {start} is older")]
     BeyondHistory {
         interval: &'static str,
         days: i64,
@@ -124,10 +122,7 @@ pub async fn fetch_all(
                 let client = Arc::clone(&client);
                 async move {
                     let result = fetch_symbol(&client, &request, window, ingested_at).await;
-                    on_done(
-                        &request.symbol,
-                        result.as_ref().map_or(0, |bars| bars.rows),
-                    );
+                    on_done(&request.symbol, result.as_ref().map_or(0, |bars| bars.rows));
                     (index, result)
                 }
             })
@@ -164,10 +159,7 @@ async fn fetch_symbol(
         }
         None => fetch_range(client, symbol, start_seconds(window.start), window).await?,
     };
-    let (first, last) = (
-        days_since_epoch(window.start),
-        days_since_epoch(window.end),
-    );
+    let (first, last) = (days_since_epoch(window.start), days_since_epoch(window.end));
     converted.bars.retain(|b| (first..=last).contains(&b.date));
     converted
         .actions
@@ -179,7 +171,12 @@ async fn fetch_symbol(
     }
     let mut actions = ActionsBuilder::new(SOURCE_NAME, ingested_at);
     for action in &converted.actions {
-        actions.push(symbol, days_since_epoch(action.date), action.kind, action.value);
+        actions.push(
+            symbol,
+            days_since_epoch(action.date),
+            action.kind,
+            action.value,
+        );
     }
     Ok(YahooBars {
         symbol: request.symbol.clone(),
@@ -225,11 +222,16 @@ async fn fetch_range(
     let mut period1 = from_seconds;
     while period1 < until {
         let period2 = span.map_or(until, |s| (period1 + s).min(until));
-        let result = client.chart(symbol, period1, period2, window.interval).await?;
+        let result = client
+            .chart(symbol, period1, period2, window.interval)
+            .await?;
         let part = convert::convert(symbol, &result, window.interval)?;
         let last_ts = all.bars.last().map(|b| b.ts);
-        all.bars
-            .extend(part.bars.into_iter().filter(|b| last_ts.is_none_or(|t| b.ts > t)));
+        all.bars.extend(
+            part.bars
+                .into_iter()
+                .filter(|b| last_ts.is_none_or(|t| b.ts > t)),
+        );
         for action in part.actions {
             if !all.actions.contains(&action) {
                 all.actions.push(action);

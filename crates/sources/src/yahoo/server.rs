@@ -128,8 +128,8 @@ impl Server {
             .build()?;
         std::thread::spawn(move || {
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener)
-                    .expect("a bound listener");
+                let listener =
+                    tokio::net::TcpListener::from_std(std_listener).expect("a bound listener");
                 tokio::select! {
                     _ = stopped => {}
                     () = accept_loop(listener, served) => {}
@@ -197,7 +197,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<State>) {
 async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Response<Body> {
     let number = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let config = state.config.lock().expect("config lock").clone();
-    if config.slow_every.is_some_and(|n| number % n == 0) {
+    if config.slow_every.is_some_and(|n| number.is_multiple_of(n)) {
         tokio::time::sleep(config.slow_delay).await;
     }
     let symbol = request
@@ -215,7 +215,9 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
         })
     };
     let period1: i64 = param("period1").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let period2: i64 = param("period2").and_then(|v| v.parse().ok()).unwrap_or(i64::MAX);
+    let period2: i64 = param("period2")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(i64::MAX);
     let interval = param("interval").unwrap_or_else(|| "1d".into());
     let user_agent = request
         .headers()
@@ -224,7 +226,7 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
         .unwrap_or_default()
         .to_string();
 
-    let (status, response) = if config.throttle_every.is_some_and(|n| number % n == 0) {
+    let (status, response) = if config.throttle_every.is_some_and(|n| number.is_multiple_of(n)) {
         let response = Response::builder()
             .status(StatusCode::TOO_MANY_REQUESTS)
             .header("Retry-After", config.retry_after_seconds.to_string())
@@ -232,8 +234,14 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
             .expect("valid response");
         (429, response)
     } else if unit_hash(config.seed, number) < config.error_rate {
-        (500, status_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"))
-    } else if symbol.is_empty() || config.unknown.contains(&symbol) || Symbol::parse(&symbol).is_err() {
+        (
+            500,
+            status_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
+        )
+    } else if symbol.is_empty()
+        || config.unknown.contains(&symbol)
+        || Symbol::parse(&symbol).is_err()
+    {
         let body = ChartResponse {
             chart: Chart {
                 result: None,
@@ -249,7 +257,7 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
             Ok(interval) => {
                 let body = chart(&config, &symbol, period1, period2, interval);
                 let json = serde_json::to_vec(&body).expect("serializable");
-                if config.truncate_every.is_some_and(|n| number % n == 0) {
+                if config.truncate_every.is_some_and(|n| number.is_multiple_of(n)) {
                     (200, truncated(json))
                 } else {
                     (200, json_bytes(StatusCode::OK, json))
@@ -257,7 +265,10 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
             }
             Err(_) => (
                 422,
-                status_response(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input - interval\n"),
+                status_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid input - interval\n",
+                ),
             ),
         }
     };
@@ -365,10 +376,23 @@ fn chart(
         if bar.ts < period1 || bar.ts >= period2 {
             continue;
         }
-        let values = (!null).then_some((bar.open, bar.high, bar.low, bar.close, bar.adj_close, bar.volume));
+        let values = (!null).then_some((
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.adj_close,
+            bar.volume,
+        ));
         push(bar.ts, values);
         if let Some(amount) = day.dividend {
-            dividends.insert(bar.ts.to_string(), Dividend { amount, date: bar.ts });
+            dividends.insert(
+                bar.ts.to_string(),
+                Dividend {
+                    amount,
+                    date: bar.ts,
+                },
+            );
         }
         if let Some(ratio) = day.split {
             splits.insert(
@@ -428,7 +452,11 @@ fn intraday_bars(
     period2: i64,
     push: &mut impl FnMut(i64, Option<(f64, f64, f64, f64, f64, i64)>),
 ) {
-    let minutes: i64 = interval.as_str().trim_end_matches('m').parse().unwrap_or(60);
+    let minutes: i64 = interval
+        .as_str()
+        .trim_end_matches('m')
+        .parse()
+        .unwrap_or(60);
     let count = (390 / minutes).max(1);
     if matches!(day.date.weekday(), Weekday::Sat | Weekday::Sun) {
         return;
@@ -483,7 +511,11 @@ fn json_bytes(status: StatusCode, json: Vec<u8>) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("Content-Type", "application/json;charset=utf-8")
-        .body(Full::new(Bytes::from(json)).map_err(|never| match never {}).boxed())
+        .body(
+            Full::new(Bytes::from(json))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .expect("valid response")
 }
 
@@ -494,7 +526,10 @@ fn truncated(json: Vec<u8>) -> Response<Body> {
     let half = Bytes::from(json).slice(..length / 2);
     let frames = futures::stream::iter(vec![
         Ok(Frame::data(half)),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut off")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "cut off",
+        )),
     ]);
     Response::builder()
         .status(StatusCode::OK)

@@ -140,7 +140,10 @@ mod tests {
         assert_eq!(quote.volume[2], None);
         let events = result.events.as_ref().unwrap();
         assert_eq!(events.splits.as_ref().unwrap()["1598880600"].numerator, 4.0);
-        assert_eq!(events.dividends.as_ref().unwrap()["1596807000"].amount, 0.82);
+        assert_eq!(
+            events.dividends.as_ref().unwrap()["1596807000"].amount,
+            0.82
+        );
     }
 
     #[test]
