@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -168,13 +168,17 @@ pub async fn fetch_bars(
                 interval: args.interval,
                 today,
             };
-            let bar = progress.clone();
+            let (bar, rows_so_far) = (progress.clone(), AtomicUsize::new(0));
             let results = yahoo::fetch_all(
                 Arc::clone(&client),
                 requests,
                 window,
                 ingested_at,
-                &|_, _| bar.inc(1),
+                &|_, rows| {
+                    let rows = rows_so_far.fetch_add(rows, Ordering::Relaxed) + rows;
+                    bar.set_message(format!("fetch {} rows", count_text(rows)));
+                    bar.inc(1);
+                },
             )
             .await?;
             let (mut fetched, mut invalid, mut batches) = (

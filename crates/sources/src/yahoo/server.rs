@@ -226,7 +226,10 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
         .unwrap_or_default()
         .to_string();
 
-    let (status, response) = if config.throttle_every.is_some_and(|n| number.is_multiple_of(n)) {
+    let (status, response) = if config
+        .throttle_every
+        .is_some_and(|n| number.is_multiple_of(n))
+    {
         let response = Response::builder()
             .status(StatusCode::TOO_MANY_REQUESTS)
             .header("Retry-After", config.retry_after_seconds.to_string())
@@ -257,7 +260,10 @@ async fn answer(state: &State, request: Request<hyper::body::Incoming>) -> Respo
             Ok(interval) => {
                 let body = chart(&config, &symbol, period1, period2, interval);
                 let json = serde_json::to_vec(&body).expect("serializable");
-                if config.truncate_every.is_some_and(|n| number.is_multiple_of(n)) {
+                if config
+                    .truncate_every
+                    .is_some_and(|n| number.is_multiple_of(n))
+                {
                     (200, truncated(json))
                 } else {
                     (200, json_bytes(StatusCode::OK, json))
