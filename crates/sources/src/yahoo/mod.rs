@@ -154,6 +154,11 @@ async fn fetch_symbol(
                 readjusted = true;
                 fetch_range(client, symbol, start_seconds(window.start), window).await?
             } else {
+                // The request reaches back far enough for every exchange's
+                // session; of the stored bars only the last is compared again.
+                let mut incremental = incremental;
+                let last = days_since_epoch(stored.date);
+                incremental.bars.retain(|b| b.date >= last);
                 incremental
             }
         }
