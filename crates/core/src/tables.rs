@@ -232,7 +232,7 @@ mod tests {
     fn value_columns_exclude_key_and_provenance() {
         assert_eq!(
             OHLCV.value_columns(),
-            ["ts", "open", "high", "low", "close", "adj_close", "volume"]
+            ["open", "high", "low", "close", "adj_close", "volume"]
         );
         assert_eq!(CORPORATE_ACTIONS.value_columns(), ["value"]);
         assert_eq!(FEATURES.value_columns().len(), 5 + FEATURE_COLUMNS.len());

@@ -132,7 +132,10 @@ async fn write_in_parallel(
         actions.extend(adds.into_iter().map(Action::Add));
     }
     let files_added = actions.len();
+    // No rebasing onto a concurrent commit: a blind append would then store
+    // keys the other writer also stored. The caller re-reads and retries.
     let commit = CommitBuilder::default()
+        .with_max_retries(0)
         .with_actions(actions)
         .build(
             Some(snapshot),

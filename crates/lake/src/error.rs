@@ -37,6 +37,24 @@ pub enum LakeError {
 }
 
 impl LakeError {
+    /// Whether another writer committed to the table first, so the write can
+    /// be redone on the new version.
+    pub fn is_conflict(&self) -> bool {
+        use deltalake::kernel::transaction::TransactionError;
+        let Self::Delta { source, .. } = self else {
+            return false;
+        };
+        matches!(
+            source.as_ref(),
+            DeltaTableError::VersionAlreadyExists(_)
+                | DeltaTableError::Transaction {
+                    source: TransactionError::MaxCommitAttempts(_)
+                        | TransactionError::CommitConflict(_)
+                        | TransactionError::VersionAlreadyExists(_)
+                }
+        )
+    }
+
     /// What the user can do about it, when there is something.
     pub fn hint(&self) -> Option<String> {
         match self {

@@ -27,6 +27,7 @@ use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, JoinType, Operator, binary_expr, cast, col, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::DeltaTable;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::parquet::schema::types::ColumnPath;
@@ -42,6 +43,8 @@ pub struct UpsertMetrics {
     pub unchanged: usize,
     /// Stored rows removed because a replacing upsert no longer produced them.
     pub deleted: usize,
+    /// Times another writer committed first and the upsert started over.
+    pub conflicts_retried: usize,
     pub files_added: usize,
     /// The table version after the upsert (unchanged when nothing was committed).
     pub version: Option<u64>,
@@ -49,6 +52,8 @@ pub struct UpsertMetrics {
 }
 
 const TARGET_PREFIX: &str = "__target_";
+/// Concurrent commits an upsert outlasts before it gives up.
+const MAX_CONFLICT_RETRIES: usize = 20;
 const IS_NEW: &str = "__is_new";
 /// Source column of a replacing MERGE: true for stored rows to delete.
 const DELETE: &str = "__delete";
@@ -77,7 +82,41 @@ impl Lake {
         self.upsert_scoped(spec, batches, Some(scope)).await
     }
 
+    /// Retries the whole upsert when another writer committed in between: the
+    /// comparison with the stored rows is redone on the new version, so no key
+    /// is stored twice and no change is lost.
     async fn upsert_scoped(
+        &self,
+        spec: &TableSpec,
+        batches: Vec<RecordBatch>,
+        scope: Option<Expr>,
+    ) -> Result<UpsertMetrics, LakeError> {
+        let mut conflicts = 0;
+        loop {
+            match self.upsert_once(spec, batches.clone(), scope.clone()).await {
+                Ok(metrics) => {
+                    return Ok(UpsertMetrics {
+                        conflicts_retried: conflicts,
+                        ..metrics
+                    });
+                }
+                Err(err) if err.is_conflict() && conflicts < MAX_CONFLICT_RETRIES => {
+                    conflicts += 1;
+                    tracing::info!(
+                        table = spec.name,
+                        conflicts,
+                        "concurrent commit; upserting again"
+                    );
+                    // Writers that collided wait different times before trying again.
+                    let wait = rand_millis(50 * conflicts as u64);
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn upsert_once(
         &self,
         spec: &TableSpec,
         batches: Vec<RecordBatch>,
@@ -149,6 +188,7 @@ impl Lake {
             files_added,
             version: table.version(),
             committed: true,
+            conflicts_retried: 0,
         })
     }
 
@@ -340,6 +380,7 @@ impl Lake {
             .with_source_alias("source")
             .with_target_alias("target")
             .with_writer_properties(writer_properties(spec))
+            .with_commit_properties(CommitProperties::default().with_max_retries(0))
             .when_matched_delete(|delete| delete.predicate(qualified("source", DELETE)))
             .and_then(|merge| {
                 merge.when_matched_update(|update| {
@@ -364,6 +405,12 @@ impl Lake {
             .map_err(|e| self.delta_error(spec, e))?;
         Ok(table)
     }
+}
+
+/// Up to `max` milliseconds, different per process and call.
+fn rand_millis(max: u64) -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::Instant::now()) % max.max(1)
 }
 
 /// The table's rows matching `filter`, `names` columns cast to the table's

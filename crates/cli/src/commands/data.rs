@@ -532,8 +532,13 @@ fn upsert_text(metrics: &UpsertMetrics, noun: &str) -> String {
         (_, Some(version)) => format!("no change, still version {version}"),
         (_, None) => "no table written".to_string(),
     };
+    let retried = match metrics.conflicts_retried {
+        0 => String::new(),
+        1 => "; another writer committed first, so it was redone once".to_string(),
+        n => format!("; other writers committed first, so it was redone {n} times"),
+    };
     format!(
-        "{} new {noun}, {} updated, {} unchanged ({commit})",
+        "{} new {noun}, {} updated, {} unchanged ({commit}{retried})",
         count_text(metrics.inserted),
         count_text(metrics.updated),
         count_text(metrics.unchanged),

@@ -354,3 +354,61 @@ fn config_shows_origins_and_masks_secrets() {
     assert_eq!(find("AWS_SECRET_ACCESS_KEY")["value"], "****");
     assert!(!ws.ok(&["config"]).contains("supersecret"));
 }
+
+#[test]
+fn four_processes_fetching_overlapping_symbols_at_once_store_each_bar_once() {
+    let ws = Workspace::new();
+    let sets = [
+        "AAPL,MSFT,NVDA",
+        "MSFT,NVDA,AMZN",
+        "NVDA,AMZN,GOOGL",
+        "GOOGL,AAPL,MSFT",
+    ];
+    let children: Vec<_> = sets
+        .iter()
+        .map(|symbols| {
+            ws.command(&[
+                "data",
+                "fetch",
+                "--source",
+                "synthetic",
+                "--symbols",
+                symbols,
+                "--start",
+                "2015-01-01",
+                "--end",
+                "2020-12-31",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let mut said = String::new();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        said.push_str(&String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "{said}");
+    }
+    let alone = Workspace::new();
+    alone.ok(&[
+        "data",
+        "fetch",
+        "--source",
+        "synthetic",
+        "--symbol-list",
+        "demo_small",
+        "--start",
+        "2015-01-01",
+        "--end",
+        "2020-12-31",
+    ]);
+    assert_eq!(
+        ws.rows(),
+        alone.rows(),
+        "the union of the four fetches\n{said}"
+    );
+    assert_eq!(ws.duplicate_keys(), 0);
+    assert_eq!(ws.content(), alone.content());
+}

@@ -333,3 +333,41 @@ async fn a_replacing_upsert_deletes_stored_rows_of_its_scope_that_it_no_longer_h
     );
     assert_eq!(count(&lake, "SELECT count(*) FROM ohlcv").await, bbb_rows);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_upserts_of_overlapping_rows_store_the_union_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let sets = [
+        ["AAA", "BBB"],
+        ["BBB", "CCC"],
+        ["CCC", "DDD"],
+        ["DDD", "AAA"],
+        ["AAA", "CCC"],
+        ["BBB", "DDD"],
+    ];
+    let writers = sets.map(|symbols| {
+        let root = root.clone();
+        tokio::spawn(async move {
+            let lake = Lake::open(&root).unwrap();
+            let (ohlcv, _) = bars(&symbols, date(2021, 1, 1), date(2021, 6, 30));
+            lake.upsert(&OHLCV, vec![ohlcv]).await.unwrap()
+        })
+    });
+    let mut conflicts = 0;
+    for writer in writers {
+        conflicts += writer.await.unwrap().conflicts_retried;
+    }
+    let lake = Lake::open(&root).unwrap();
+    let (all, _) = bars(
+        &["AAA", "BBB", "CCC", "DDD"],
+        date(2021, 1, 1),
+        date(2021, 6, 30),
+    );
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM ohlcv").await,
+        all.num_rows() as i64,
+        "the union, after {conflicts} conflicts"
+    );
+    assert_eq!(duplicate_keys(&lake).await, 0);
+}
