@@ -73,7 +73,8 @@ fn load_dotenv() -> HashSet<String> {
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        // delta-rs logs the errors it also returns; bf prints them once, in words.
+        0 => "warn,buoyant_kernel=off,deltalake_core=off,deltalake_aws=off",
         1 => "info",
         _ => "debug",
     };

@@ -17,7 +17,7 @@ use deltalake::kernel::{Action, StructType};
 use deltalake::operations::write::WriterStatsConfig;
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableError};
 
 use crate::lake::local_path;
 use crate::upsert::{UpsertMetrics, rows, writer_properties};
@@ -83,7 +83,7 @@ impl Lake {
             .as_ref()
             .try_into_kernel()
             .map_err(|e| self.delta_error(spec, e.into()))?;
-        DeltaTableBuilder::from_url(url)
+        self.table_builder(url)
             .and_then(|builder| builder.build())
             .map_err(|e| self.delta_error(spec, e))?
             .create()

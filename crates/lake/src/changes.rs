@@ -45,7 +45,8 @@ impl Lake {
         if now.version() == Some(version) {
             return Ok(HashMap::new());
         }
-        let then = deltalake::open_table_with_version(self.table_url(spec), version)
+        let then = self
+            .open_table(self.table_url(spec), Some(version))
             .await
             .map_err(|e| self.delta_error(spec, e))?;
         let (now_files, then_files) = (file_paths(&now), file_paths(&then));

@@ -7,6 +7,13 @@ pub enum LakeError {
     #[error("cannot use lake location {location:?}: {message}")]
     Location { location: String, message: String },
 
+    #[error("S3 lake in bucket {bucket} at {endpoint}: {problem}")]
+    Store {
+        bucket: String,
+        endpoint: String,
+        problem: String,
+    },
+
     #[error("table {table} at {location}")]
     Delta {
         table: String,

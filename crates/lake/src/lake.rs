@@ -5,7 +5,7 @@ use bf_core::tables::{self, TableSpec};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
 use crate::LakeError;
@@ -14,6 +14,8 @@ use crate::LakeError;
 #[derive(Debug, Clone)]
 pub struct Lake {
     root: Url,
+    /// Object-store settings for `s3://` lakes (empty on local disk).
+    storage_options: HashMap<String, String>,
 }
 
 /// Rows of a query with their schema, which an empty result still has.
@@ -24,18 +26,26 @@ pub struct QueryResult {
 }
 
 impl Lake {
-    /// Opens the lake at `location`: a local folder (created if missing) or a
-    /// `file://` URL.
+    /// Opens the lake at `location`: a local folder (created if missing), a
+    /// `file://` URL, or `s3://bucket/prefix` (see [`s3_options`]).
     pub fn open(location: &str) -> Result<Self, LakeError> {
         let location_error = |message: String| LakeError::Location {
             location: location.to_string(),
             message,
         };
+        let mut storage_options = HashMap::new();
         let root = match Url::parse(location) {
             Ok(url) if url.scheme() == "file" => url,
+            Ok(url) if url.scheme() == "s3" => {
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(location_error("name the bucket: s3://bucket/prefix".into()));
+                }
+                storage_options = s3_options(std::env::vars());
+                url
+            }
             Ok(url) if url.scheme().len() > 1 => {
                 return Err(location_error(format!(
-                    "the {} scheme is not supported; use a local folder",
+                    "the {} scheme is not supported; use a local folder or s3://bucket/prefix",
                     url.scheme()
                 )));
             }
@@ -54,7 +64,31 @@ impl Lake {
         } else {
             Url::parse(&format!("{root}/")).map_err(|e| location_error(e.to_string()))?
         };
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            storage_options,
+        })
+    }
+
+    /// A table at its latest version (or at `version`), with the lake's
+    /// object-store settings.
+    pub(crate) async fn open_table(
+        &self,
+        url: Url,
+        version: Option<u64>,
+    ) -> Result<DeltaTable, DeltaTableError> {
+        let builder = DeltaTableBuilder::from_url(url)?
+            .with_storage_options(self.storage_options.clone());
+        let builder = match version {
+            Some(version) => builder.with_version(version),
+            None => builder,
+        };
+        builder.load().await
+    }
+
+    /// An unloaded handle on a table, for creating it.
+    pub(crate) fn table_builder(&self, url: Url) -> Result<DeltaTableBuilder, DeltaTableError> {
+        Ok(DeltaTableBuilder::from_url(url)?.with_storage_options(self.storage_options.clone()))
     }
 
     pub fn root(&self) -> &Url {
@@ -68,6 +102,19 @@ impl Lake {
     }
 
     pub(crate) fn delta_error(&self, spec: &TableSpec, source: DeltaTableError) -> LakeError {
+        if self.root.scheme() == "s3"
+            && let Some(problem) = s3_problem(&format!("{source:?}"))
+        {
+            return LakeError::Store {
+                bucket: self.root.host_str().unwrap_or_default().to_string(),
+                endpoint: self
+                    .storage_options
+                    .get("AWS_ENDPOINT_URL")
+                    .cloned()
+                    .unwrap_or_else(|| "AWS S3 (no AWS_ENDPOINT_URL)".into()),
+                problem: problem.to_string(),
+            };
+        }
         LakeError::Delta {
             table: spec.name.to_string(),
             location: self.table_url(spec).to_string(),
@@ -83,7 +130,7 @@ impl Lake {
         {
             return Ok(None);
         }
-        match deltalake::open_table(url).await {
+        match self.open_table(url, None).await {
             Ok(table) => Ok(Some(table)),
             Err(DeltaTableError::NotATable(_)) => Ok(None),
             Err(source) => Err(self.delta_error(spec, source)),
@@ -186,6 +233,54 @@ pub struct LastBar {
     pub ts: i64,
     pub close: f64,
     pub adj_close: f64,
+}
+
+/// What went wrong talking to an S3 store, in words, when it is one of the
+/// usual setup mistakes (the store's own message is long XML).
+fn s3_problem(text: &str) -> Option<&'static str> {
+    if text.contains("NoSuchBucket") {
+        Some("the bucket does not exist; create it first (MinIO console, `mc mb`, `aws s3 mb`)")
+    } else if ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403 Forbidden"]
+        .iter()
+        .any(|m| text.contains(m))
+    {
+        Some("access denied; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    } else if ["error sending request", "Connection refused", "dns error", "timed out"]
+        .iter()
+        .any(|m| text.contains(m))
+    {
+        Some("cannot reach the endpoint; check AWS_ENDPOINT_URL and that the server runs")
+    } else {
+        None
+    }
+}
+
+/// Object-store settings of an `s3://` lake, from the usual variables
+/// (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// any other `AWS_*`), plus what bf needs from every S3-compatible store:
+/// conditional put with ETags, so that two writers can never both create the
+/// same Delta log entry (the loser re-reads and retries); and plain HTTP allowed
+/// when the endpoint is `http://` (a local MinIO).
+pub fn s3_options(env: impl Iterator<Item = (String, String)>) -> HashMap<String, String> {
+    let mut options: HashMap<String, String> = env
+        .filter(|(key, _)| key.starts_with("AWS_"))
+        .collect();
+    options
+        .entry("AWS_CONDITIONAL_PUT".into())
+        .or_insert_with(|| "etag".into());
+    options
+        .entry("AWS_REGION".into())
+        .or_insert_with(|| "us-east-1".into());
+    let plain_http = options
+        .get("AWS_ENDPOINT_URL")
+        .or_else(|| options.get("AWS_ENDPOINT"))
+        .is_some_and(|endpoint| endpoint.starts_with("http://"));
+    if plain_http {
+        options
+            .entry("AWS_ALLOW_HTTP".into())
+            .or_insert_with(|| "true".into());
+    }
+    options
 }
 
 /// `WHERE symbol IN ('A', 'B')` for SQL over lake tables; empty for `None`
