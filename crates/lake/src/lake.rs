@@ -77,8 +77,8 @@ impl Lake {
         url: Url,
         version: Option<u64>,
     ) -> Result<DeltaTable, DeltaTableError> {
-        let builder = DeltaTableBuilder::from_url(url)?
-            .with_storage_options(self.storage_options.clone());
+        let builder =
+            DeltaTableBuilder::from_url(url)?.with_storage_options(self.storage_options.clone());
         let builder = match version {
             Some(version) => builder.with_version(version),
             None => builder,
@@ -240,14 +240,24 @@ pub struct LastBar {
 fn s3_problem(text: &str) -> Option<&'static str> {
     if text.contains("NoSuchBucket") {
         Some("the bucket does not exist; create it first (MinIO console, `mc mb`, `aws s3 mb`)")
-    } else if ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403 Forbidden"]
-        .iter()
-        .any(|m| text.contains(m))
+    } else if [
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "403 Forbidden",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
     {
         Some("access denied; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-    } else if ["error sending request", "Connection refused", "dns error", "timed out"]
-        .iter()
-        .any(|m| text.contains(m))
+    } else if [
+        "error sending request",
+        "Connection refused",
+        "dns error",
+        "timed out",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
     {
         Some("cannot reach the endpoint; check AWS_ENDPOINT_URL and that the server runs")
     } else {
@@ -262,9 +272,8 @@ fn s3_problem(text: &str) -> Option<&'static str> {
 /// same Delta log entry (the loser re-reads and retries); and plain HTTP allowed
 /// when the endpoint is `http://` (a local MinIO).
 pub fn s3_options(env: impl Iterator<Item = (String, String)>) -> HashMap<String, String> {
-    let mut options: HashMap<String, String> = env
-        .filter(|(key, _)| key.starts_with("AWS_"))
-        .collect();
+    let mut options: HashMap<String, String> =
+        env.filter(|(key, _)| key.starts_with("AWS_")).collect();
     options
         .entry("AWS_CONDITIONAL_PUT".into())
         .or_insert_with(|| "etag".into());

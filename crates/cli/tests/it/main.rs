@@ -35,6 +35,16 @@ impl Workspace {
         command
     }
 
+    /// `bf` on another lake (an `s3://` one gets the `AWS_*` settings).
+    fn command_on(&self, lake: &str, args: &[&str]) -> Command {
+        let mut command = self.command(args);
+        command.env("BF_LAKE", lake);
+        for (key, value) in std::env::vars().filter(|(key, _)| key.starts_with("AWS_")) {
+            command.env(key, value);
+        }
+        command
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
@@ -77,15 +87,13 @@ impl Workspace {
 
     /// Every stored value except ingestion time, in key order.
     fn content(&self) -> String {
-        self.ok(&[
-            "sql",
-            "SELECT symbol, \"interval\", date, ts, open, high, low, close, adj_close, volume, source \
-             FROM ohlcv ORDER BY symbol, \"interval\", date",
-            "--format",
-            "csv",
-        ])
+        self.ok(&["sql", CONTENT_QUERY, "--format", "csv"])
     }
 }
+
+/// Every stored bar except its ingestion time, in key order.
+const CONTENT_QUERY: &str = "SELECT symbol, \"interval\", date, ts, open, high, low, close, \
+     adj_close, volume, source FROM ohlcv ORDER BY symbol, \"interval\", date";
 
 const FETCH_AAA_BBB: &[&str] = &[
     "data",
@@ -357,40 +365,6 @@ fn config_shows_origins_and_masks_secrets() {
 
 #[test]
 fn four_processes_fetching_overlapping_symbols_at_once_store_each_bar_once() {
-    let ws = Workspace::new();
-    let sets = [
-        "AAPL,MSFT,NVDA",
-        "MSFT,NVDA,AMZN",
-        "NVDA,AMZN,GOOGL",
-        "GOOGL,AAPL,MSFT",
-    ];
-    let children: Vec<_> = sets
-        .iter()
-        .map(|symbols| {
-            ws.command(&[
-                "data",
-                "fetch",
-                "--source",
-                "synthetic",
-                "--symbols",
-                symbols,
-                "--start",
-                "2015-01-01",
-                "--end",
-                "2020-12-31",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-        })
-        .collect();
-    let mut said = String::new();
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        said.push_str(&String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "{said}");
-    }
     let alone = Workspace::new();
     alone.ok(&[
         "data",
@@ -404,11 +378,145 @@ fn four_processes_fetching_overlapping_symbols_at_once_store_each_bar_once() {
         "--end",
         "2020-12-31",
     ]);
-    assert_eq!(
-        ws.rows(),
-        alone.rows(),
-        "the union of the four fetches\n{said}"
+    let ws = Workspace::new();
+    let local = ws.path().join("lake").to_str().unwrap().to_string();
+    for lake in [local, s3_lake_url()] {
+        let sets = [
+            "AAPL,MSFT,NVDA",
+            "MSFT,NVDA,AMZN",
+            "NVDA,AMZN,GOOGL",
+            "GOOGL,AAPL,MSFT",
+        ];
+        let children: Vec<_> = sets
+            .iter()
+            .map(|symbols| {
+                ws.command_on(
+                    &lake,
+                    &[
+                        "data",
+                        "fetch",
+                        "--source",
+                        "synthetic",
+                        "--symbols",
+                        symbols,
+                        "--start",
+                        "2015-01-01",
+                        "--end",
+                        "2020-12-31",
+                    ],
+                )
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        let mut said = String::new();
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            said.push_str(&String::from_utf8_lossy(&output.stderr));
+            assert!(output.status.success(), "{lake}: {said}");
+        }
+        let content = ws
+            .command_on(&lake, &["sql", CONTENT_QUERY, "--format", "csv"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&content.stdout),
+            alone.content(),
+            "{lake}: the union of the four fetches, every bar once\n{said}"
+        );
+    }
+}
+
+/// A fresh lake prefix in the S3-compatible server `scripts/test` starts.
+fn s3_lake_url() -> String {
+    let bucket = std::env::var("BF_TEST_S3_BUCKET").expect(
+        "BF_TEST_S3_BUCKET and AWS_ENDPOINT_URL are not set: run scripts/test, which starts the S3 test server",
     );
-    assert_eq!(ws.duplicate_keys(), 0);
-    assert_eq!(ws.content(), alone.content());
+    format!(
+        "s3://{bucket}/cli-it-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+    )
+}
+
+#[test]
+fn the_main_job_on_s3_stores_what_it_stores_on_local_disk() {
+    let args = [
+        "run",
+        "--source",
+        "synthetic",
+        "--symbol-list",
+        "demo_large",
+        "--start",
+        "2021-01-01",
+        "--end",
+        "2023-12-29",
+        "--quiet",
+    ];
+    let local = Workspace::new();
+    local.ok(&args);
+    let on_s3 = Workspace::new();
+    let lake = s3_lake_url();
+    let s3 = |args: &[&str]| {
+        let output = on_s3.command_on(&lake, args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "bf {args:?} on {lake}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    s3(&args);
+    for query in [
+        "SELECT symbol, \"interval\", date, ts, open, high, low, close, adj_close, volume \
+         FROM ohlcv ORDER BY symbol, date",
+        "SELECT symbol, date, sma_50, rsi_14, macd, bb_upper, obv FROM features ORDER BY symbol, date",
+        "SELECT symbol, date, strategy, side, strength FROM signals ORDER BY symbol, date, strategy",
+    ] {
+        let sql = ["sql", query, "--format", "csv"];
+        let (here, there) = (local.ok(&sql), s3(&sql));
+        assert!(here.lines().count() > 1000, "{query}");
+        assert!(here == there, "{query}: local and S3 differ");
+    }
+    let again = on_s3
+        .command_on(&lake, &args[..args.len() - 1])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing new, nothing written"));
+}
+
+#[test]
+fn a_missing_bucket_or_unreachable_endpoint_is_one_line_naming_it() {
+    let ws = Workspace::new();
+    let output = ws
+        .command_on("s3://no-such-bucket/lake", &["data", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr);
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    assert!(
+        said.contains("bucket no-such-bucket")
+            && said.contains(&endpoint)
+            && said.contains("the bucket does not exist"),
+        "{said}"
+    );
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+
+    let output = ws
+        .command_on(&s3_lake_url(), &["data", "status"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("http://127.0.0.1:9") && said.contains("cannot reach the endpoint"),
+        "{said}"
+    );
 }

@@ -28,6 +28,67 @@ fn bars(symbols: &[&str], start: NaiveDate, end: NaiveDate) -> (RecordBatch, Rec
     (bars.finish(), actions.finish())
 }
 
+/// A fresh lake on local disk, and one in the S3-compatible server that
+/// `scripts/test` starts: every test below runs on both.
+struct TestLake {
+    lake: Lake,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn local_lake() -> TestLake {
+    let dir = tempfile::tempdir().unwrap();
+    TestLake {
+        lake: Lake::open(dir.path().to_str().unwrap()).unwrap(),
+        _dir: Some(dir),
+    }
+}
+
+fn s3_lake() -> TestLake {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let bucket = std::env::var("BF_TEST_S3_BUCKET").expect(
+        "BF_TEST_S3_BUCKET and AWS_ENDPOINT_URL are not set: run scripts/test, which starts the S3 test server",
+    );
+    let prefix = format!(
+        "s3://{bucket}/lake-it-{}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    TestLake {
+        lake: Lake::open(&prefix).unwrap(),
+        _dir: None,
+    }
+}
+
+macro_rules! on_local_disk_and_s3 {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn local() {
+                    let lake = super::local_lake();
+                    super::$test(lake.lake.clone()).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn s3() {
+                    let lake = super::s3_lake();
+                    super::$test(lake.lake.clone()).await;
+                }
+            }
+        )*
+    };
+}
+
+on_local_disk_and_s3!(
+    upserting_the_same_rows_twice_changes_nothing,
+    a_later_range_appends_only_the_new_days,
+    a_changed_bar_is_replaced_in_one_commit,
+    sql_reads_every_table_and_reports_errors,
+    a_replacing_upsert_deletes_stored_rows_of_its_scope_that_it_no_longer_has,
+    concurrent_upserts_of_overlapping_rows_store_the_union_once,
+);
+
 async fn count(lake: &Lake, query: &str) -> i64 {
     let result = lake.sql(query).await.unwrap();
     result.batches[0]
@@ -45,10 +106,7 @@ async fn duplicate_keys(lake: &Lake) -> i64 {
     .await
 }
 
-#[tokio::test]
-async fn upserting_the_same_rows_twice_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+async fn upserting_the_same_rows_twice_changes_nothing(lake: Lake) {
     let (ohlcv, actions) = bars(&["AAA", "BBB"], date(2015, 1, 1), date(2020, 12, 31));
     let rows = ohlcv.num_rows();
 
@@ -87,10 +145,7 @@ async fn upserting_the_same_rows_twice_changes_nothing() {
     assert_eq!(duplicate_keys(&lake).await, 0);
 }
 
-#[tokio::test]
-async fn a_later_range_appends_only_the_new_days() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+async fn a_later_range_appends_only_the_new_days(lake: Lake) {
     let (early, _) = bars(&["AAA"], date(2020, 1, 1), date(2020, 6, 30));
     lake.upsert(&OHLCV, vec![early.clone()]).await.unwrap();
 
@@ -112,10 +167,7 @@ async fn a_later_range_appends_only_the_new_days() {
     assert_eq!(duplicate_keys(&lake).await, 0);
 }
 
-#[tokio::test]
-async fn a_changed_bar_is_replaced_in_one_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+async fn a_changed_bar_is_replaced_in_one_commit(lake: Lake) {
     let (ohlcv, _) = bars(&["AAA", "BBB"], date(2021, 1, 1), date(2021, 3, 31));
     let before = lake
         .upsert(&OHLCV, vec![ohlcv.clone()])
@@ -227,10 +279,7 @@ async fn a_table_with_other_columns_is_refused_with_a_clear_message() {
     );
 }
 
-#[tokio::test]
-async fn sql_reads_every_table_and_reports_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+async fn sql_reads_every_table_and_reports_errors(lake: Lake) {
     let (ohlcv, actions) = bars(&["AAA", "BBB", "CCC"], date(2000, 1, 1), date(2010, 12, 31));
     lake.upsert(&OHLCV, vec![ohlcv.clone()]).await.unwrap();
     lake.upsert(&CORPORATE_ACTIONS, vec![actions.clone()])
@@ -276,11 +325,8 @@ async fn sql_reads_every_table_and_reports_errors() {
     }
 }
 
-#[tokio::test]
-async fn a_replacing_upsert_deletes_stored_rows_of_its_scope_that_it_no_longer_has() {
+async fn a_replacing_upsert_deletes_stored_rows_of_its_scope_that_it_no_longer_has(lake: Lake) {
     use datafusion::prelude::{col, lit};
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
     let (ohlcv, _) = bars(&["AAA", "BBB"], date(2021, 1, 1), date(2021, 3, 31));
     lake.upsert(&OHLCV, vec![ohlcv.clone()]).await.unwrap();
     let aaa_rows = count(&lake, "SELECT count(*) FROM ohlcv WHERE symbol = 'AAA'").await;
@@ -334,10 +380,7 @@ async fn a_replacing_upsert_deletes_stored_rows_of_its_scope_that_it_no_longer_h
     assert_eq!(count(&lake, "SELECT count(*) FROM ohlcv").await, bbb_rows);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_upserts_of_overlapping_rows_store_the_union_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_str().unwrap().to_string();
+async fn concurrent_upserts_of_overlapping_rows_store_the_union_once(lake: Lake) {
     let sets = [
         ["AAA", "BBB"],
         ["BBB", "CCC"],
@@ -347,9 +390,8 @@ async fn concurrent_upserts_of_overlapping_rows_store_the_union_once() {
         ["BBB", "DDD"],
     ];
     let writers = sets.map(|symbols| {
-        let root = root.clone();
+        let lake = lake.clone();
         tokio::spawn(async move {
-            let lake = Lake::open(&root).unwrap();
             let (ohlcv, _) = bars(&symbols, date(2021, 1, 1), date(2021, 6, 30));
             lake.upsert(&OHLCV, vec![ohlcv]).await.unwrap()
         })
@@ -358,7 +400,6 @@ async fn concurrent_upserts_of_overlapping_rows_store_the_union_once() {
     for writer in writers {
         conflicts += writer.await.unwrap().conflicts_retried;
     }
-    let lake = Lake::open(&root).unwrap();
     let (all, _) = bars(
         &["AAA", "BBB", "CCC", "DDD"],
         date(2021, 1, 1),
