@@ -66,6 +66,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Run SQL over every lake table.
     Sql(SqlArgs),
+    /// Table maintenance: compaction and vacuum.
+    #[command(subcommand)]
+    Lake(LakeCommand),
     /// Print the effective settings and where each came from.
     Config,
     /// Measure bf on generated data.
@@ -314,6 +317,26 @@ pub struct ReportArgs {
     /// Bar interval.
     #[arg(long, env = "BF_INTERVAL", default_value = "1d")]
     pub interval: bf_core::Interval,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Rewrite each table's small files into large ones, in one commit per table.
+    Optimize {
+        /// Sort along a Z-order curve of (symbol, date) while rewriting.
+        #[arg(long, env = "BF_ZORDER")]
+        zorder: bool,
+    },
+    /// Delete data files that no table version of the retention period uses.
+    Vacuum {
+        /// Keep files that versions of the last N hours use (time travel ends there).
+        #[arg(long, env = "BF_RETAIN_HOURS", default_value_t = 168)]
+        retain_hours: u64,
+
+        /// Only count what would be deleted.
+        #[arg(long, env = "BF_DRY_RUN")]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

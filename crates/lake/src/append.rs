@@ -12,7 +12,7 @@ use std::num::NonZeroUsize;
 use bf_core::tables::TableSpec;
 use datafusion::arrow::array::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
-use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, StructType};
 use deltalake::operations::write::WriterStatsConfig;
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
@@ -134,8 +134,9 @@ async fn write_in_parallel(
     let files_added = actions.len();
     // No rebasing onto a concurrent commit: a blind append would then store
     // keys the other writer also stored. The caller re-reads and retries.
-    let commit = CommitBuilder::default()
-        .with_max_retries(0)
+    // From CommitProperties, so a checkpoint is written every 100 commits and
+    // opening a long-lived table reads one Parquet file, not thousands of JSONs.
+    let commit = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
         .with_actions(actions)
         .build(
             Some(snapshot),

@@ -1,4 +1,4 @@
-//! bf's lake: Delta Lake tables under one root (a local folder today), written by
+//! bf's lake: Delta Lake tables under one root (a local folder or an S3 prefix), written by
 //! idempotent upserts, each one atomic Delta commit, and read through DataFusion
 //! with every table registered under its name.
 
@@ -6,9 +6,11 @@ mod append;
 mod changes;
 mod error;
 mod lake;
+mod maintenance;
 mod upsert;
 
 pub use changes::{ChangedSeries, Series};
 pub use error::LakeError;
 pub use lake::{Lake, LastBar, QueryResult, run_query, symbol_filter};
+pub use maintenance::{OptimizeReport, VacuumReport};
 pub use upsert::UpsertMetrics;

@@ -6,6 +6,7 @@ mod charts;
 mod config;
 mod data;
 mod features;
+mod lake;
 mod run;
 mod signals;
 mod sql;
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli, context: &Context) -> anyhow::Result<Outcome> {
         Command::Chart(args) => charts::chart(args, global, &context.printer).await,
         Command::Report(args) => charts::report(args, global, &lists, &context.printer).await,
         Command::Sql(args) => sql::run(args, global, &context.printer).await,
+        Command::Lake(command) => lake::run(command, global, &context.printer).await,
         Command::Config => config::run(context),
         Command::Bench(command) => bench::run(command, &context.printer).await,
     }

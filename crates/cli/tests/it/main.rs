@@ -520,3 +520,41 @@ fn a_missing_bucket_or_unreachable_endpoint_is_one_line_naming_it() {
         "{said}"
     );
 }
+
+#[test]
+fn lake_optimize_and_vacuum_keep_the_content() {
+    let ws = Workspace::new();
+    for (start, end) in [("2020-01-01", "2020-06-30"), ("2020-07-01", "2020-12-31")] {
+        ws.ok(&[
+            "data",
+            "fetch",
+            "--source",
+            "synthetic",
+            "--symbols",
+            "AAPL,MSFT",
+            "--start",
+            start,
+            "--end",
+            end,
+        ]);
+    }
+    let before = ws.content();
+    let optimized = ws.json(&["lake", "optimize", "--zorder"]);
+    let ohlcv = optimized
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["table"] == "ohlcv")
+        .unwrap();
+    assert!(ohlcv["files_removed"].as_u64().unwrap() >= 2, "{optimized}");
+    assert_eq!(ohlcv["files_added"], 1);
+    let vacuumed = ws.json(&["lake", "vacuum", "--retain-hours", "0"]);
+    let deleted: u64 = vacuumed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["files_deleted"].as_u64().unwrap())
+        .sum();
+    assert!(deleted >= 2, "{vacuumed}");
+    assert_eq!(ws.content(), before);
+}

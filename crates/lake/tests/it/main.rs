@@ -87,6 +87,7 @@ on_local_disk_and_s3!(
     sql_reads_every_table_and_reports_errors,
     a_replacing_upsert_deletes_stored_rows_of_its_scope_that_it_no_longer_has,
     concurrent_upserts_of_overlapping_rows_store_the_union_once,
+    optimize_compacts_and_vacuum_deletes_unreferenced_files,
 );
 
 async fn count(lake: &Lake, query: &str) -> i64 {
@@ -411,4 +412,56 @@ async fn concurrent_upserts_of_overlapping_rows_store_the_union_once(lake: Lake)
         "the union, after {conflicts} conflicts"
     );
     assert_eq!(duplicate_keys(&lake).await, 0);
+}
+
+async fn optimize_compacts_and_vacuum_deletes_unreferenced_files(lake: Lake) {
+    let (ohlcv, _) = bars(&["AAA", "BBB"], date(2021, 1, 1), date(2021, 6, 30));
+    // Five commits, five files.
+    let step = ohlcv.num_rows().div_ceil(5);
+    for start in (0..ohlcv.num_rows()).step_by(step) {
+        let part = ohlcv.slice(start, step.min(ohlcv.num_rows() - start));
+        lake.upsert(&OHLCV, vec![part]).await.unwrap();
+    }
+    let before = count(&lake, "SELECT count(*) FROM ohlcv").await;
+    let version = lake.version(&OHLCV).await.unwrap();
+
+    let compacted = lake.optimize(&OHLCV, true).await.unwrap().unwrap();
+    assert_eq!((compacted.files_removed, compacted.files_added), (5, 1));
+    assert_eq!(compacted.version, version.map(|v| v + 1), "one commit");
+    assert_eq!(count(&lake, "SELECT count(*) FROM ohlcv").await, before);
+    assert_eq!(duplicate_keys(&lake).await, 0);
+
+    let dry = lake.vacuum(&OHLCV, 0, true).await.unwrap().unwrap();
+    assert_eq!(dry.files_deleted, 5);
+    let vacuumed = lake.vacuum(&OHLCV, 0, false).await.unwrap().unwrap();
+    assert_eq!(vacuumed.files_deleted, 5, "the five compacted-away files");
+    assert_eq!(count(&lake, "SELECT count(*) FROM ohlcv").await, before);
+    assert!(
+        lake.optimize(&CORPORATE_ACTIONS, false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn many_commits_leave_a_checkpoint_so_opening_stays_fast() {
+    let lake = local_lake();
+    let (ohlcv, _) = bars(&["AAA"], date(2021, 1, 1), date(2021, 12, 31));
+    for row in 0..101 {
+        lake.lake
+            .append(&OHLCV, vec![ohlcv.slice(row, 1)])
+            .await
+            .unwrap();
+    }
+    let log = lake._dir.as_ref().unwrap().path().join("ohlcv/_delta_log");
+    // delta-rs checkpoints every 100 commits (the table's checkpointInterval).
+    let checkpoints: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".checkpoint.parquet"))
+        .collect();
+    assert_eq!(checkpoints.len(), 1, "in {}", log.display());
+    assert!(log.join("_last_checkpoint").exists());
+    assert_eq!(count(&lake.lake, "SELECT count(*) FROM ohlcv").await, 101);
 }
