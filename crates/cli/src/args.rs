@@ -472,4 +472,8 @@ pub struct BenchImportArgs {
     /// Work folder for files and lake (default: a temporary folder, removed after).
     #[arg(long, env = "BF_BENCH_DIR")]
     pub dir: Option<PathBuf>,
+
+    /// Also import into this empty S3 lake (s3://bucket/prefix), for figures side by side.
+    #[arg(long, env = "BF_BENCH_S3_LAKE")]
+    pub s3_lake: Option<String>,
 }

@@ -45,6 +45,8 @@ pub async fn run(command: BenchCommand, printer: &Printer) -> anyhow::Result<Out
 #[derive(Debug, Serialize)]
 struct Pass {
     pass: &'static str,
+    /// Where the lake is: local disk or an S3 URL.
+    store: String,
     rows: usize,
     read_seconds: f64,
     write_seconds: f64,
@@ -55,8 +57,9 @@ struct Pass {
     files_added: usize,
 }
 
-const COLUMNS: [&str; 9] = [
+const COLUMNS: [&str; 10] = [
     "pass",
+    "lake",
     "rows",
     "read s",
     "write s",
@@ -108,32 +111,42 @@ async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outc
         generated.elapsed().as_secs_f64()
     ));
 
-    let lake = Lake::open(lake_dir.to_str().context("work folder is not UTF-8")?)?;
+    // The local lake, then (with --s3-lake) the same passes on object storage.
+    let mut lakes = vec![(
+        "local disk".to_string(),
+        Lake::open(lake_dir.to_str().context("work folder is not UTF-8")?)?,
+    )];
+    if let Some(url) = &args.s3_lake {
+        lakes.push((url.clone(), Lake::open(url)?));
+    }
     let quiet = Printer::new(false, true);
     let mut passes = Vec::new();
-    for pass in ["first import", "re-import"] {
-        reset_peak_rss();
-        let started = Instant::now();
-        let report: ImportReport =
-            import_files(&lake, paths.clone(), Interval::D1, true, &quiet).await?;
-        let total_seconds = started.elapsed().as_secs_f64();
-        anyhow::ensure!(
-            report.is_clean(),
-            "generated files were rejected: {:?}",
-            report.rejections.first()
-        );
-        let metrics = report.ohlcv.unwrap_or_default();
-        passes.push(Pass {
-            pass,
-            rows: report.rows_read,
-            read_seconds: report.read_seconds,
-            write_seconds: report.write_seconds,
-            total_seconds,
-            rows_per_second: report.rows_read as f64 / total_seconds,
-            peak_rss_mib: peak_rss_mib(),
-            new_rows: metrics.inserted,
-            files_added: metrics.files_added,
-        });
+    for (store, lake) in &lakes {
+        for pass in ["first import", "re-import"] {
+            reset_peak_rss();
+            let started = Instant::now();
+            let report: ImportReport =
+                import_files(lake, paths.clone(), Interval::D1, true, &quiet).await?;
+            let total_seconds = started.elapsed().as_secs_f64();
+            anyhow::ensure!(
+                report.is_clean(),
+                "generated files were rejected: {:?}",
+                report.rejections.first()
+            );
+            let metrics = report.ohlcv.unwrap_or_default();
+            passes.push(Pass {
+                pass,
+                store: store.clone(),
+                rows: report.rows_read,
+                read_seconds: report.read_seconds,
+                write_seconds: report.write_seconds,
+                total_seconds,
+                rows_per_second: report.rows_read as f64 / total_seconds,
+                peak_rss_mib: peak_rss_mib(),
+                new_rows: metrics.inserted,
+                files_added: metrics.files_added,
+            });
+        }
     }
 
     if printer.json() {
@@ -144,6 +157,7 @@ async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outc
             .map(|p| {
                 vec![
                     p.pass.to_string(),
+                    p.store.clone(),
                     count_text(p.rows),
                     format!("{:.2}", p.read_seconds),
                     format!("{:.2}", p.write_seconds),
@@ -155,10 +169,10 @@ async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outc
                 ]
             })
             .collect();
-        // Every column but the pass name is a number.
-        printer.table(&COLUMNS, &COLUMNS[1..], rows)?;
+        // Every column but the pass and store names is a number.
+        printer.table(&COLUMNS, &COLUMNS[2..], rows)?;
         printer.summary(&format!(
-            "{} symbols × {} days, {:?} files, lake on local disk at {}",
+            "{} symbols × {} days, {:?} files; local lake at {}",
             args.symbols,
             args.days,
             args.format,
