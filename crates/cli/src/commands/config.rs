@@ -25,6 +25,11 @@ const OTHER_VARIABLES: &[&str] = &[
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_CONDITIONAL_PUT",
+    "AWS_ALLOW_HTTP",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
 ];
 
 pub fn run(context: &Context) -> anyhow::Result<Outcome> {
