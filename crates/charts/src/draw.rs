@@ -9,11 +9,12 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::ChartError;
-use crate::series::ChartSeries;
+use crate::series::{ChartBar, ChartSeries};
 
 /// Default image size in pixels.
 pub const DEFAULT_SIZE: (u32, u32) = (1400, 900);
@@ -182,24 +183,8 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &ChartSeries)
             width,
         )
     }))?;
-    for (label, colour, value) in [
-        (
-            "SMA 50",
-            SMA_50,
-            (|b| b.sma_50) as fn(&crate::ChartBar) -> Option<f64>,
-        ),
-        ("SMA 200", SMA_200, |b| b.sma_200),
-    ] {
-        price
-            .draw_series(LineSeries::new(
-                bars.iter()
-                    .enumerate()
-                    .filter_map(|(i, b)| Some((i as f64, value(b)?))),
-                colour.stroke_width(2),
-            ))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
-    }
+    labelled_line(&mut price, bars, "SMA 50", SMA_50, |b| b.sma_50)?;
+    labelled_line(&mut price, bars, "SMA 200", SMA_200, |b| b.sma_200)?;
     for (k, strategy) in series.strategies().into_iter().enumerate() {
         let colour = STRATEGY_COLOURS[k % STRATEGY_COLOURS.len()];
         // Markers of later strategies sit further from the bar, so signals of
@@ -229,13 +214,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &ChartSeries)
                 )
             });
     }
-    price
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, text))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
+    draw_legend(&mut price, text)?;
 
     // RSI pane: the 30 and 70 levels the reversion rule uses.
     let mut rsi = pane(&rsi_area, text, false).build_cartesian_2d(x_range.clone(), 0.0..100.0)?;
@@ -261,9 +240,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &ChartSeries)
         ))?;
     }
     rsi.draw_series(LineSeries::new(
-        bars.iter()
-            .enumerate()
-            .filter_map(|(i, b)| Some((i as f64, b.rsi_14?))),
+        indicator_points(bars, |b| b.rsi_14),
         RSI.stroke_width(2),
     ))?;
 
@@ -295,30 +272,47 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &ChartSeries)
             colour.mix(0.6).filled(),
         ))
     }))?;
-    for (label, colour, value) in [
-        (
-            "MACD",
-            MACD,
-            (|b| b.macd) as fn(&crate::ChartBar) -> Option<f64>,
-        ),
-        ("signal", MACD_SIGNAL, |b| b.macd_signal),
-    ] {
-        macd.draw_series(LineSeries::new(
-            bars.iter()
-                .enumerate()
-                .filter_map(|(i, b)| Some((i as f64, value(b)?))),
-            colour.stroke_width(2),
-        ))?
-        .label(label)
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
-    }
-    macd.configure_series_labels()
+    labelled_line(&mut macd, bars, "MACD", MACD, |b| b.macd)?;
+    labelled_line(&mut macd, bars, "signal", MACD_SIGNAL, |b| b.macd_signal)?;
+    draw_legend(&mut macd, text)
+}
+
+type Pane<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// An indicator's line, where it is defined, with its legend entry.
+fn labelled_line<'a, DB: DrawingBackend + 'a>(
+    pane: &mut Pane<'a, DB>,
+    bars: &[ChartBar],
+    label: &str,
+    colour: RGBColor,
+    value: fn(&ChartBar) -> Option<f64>,
+) -> DrawResult<DB> {
+    pane.draw_series(LineSeries::new(
+        indicator_points(bars, value),
+        colour.stroke_width(2),
+    ))?
+    .label(label)
+    .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
+    Ok(())
+}
+
+/// (bar index, value) for the bars where an indicator is past its lookback.
+fn indicator_points(
+    bars: &[ChartBar],
+    value: fn(&ChartBar) -> Option<f64>,
+) -> impl Iterator<Item = (f64, f64)> + '_ {
+    bars.iter()
+        .enumerate()
+        .filter_map(move |(i, b)| Some((i as f64, value(b)?)))
+}
+
+fn draw_legend<'a, DB: DrawingBackend + 'a>(pane: &mut Pane<'a, DB>, text: u32) -> DrawResult<DB> {
+    pane.configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
         .label_font((FONT, text))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
-        .draw()?;
-    Ok(())
+        .draw()
 }
 
 /// A pane's chart builder: every pane has the same left label area so their

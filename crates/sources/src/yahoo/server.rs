@@ -170,8 +170,8 @@ impl Server {
         let config = self.state.config.lock().expect("config lock").clone();
         daily_series(&config, symbol)
             .into_iter()
-            .filter(|(bar, null)| !null && bar.date >= start)
-            .map(|(bar, _)| bar)
+            .filter(|day| !day.null && day.bar.date >= start)
+            .map(|day| day.bar)
             .collect()
     }
 }
@@ -310,9 +310,17 @@ fn session_open(zone: &Tz, hour: u32, minute: u32, date: NaiveDate) -> i64 {
         .map_or(0, |t| t.timestamp())
 }
 
-/// Every daily bar up to `as_of`, priced as Yahoo prices them, with whether it
-/// is sent as a null row.
-fn daily_series(config: &ServerConfig, symbol: &str) -> Vec<(ServedBar, bool)> {
+/// One served trading day: its bar, whether it is sent as a null row, and the
+/// split ratio and dividend that take effect on it.
+struct ServedDay {
+    bar: ServedBar,
+    null: bool,
+    split: Option<f64>,
+    dividend: Option<f64>,
+}
+
+/// Every daily bar up to `as_of`, priced as Yahoo prices them.
+fn daily_series(config: &ServerConfig, symbol: &str) -> Vec<ServedDay> {
     let Ok(parsed) = Symbol::parse(symbol) else {
         return Vec::new();
     };
@@ -331,9 +339,8 @@ fn daily_series(config: &ServerConfig, symbol: &str) -> Vec<(ServedBar, bool)> {
         .zip(factors)
         .zip(split_factors)
         .enumerate()
-        .map(|(index, ((day, factor), split))| {
-            let null = config.null_every.is_some_and(|n| index % n == n - 1);
-            let bar = ServedBar {
+        .map(|(index, ((day, factor), split))| ServedDay {
+            bar: ServedBar {
                 date: day.date,
                 ts: session_open(&zone, hour, minute, day.date),
                 open: day.open * split,
@@ -342,8 +349,10 @@ fn daily_series(config: &ServerConfig, symbol: &str) -> Vec<(ServedBar, bool)> {
                 close: day.close * split,
                 adj_close: day.close * factor,
                 volume: (day.volume as f64 / split).round() as i64,
-            };
-            (bar, null)
+            },
+            null: config.null_every.is_some_and(|n| index % n == n - 1),
+            split: day.split,
+            dividend: day.dividend,
         })
         .collect()
 }
@@ -371,12 +380,10 @@ fn chart(
     };
     let mut dividends = std::collections::BTreeMap::new();
     let mut splits = std::collections::BTreeMap::new();
-    let (days, _) = Symbol::parse(symbol).map_or((Vec::new(), Vec::new()), |s| {
-        Synthetic::new(config.seed).history(&s, config.as_of)
-    });
-    for ((bar, null), day) in series.iter().zip(&days) {
+    for day in &series {
+        let (bar, null) = (&day.bar, day.null);
         if interval.is_intraday() {
-            intraday_bars(bar, *null, interval, period1, period2, &mut push);
+            intraday_bars(bar, null, interval, period1, period2, &mut push);
             continue;
         }
         if bar.ts < period1 || bar.ts >= period2 {
