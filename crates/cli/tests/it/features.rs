@@ -2,18 +2,7 @@
 
 use super::Workspace;
 
-const FETCH: [&str; 10] = [
-    "data",
-    "fetch",
-    "--source",
-    "synthetic",
-    "--symbol-list",
-    "demo_small",
-    "--start",
-    "2018-01-01",
-    "--end",
-    "2023-12-29",
-];
+const DEMO_SMALL: [&str; 2] = ["--symbol-list", "demo_small"];
 
 /// Stored features that differ from the SQL window function over `ohlcv`.
 fn mismatches(ws: &Workspace, column: &str, call: &str) -> i64 {
@@ -27,7 +16,7 @@ fn mismatches(ws: &Workspace, column: &str, call: &str) -> i64 {
 #[test]
 fn build_is_incremental_and_a_no_op_when_nothing_changed() {
     let ws = Workspace::new();
-    ws.ok(&FETCH);
+    ws.fetch_synthetic(&DEMO_SMALL, "2018-01-01", "2023-12-29");
     let first = ws.json(&["features", "build", "--symbol-list", "demo_small"]);
     assert_eq!(first["series_built"], 5);
     assert_eq!(first["inserted"].as_i64(), Some(ws.rows()));
@@ -45,18 +34,7 @@ fn build_is_incremental_and_a_no_op_when_nothing_changed() {
 
     // Five more days for one symbol: only that symbol is recomputed, and only
     // its new rows are written (the old ones come out identical).
-    ws.ok(&[
-        "data",
-        "fetch",
-        "--source",
-        "synthetic",
-        "--symbols",
-        "MSFT",
-        "--start",
-        "2018-01-01",
-        "--end",
-        "2024-01-05",
-    ]);
+    ws.fetch_synthetic(&["--symbols", "MSFT"], "2018-01-01", "2024-01-05");
     let third = ws.json(&["features", "build", "--symbol-list", "demo_small"]);
     assert_eq!(third["series_built"], 1);
     assert_eq!(third["series_up_to_date"], 4);
@@ -72,7 +50,7 @@ fn build_is_incremental_and_a_no_op_when_nothing_changed() {
 #[test]
 fn stored_features_equal_the_sql_window_functions() {
     let ws = Workspace::new();
-    ws.ok(&FETCH);
+    ws.fetch_synthetic(&DEMO_SMALL, "2018-01-01", "2023-12-29");
     ws.ok(&["features", "build", "--symbol-list", "demo_small"]);
     assert_eq!(mismatches(&ws, "rsi_14", "rsi(adj_close, 14)"), 0);
     assert_eq!(
@@ -97,7 +75,7 @@ fn stored_features_equal_the_sql_window_functions() {
 #[test]
 fn show_prints_one_row_per_feature_and_names_a_missing_symbol() {
     let ws = Workspace::new();
-    ws.ok(&FETCH);
+    ws.fetch_synthetic(&DEMO_SMALL, "2018-01-01", "2023-12-29");
     ws.ok(&["features", "build", "--symbols", "AAPL"]);
     let table = ws.ok(&["features", "show", "AAPL", "--last", "3"]);
     let lines: Vec<&str> = table.lines().collect();
@@ -175,18 +153,7 @@ fn features_content(ws: &Workspace) -> String {
 fn incremental_builds_equal_a_full_build_across_a_readjustment() {
     let incremental = Workspace::new();
     let fetch = |ws: &Workspace, end: &str| {
-        ws.ok(&[
-            "data",
-            "fetch",
-            "--source",
-            "synthetic",
-            "--symbol-list",
-            "demo_small",
-            "--start",
-            "2018-01-01",
-            "--end",
-            end,
-        ]);
+        ws.fetch_synthetic(&DEMO_SMALL, "2018-01-01", end);
     };
     fetch(&incremental, "2023-06-30");
     incremental.ok(&["features", "build", "--symbol-list", "demo_small"]);

@@ -68,6 +68,15 @@ impl Workspace {
         serde_json::from_str(&self.ok(&args)).unwrap()
     }
 
+    /// `bf data fetch --source synthetic` of `selection` (`--symbols A,B` or
+    /// `--symbol-list NAME`) from `start` to `end`.
+    fn fetch_synthetic(&self, selection: &[&str], start: &str, end: &str) -> String {
+        let mut args = vec!["data", "fetch", "--source", "synthetic"];
+        args.extend_from_slice(selection);
+        args.extend_from_slice(&["--start", start, "--end", end]);
+        self.ok(&args)
+    }
+
     /// One number from `bf sql`.
     fn scalar(&self, query: &str) -> i64 {
         let out = self.ok(&["sql", query, "--format", "csv"]);
@@ -366,18 +375,7 @@ fn config_shows_origins_and_masks_secrets() {
 #[test]
 fn four_processes_fetching_overlapping_symbols_at_once_store_each_bar_once() {
     let alone = Workspace::new();
-    alone.ok(&[
-        "data",
-        "fetch",
-        "--source",
-        "synthetic",
-        "--symbol-list",
-        "demo_small",
-        "--start",
-        "2015-01-01",
-        "--end",
-        "2020-12-31",
-    ]);
+    alone.fetch_synthetic(&["--symbol-list", "demo_small"], "2015-01-01", "2020-12-31");
     let ws = Workspace::new();
     let local = ws.path().join("lake").to_str().unwrap().to_string();
     for lake in [local, s3_lake_url()] {
@@ -525,18 +523,7 @@ fn a_missing_bucket_or_unreachable_endpoint_is_one_line_naming_it() {
 fn lake_optimize_and_vacuum_keep_the_content() {
     let ws = Workspace::new();
     for (start, end) in [("2020-01-01", "2020-06-30"), ("2020-07-01", "2020-12-31")] {
-        ws.ok(&[
-            "data",
-            "fetch",
-            "--source",
-            "synthetic",
-            "--symbols",
-            "AAPL,MSFT",
-            "--start",
-            start,
-            "--end",
-            end,
-        ]);
+        ws.fetch_synthetic(&["--symbols", "AAPL,MSFT"], start, end);
     }
     let before = ws.content();
     let optimized = ws.json(&["lake", "optimize", "--zorder"]);

@@ -4,18 +4,7 @@ use super::Workspace;
 
 fn prepared() -> Workspace {
     let ws = Workspace::new();
-    ws.ok(&[
-        "data",
-        "fetch",
-        "--source",
-        "synthetic",
-        "--symbol-list",
-        "demo_small",
-        "--start",
-        "2016-01-01",
-        "--end",
-        "2023-12-29",
-    ]);
+    ws.fetch_synthetic(&["--symbol-list", "demo_small"], "2016-01-01", "2023-12-29");
     ws.ok(&["features", "build", "--symbol-list", "demo_small"]);
     ws
 }
