@@ -54,7 +54,19 @@ impl Lake {
         }
         let table = match table {
             Some(table) => table,
-            None => self.create_table(spec).await?,
+            None => {
+                let created = self.create_table(spec).await?;
+                // The caller found no table, so it compared its rows with none.
+                // If another writer created the table and wrote to it meanwhile,
+                // a blind append could store keys twice: report a conflict, so
+                // that an upsert starts over and compares.
+                if let Some(version) = created.version().filter(|&v| v > 0) {
+                    return Err(
+                        self.delta_error(spec, DeltaTableError::VersionAlreadyExists(version))
+                    );
+                }
+                created
+            }
         };
         let (version, files_added) = write_in_parallel(spec, &table, batches)
             .await
@@ -183,6 +195,40 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
+
+    #[tokio::test]
+    async fn appending_to_a_table_found_missing_that_another_writer_filled_is_a_conflict() {
+        use bf_core::Symbol;
+        use bf_core::tables::OHLCV;
+        use bf_sources::synthetic::{SOURCE_NAME, Synthetic};
+        use bf_sources::{ActionsBuilder, BarsBuilder};
+        use chrono::NaiveDate;
+
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let mut bars = BarsBuilder::new(SOURCE_NAME, 1, 0);
+        Synthetic::new(42).generate(
+            &Symbol::parse("AAA").unwrap(),
+            NaiveDate::from_ymd_opt(2021, 1, 1).unwrap(),
+            NaiveDate::from_ymd_opt(2021, 3, 31).unwrap(),
+            &mut bars,
+            &mut ActionsBuilder::new(SOURCE_NAME, 1),
+        );
+        let bars = bars.finish();
+        // This writer found no table; before it created one, another writer
+        // created it and stored the same keys.
+        lake.upsert(&OHLCV, vec![bars.clone()]).await.unwrap();
+        let err = lake
+            .append_rows(&OHLCV, None, vec![bars.clone()])
+            .await
+            .unwrap_err();
+        assert!(err.is_conflict(), "{err}");
+        assert_eq!(
+            lake.version(&OHLCV).await.unwrap(),
+            Some(1),
+            "nothing appended"
+        );
+    }
 
     #[test]
     fn splits_into_equal_contiguous_runs() {
