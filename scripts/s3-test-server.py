@@ -4,14 +4,19 @@ things a real store such as MinIO has and moto's server lacks.
 - Requests are applied one at a time. moto checks `If-None-Match: *` and then
   stores the object in two steps, so two concurrent creators of one Delta log
   entry could both succeed; MinIO makes that check atomic, and so does this.
+- With --credentials, requests must be signed with that key, as on MinIO;
+  moto alone accepts any key.
 - With --data-dir, objects are durable: every change is mirrored to files
-  before its answer is sent, and a restarted server starts with them. The
+  before its answer is sent, and a restarted server starts with them.
+  Multipart uploads in progress are not kept (MinIO keeps them). The
   restart-mid-write tests kill it and start it again on the same folder.
 
-Usage: s3-test-server.py --port P [--bucket NAME] [--data-dir DIR]
+Usage: s3-test-server.py --port P [--bucket NAME] [--credentials ID:SECRET]
+                          [--data-dir DIR]
 """
 
 import argparse
+import json
 import os
 import threading
 
@@ -70,11 +75,43 @@ class Mirror:
             del self.etags[(bucket, key)]
 
 
+# The path and query of the request being handled, as the client sent them.
+raw_uri = None
+
+
+def require_credentials(key_id, secret):
+    """Turns on moto's request authentication with one user allowed everything."""
+    from moto import settings
+    from moto.iam.access_control import IAMRequestBase
+    from moto.iam.models import iam_backends
+
+    # moto signs the decoded query again to check a signature, so a query value
+    # with a "/" (ListObjectsV2's start-after) never matches; sign what was sent.
+    create_request = IAMRequestBase._create_aws_request
+
+    def create_request_as_sent(self):
+        request = create_request(self)
+        request.url = raw_uri
+        return request
+
+    IAMRequestBase._create_aws_request = create_request_as_sent
+
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    iam.create_user(REGION, "bf")
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_user_policy("bf", "everything", json.dumps(everything))
+    key = iam.create_access_key("bf")
+    key.access_key_id, key.secret_access_key = key_id, secret
+
+
 def serialised(app, mirror):
     lock = threading.Lock()
 
     def handle(environ, start_response):
+        global raw_uri
         with lock:
+            raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
             body = b"".join(app(environ, start_response))
             if mirror is not None and environ["REQUEST_METHOD"] in MUTATING:
                 mirror.sync()
@@ -87,8 +124,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--bucket", action="append", default=[])
+    parser.add_argument("--credentials", metavar="ID:SECRET")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
+
+    if args.credentials:
+        require_credentials(*args.credentials.split(":", 1))
 
     mirror = Mirror(args.data_dir) if args.data_dir else None
     if mirror is not None:

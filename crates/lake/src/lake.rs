@@ -250,6 +250,10 @@ fn s3_problem(text: &str) -> Option<&'static str> {
     .any(|m| text.contains(m))
     {
         Some("access denied; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    } else if text.contains("NoSuchUpload") {
+        Some(
+            "the store lost an upload in progress (did it restart?); nothing was committed, run the command again",
+        )
     } else if [
         "error sending request",
         "Connection refused",

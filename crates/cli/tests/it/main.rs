@@ -3,6 +3,7 @@
 
 mod charts;
 mod features;
+mod s3;
 mod signals;
 mod yahoo;
 
@@ -378,7 +379,7 @@ fn four_processes_fetching_overlapping_symbols_at_once_store_each_bar_once() {
     alone.fetch_synthetic(&["--symbol-list", "demo_small"], "2015-01-01", "2020-12-31");
     let ws = Workspace::new();
     let local = ws.path().join("lake").to_str().unwrap().to_string();
-    for lake in [local, s3_lake_url()] {
+    for lake in [local, s3::s3_lake_url()] {
         let sets = [
             "AAPL,MSFT,NVDA",
             "MSFT,NVDA,AMZN",
@@ -425,98 +426,6 @@ fn four_processes_fetching_overlapping_symbols_at_once_store_each_bar_once() {
             "{lake}: the union of the four fetches, every bar once\n{said}"
         );
     }
-}
-
-/// A fresh lake prefix in the S3-compatible server `scripts/test` starts.
-fn s3_lake_url() -> String {
-    let bucket = std::env::var("BF_TEST_S3_BUCKET").expect(
-        "BF_TEST_S3_BUCKET and AWS_ENDPOINT_URL are not set: run scripts/test, which starts the S3 test server",
-    );
-    format!(
-        "s3://{bucket}/cli-it-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros()
-    )
-}
-
-#[test]
-fn the_main_job_on_s3_stores_what_it_stores_on_local_disk() {
-    let args = [
-        "run",
-        "--source",
-        "synthetic",
-        "--symbol-list",
-        "demo_large",
-        "--start",
-        "2021-01-01",
-        "--end",
-        "2023-12-29",
-        "--quiet",
-    ];
-    let local = Workspace::new();
-    local.ok(&args);
-    let on_s3 = Workspace::new();
-    let lake = s3_lake_url();
-    let s3 = |args: &[&str]| {
-        let output = on_s3.command_on(&lake, args).output().unwrap();
-        assert!(
-            output.status.success(),
-            "bf {args:?} on {lake}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
-    s3(&args);
-    for query in [
-        "SELECT symbol, \"interval\", date, ts, open, high, low, close, adj_close, volume \
-         FROM ohlcv ORDER BY symbol, date",
-        "SELECT symbol, date, sma_50, rsi_14, macd, bb_upper, obv FROM features ORDER BY symbol, date",
-        "SELECT symbol, date, strategy, side, strength FROM signals ORDER BY symbol, date, strategy",
-    ] {
-        let sql = ["sql", query, "--format", "csv"];
-        let (here, there) = (local.ok(&sql), s3(&sql));
-        assert!(here.lines().count() > 1000, "{query}");
-        assert!(here == there, "{query}: local and S3 differ");
-    }
-    let again = on_s3
-        .command_on(&lake, &args[..args.len() - 1])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing new, nothing written"));
-}
-
-#[test]
-fn a_missing_bucket_or_unreachable_endpoint_is_one_line_naming_it() {
-    let ws = Workspace::new();
-    let output = ws
-        .command_on("s3://no-such-bucket/lake", &["data", "status"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let said = String::from_utf8_lossy(&output.stderr);
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    assert!(
-        said.contains("bucket no-such-bucket")
-            && said.contains(&endpoint)
-            && said.contains("the bucket does not exist"),
-        "{said}"
-    );
-    assert_eq!(said.trim().lines().count(), 1, "{said}");
-
-    let output = ws
-        .command_on(&s3_lake_url(), &["data", "status"])
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let said = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        said.contains("http://127.0.0.1:9") && said.contains("cannot reach the endpoint"),
-        "{said}"
-    );
 }
 
 #[test]
