@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
+use clap::builder::{BoolishValueParser, TypedValueParser as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -32,11 +33,11 @@ pub struct GlobalArgs {
     pub symbol_lists: Option<PathBuf>,
 
     /// Print results as JSON, for scripts.
-    #[arg(long, env = "BF_JSON", global = true)]
+    #[arg(long, env = "BF_JSON", global = true, value_parser = BoolishValueParser::new())]
     pub json: bool,
 
     /// Print only results and errors: no progress, no summary.
-    #[arg(short, long, env = "BF_QUIET", global = true)]
+    #[arg(short, long, env = "BF_QUIET", global = true, value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 
     /// More log output on stderr (-v info, -vv debug); `BF_LOG` takes tracing filters.
@@ -140,7 +141,7 @@ pub struct FetchArgs {
     pub source: SourceKind,
 
     /// Fetch the whole range again instead of only what is new.
-    #[arg(long, env = "BF_FULL")]
+    #[arg(long, env = "BF_FULL", value_parser = BoolishValueParser::new())]
     pub full: bool,
 
     /// Seed of the synthetic source: same seed and symbol, same bars.
@@ -157,15 +158,16 @@ pub struct FetchArgs {
     pub concurrency: u32,
 
     /// Most requests per second to Yahoo, over all symbols (0 = no limit).
-    #[arg(long, env = "BF_RATE_LIMIT", default_value_t = 10.0)]
+    #[arg(long, env = "BF_RATE_LIMIT", default_value_t = 10.0, value_parser = rate_limit)]
     pub rate_limit: f64,
 
     /// Retries of a failed request (429, 5xx, timeout, reset) before a symbol fails.
-    #[arg(long, env = "BF_RETRIES", default_value_t = 5)]
+    #[arg(long, env = "BF_RETRIES", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
     pub retries: u32,
 
     /// Seconds before a request to Yahoo times out (and is retried).
-    #[arg(long, env = "BF_TIMEOUT", default_value_t = 30.0)]
+    #[arg(long, env = "BF_TIMEOUT", default_value_t = 30.0, value_parser = timeout_seconds)]
     pub timeout: f64,
 }
 
@@ -180,7 +182,7 @@ pub struct ImportArgs {
     pub interval: bf_core::Interval,
 
     /// Fail the whole import, writing nothing, if any row or file is rejected.
-    #[arg(long, env = "BF_STRICT")]
+    #[arg(long, env = "BF_STRICT", value_parser = BoolishValueParser::new())]
     pub strict: bool,
 }
 
@@ -324,17 +326,18 @@ pub enum LakeCommand {
     /// Rewrite each table's small files into large ones, in one commit per table.
     Optimize {
         /// Sort along a Z-order curve of (symbol, date) while rewriting.
-        #[arg(long, env = "BF_ZORDER")]
+        #[arg(long, env = "BF_ZORDER", value_parser = BoolishValueParser::new())]
         zorder: bool,
     },
     /// Delete data files that no table version of the retention period uses.
     Vacuum {
         /// Keep files that versions of the last N hours use (time travel ends there).
-        #[arg(long, env = "BF_RETAIN_HOURS", default_value_t = 168)]
+        #[arg(long, env = "BF_RETAIN_HOURS", default_value_t = 168,
+              value_parser = clap::value_parser!(u64).range(0..=MAX_RETAIN_HOURS))]
         retain_hours: u64,
 
         /// Only count what would be deleted.
-        #[arg(long, env = "BF_DRY_RUN")]
+        #[arg(long, env = "BF_DRY_RUN", value_parser = BoolishValueParser::new())]
         dry_run: bool,
     },
 }
@@ -353,12 +356,17 @@ pub struct SqlArgs {
     pub query: Option<String>,
 
     /// List bf's indicator window functions with their signatures, and exit.
-    #[arg(long, env = "BF_SQL_FUNCTIONS")]
+    #[arg(long, env = "BF_SQL_FUNCTIONS", value_parser = BoolishValueParser::new())]
     pub functions: bool,
 
     /// Output format.
     #[arg(long, env = "BF_FORMAT", value_enum, default_value = "table")]
     pub format: OutputFormat,
+
+    /// Most rows the table format shows (csv and json stream every row).
+    #[arg(long, env = "BF_SQL_MAX_ROWS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000).map(|n| n as usize))]
+    pub max_rows: usize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -385,11 +393,13 @@ pub enum BenchCommand {
 #[derive(Debug, Args)]
 pub struct BenchFetchArgs {
     /// Number of symbols.
-    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500)]
+    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
     pub symbols: usize,
 
     /// Years of daily bars per symbol.
-    #[arg(long, env = "BF_BENCH_YEARS", default_value_t = 20)]
+    #[arg(long, env = "BF_BENCH_YEARS", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=200))]
     pub years: u32,
 
     /// Concurrencies to measure, one pass each.
@@ -397,6 +407,7 @@ pub struct BenchFetchArgs {
         long,
         env = "BF_BENCH_CONCURRENCY",
         value_delimiter = ',',
+        value_parser = clap::value_parser!(u32).range(1..=64),
         default_value = "1,4,16"
     )]
     pub concurrency: Vec<u32>,
@@ -424,11 +435,13 @@ pub struct BenchYahooServerArgs {
 #[derive(Debug, Args)]
 pub struct BenchSignalsArgs {
     /// Number of symbols.
-    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500)]
+    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
     pub symbols: usize,
 
     /// Trading days per symbol.
-    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000)]
+    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u32).range(2..=100_000).map(|n| n as usize))]
     pub days: usize,
 
     /// Work folder for the lake (default: a temporary folder, removed after).
@@ -439,15 +452,18 @@ pub struct BenchSignalsArgs {
 #[derive(Debug, Args)]
 pub struct BenchFeaturesArgs {
     /// Number of symbols.
-    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500)]
+    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
     pub symbols: usize,
 
     /// Trading days per symbol.
-    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000)]
+    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u32).range(2..=100_000).map(|n| n as usize))]
     pub days: usize,
 
     /// Input rows per build group (bounds memory).
-    #[arg(long, env = "BF_BENCH_GROUP_ROWS")]
+    #[arg(long, env = "BF_BENCH_GROUP_ROWS",
+          value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
     pub group_rows: Option<usize>,
 
     /// Work folder for the lake (default: a temporary folder, removed after).
@@ -458,11 +474,13 @@ pub struct BenchFeaturesArgs {
 #[derive(Debug, Args)]
 pub struct BenchImportArgs {
     /// Number of symbols (one file each).
-    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500)]
+    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
     pub symbols: usize,
 
     /// Trading days per symbol.
-    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000)]
+    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u32).range(2..=100_000).map(|n| n as usize))]
     pub days: usize,
 
     /// Format of the generated files.
@@ -476,4 +494,34 @@ pub struct BenchImportArgs {
     /// Also import into this empty S3 lake (s3://bucket/prefix), for figures side by side.
     #[arg(long, env = "BF_BENCH_S3_LAKE")]
     pub s3_lake: Option<String>,
+}
+
+/// Longest `bf lake vacuum --retain-hours`: 100 years (time arithmetic
+/// overflows far beyond it).
+const MAX_RETAIN_HOURS: u64 = 100 * 366 * 24;
+
+/// Requests per second: 0 (no limit) or between 0.001 and 1,000,000.
+fn rate_limit(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if rate == 0.0 || (0.001..=1e6).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err("must be 0 (no limit) or between 0.001 and 1000000 requests per second".into())
+    }
+}
+
+/// A timeout in seconds: more than 0, at most a day.
+fn timeout_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if seconds > 0.0 && seconds <= 86_400.0 {
+        Ok(seconds)
+    } else {
+        Err("must be more than 0 and at most 86400 seconds".into())
+    }
 }

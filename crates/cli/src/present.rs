@@ -165,13 +165,7 @@ impl Printer {
                     batches
                 };
                 for (index, batch) in batches.iter().enumerate() {
-                    let mut buffer = Vec::new();
-                    datafusion::arrow::csv::WriterBuilder::new()
-                        .with_header(index == 0)
-                        .build(&mut buffer)
-                        .write(batch)
-                        .map_err(io::Error::other)?;
-                    out.write_all(&buffer)?;
+                    out.write_all(&csv_bytes(batch, index == 0)?)?;
                 }
                 Ok(())
             }
@@ -182,6 +176,93 @@ impl Printer {
             }
         }
     }
+}
+
+/// How many rows `bf sql` shows as a table; CSV and JSON stream every row.
+#[derive(Debug, Clone, Copy)]
+pub struct TableRowLimit(pub usize);
+
+impl Printer {
+    /// A query's rows as they arrive: CSV and JSON are written batch by batch
+    /// (memory stays flat however many rows), a table shows at most `limit`
+    /// rows and says when there were more.
+    pub async fn query_rows(
+        &self,
+        format: OutputFormat,
+        query: bf_lake::QueryStream,
+        limit: TableRowLimit,
+    ) -> anyhow::Result<()> {
+        use futures::StreamExt;
+        let bf_lake::QueryStream { schema, mut stream } = query;
+        let mut out = io::stdout();
+        match format {
+            OutputFormat::Table => {
+                let mut batches = Vec::new();
+                let mut rows = 0;
+                let mut more = false;
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    if rows + batch.num_rows() > limit.0 {
+                        batches.push(batch.slice(0, limit.0 - rows));
+                        more = true;
+                        break;
+                    }
+                    rows += batch.num_rows();
+                    batches.push(batch);
+                }
+                self.batches(OutputFormat::Table, &schema, &batches)?;
+                if more {
+                    self.warn(&format!(
+                        "only the first {} rows are shown; --max-rows shows more, \
+                         --format csv|json streams every row",
+                        count_text(limit.0)
+                    ));
+                }
+            }
+            OutputFormat::Csv => {
+                let mut first = true;
+                while let Some(batch) = stream.next().await {
+                    out.write_all(&csv_bytes(&batch?, first)?)?;
+                    first = false;
+                }
+                if first {
+                    out.write_all(&csv_bytes(&RecordBatch::new_empty(schema), true)?)?;
+                }
+            }
+            OutputFormat::Json => {
+                out.write_all(b"[")?;
+                let mut first = true;
+                while let Some(batch) = stream.next().await {
+                    let mut lines = Vec::new();
+                    datafusion::arrow::json::LineDelimitedWriter::new(&mut lines)
+                        .write(&batch?)
+                        .map_err(io::Error::other)?;
+                    for object in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                        if !first {
+                            out.write_all(b",")?;
+                        }
+                        out.write_all(object)?;
+                        first = false;
+                    }
+                }
+                out.write_all(b"]\n")?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// One batch as CSV, encoded in memory so that a closed pipe surfaces as our
+/// own I/O error, not as an encoder error.
+fn csv_bytes(batch: &RecordBatch, header: bool) -> io::Result<Vec<u8>> {
+    let mut buffer = Vec::new();
+    datafusion::arrow::csv::WriterBuilder::new()
+        .with_header(header)
+        .build(&mut buffer)
+        .write(batch)
+        .map_err(io::Error::other)?;
+    Ok(buffer)
 }
 
 /// Rows as a JSON array of objects, one key per column.

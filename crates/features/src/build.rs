@@ -89,6 +89,9 @@ pub async fn build(
 ) -> Result<BuildReport, FeaturesError> {
     let started = Instant::now();
     let ohlcv_version = lake.version(&OHLCV).await?.ok_or(FeaturesError::NoBars)?;
+    // Read before the session: the plan then sees at least this version, and
+    // an append finding the table moved on compares instead (`Lake::append`).
+    let mut features_version = lake.version(&FEATURES).await?;
     let ctx = lake.session().await?;
     let filter = symbol_filter(request.symbols.as_deref());
     // Features are per trading day (or week, month); intraday series are not
@@ -216,11 +219,12 @@ pub async fn build(
 
             let started = Instant::now();
             let metrics = if is_fresh {
-                lake.append(&FEATURES, batches).await?
+                lake.append(&FEATURES, batches, features_version).await?
             } else {
                 lake.upsert(&FEATURES, batches).await?
             };
             report.phases.write += started.elapsed();
+            features_version = metrics.version;
             add_metrics(&mut report, &metrics);
             done += group.len();
             progress.advance(done, report.series_built);

@@ -140,11 +140,12 @@ pub fn functions() -> Vec<IndicatorFunction> {
             "lower Bollinger band over an SMA (TA-Lib BBANDS)",
             |s, p| bbands(&s[0], p[0], p[1] as f64, p[1] as f64).lower,
         ),
+        // Not `stddev`: DataFusion's aggregate of that name would shadow it.
         F::new(
-            "stddev",
+            "rolling_stddev",
             &["value"],
             &["period"],
-            "population standard deviation (TA-Lib STDDEV)",
+            "population standard deviation over period rows (TA-Lib STDDEV)",
             |s, p| stddev(&s[0], p[0]),
         ),
         F::new(
@@ -340,5 +341,46 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), functions().len());
+    }
+
+    /// SQL resolves DataFusion's built-ins first: a bf function of the same
+    /// name would be listed by `bf sql --functions` and never called.
+    #[test]
+    fn no_function_is_shadowed_by_a_datafusion_built_in() {
+        use datafusion::execution::FunctionRegistry as _;
+        let state = SessionContext::new().state();
+        for function in functions() {
+            let name = function.name;
+            assert!(
+                !state.udfs().contains(name)
+                    && !state.udafs().contains(name)
+                    && !state.udwfs().contains(name),
+                "{name} is a DataFusion built-in"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_function_can_be_called_in_sql() {
+        let ctx = SessionContext::new();
+        register(&ctx);
+        for function in functions() {
+            let arguments: Vec<String> = function
+                .series
+                .iter()
+                .map(|_| "x".to_string())
+                .chain(function.params.iter().map(|_| "2".to_string()))
+                .collect();
+            let sql = format!(
+                "SELECT {}({}) OVER (ORDER BY x) FROM (VALUES (1.0), (2.0), (3.0)) t(x)",
+                function.name,
+                arguments.join(", ")
+            );
+            let frame = ctx.sql(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            frame
+                .collect()
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
     }
 }

@@ -27,16 +27,36 @@ use crate::{Lake, LakeError};
 const MIN_ROWS_PER_FILE: usize = 256 * 1024;
 
 impl Lake {
-    /// Appends rows whose keys the caller knows are not stored yet (a first
-    /// build, new symbols), skipping the comparison an upsert makes. Creates the
-    /// table if needed. One commit; nothing is committed for no rows.
+    /// Appends rows whose keys were not stored at version `based_on` of the
+    /// table (`None`: the table did not exist), skipping the comparison an
+    /// upsert makes: a first build, new symbols. Creates the table if needed.
+    /// One commit; nothing is committed for no rows.
+    ///
+    /// When another writer committed since `based_on` (or commits first), the
+    /// caller's knowledge is stale and a blind append could store keys twice:
+    /// the rows are upserted instead, compared with what is stored now.
     pub async fn append(
         &self,
         spec: &TableSpec,
         batches: Vec<RecordBatch>,
+        based_on: Option<u64>,
     ) -> Result<UpsertMetrics, LakeError> {
         let table = self.load(spec).await?;
-        self.append_rows(spec, table, batches).await
+        if table.as_ref().and_then(DeltaTable::version) == based_on {
+            match self.append_rows(spec, table, batches.clone()).await {
+                Err(err) if err.is_conflict() => {}
+                done => return done,
+            }
+        }
+        tracing::info!(
+            table = spec.name,
+            "another writer committed since the rows were planned; upserting them instead"
+        );
+        let metrics = self.upsert(spec, batches).await?;
+        Ok(UpsertMetrics {
+            conflicts_retried: metrics.conflicts_retried + 1,
+            ..metrics
+        })
     }
 
     pub(crate) async fn append_rows(

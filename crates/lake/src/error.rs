@@ -31,12 +31,28 @@ pub enum LakeError {
         expected: String,
     },
 
+    #[error(
+        "table {table}: log entry {entry} (version {version}) {problem}; bf neither reads nor writes a table whose log is damaged"
+    )]
+    DamagedLog {
+        table: String,
+        entry: String,
+        version: u64,
+        problem: String,
+    },
+
     #[error("query on table {table} failed")]
     Scan {
         table: String,
         #[source]
         source: DataFusionError,
     },
+
+    #[error("bf sql runs queries only (SELECT, WITH, VALUES, EXPLAIN), not {statement}")]
+    NotAQuery { statement: String },
+
+    #[error("the expression has {operators} operators; bf plans at most {limit} in one statement")]
+    ExpressionTooLarge { operators: usize, limit: usize },
 
     /// A user's SQL failed; the message is DataFusion's own.
     #[error("{0}")]
@@ -69,6 +85,20 @@ impl LakeError {
                 "the {table} table was written by another tool or bf version; move it aside \
                  (or point BF_LAKE at a new folder) and fetch or import again"
             )),
+            Self::DamagedLog { table, version, .. } => Some(format!(
+                "to return to version {}, the last good one, move this entry and every later one \
+                 out of {table}/_delta_log/ (keep them: they are the evidence); the data files \
+                 only they referenced are then unused, and `bf lake vacuum` deletes them",
+                version.saturating_sub(1)
+            )),
+            Self::NotAQuery { .. } => Some(
+                "the lake changes only through bf's commands (data fetch/import, features build, \
+                 signals generate); export with --format csv|json"
+                    .into(),
+            ),
+            Self::ExpressionTooLarge { .. } => {
+                Some("replace long OR chains of equalities with IN (...), or split the work".into())
+            }
             Self::Query(_) => {
                 Some("tables: see `bf data status`; columns: SELECT * FROM <table> LIMIT 1".into())
             }

@@ -9,6 +9,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
 use crate::LakeError;
+use crate::log_check::{Damage, find_damage};
 
 /// The lake root and how to open its tables.
 #[derive(Debug, Clone)]
@@ -130,10 +131,38 @@ impl Lake {
         {
             return Ok(None);
         }
-        match self.open_table(url, None).await {
-            Ok(table) => Ok(Some(table)),
+        match self.open_table(url.clone(), None).await {
+            Ok(table) => {
+                let damage = find_damage(table.object_store().as_ref(), false).await;
+                match damage {
+                    Ok(Some(damage)) => Err(self.damaged(spec, damage)),
+                    Ok(None) => Ok(Some(table)),
+                    Err(e) => Err(self.delta_error(spec, e.into())),
+                }
+            }
             Err(DeltaTableError::NotATable(_)) => Ok(None),
-            Err(source) => Err(self.delta_error(spec, source)),
+            Err(source) => {
+                // A log delta-rs cannot read: name the entry when one is damaged.
+                let store = self
+                    .table_builder(url)
+                    .and_then(|builder| builder.build())
+                    .map(|table| table.object_store());
+                if let Ok(store) = store
+                    && let Ok(Some(damage)) = find_damage(store.as_ref(), true).await
+                {
+                    return Err(self.damaged(spec, damage));
+                }
+                Err(self.delta_error(spec, source))
+            }
+        }
+    }
+
+    fn damaged(&self, spec: &TableSpec, damage: Damage) -> LakeError {
+        LakeError::DamagedLog {
+            table: spec.name.to_string(),
+            entry: format!("{}{}", self.table_url(spec), damage.entry),
+            version: damage.version,
+            problem: damage.problem,
         }
     }
 

@@ -6,11 +6,14 @@ mod append;
 mod changes;
 mod error;
 mod lake;
+mod log_check;
 mod maintenance;
+mod query;
 mod upsert;
 
 pub use changes::{ChangedSeries, Series};
 pub use error::LakeError;
 pub use lake::{Lake, LastBar, QueryResult, run_query, symbol_filter};
 pub use maintenance::{OptimizeReport, VacuumReport};
+pub use query::{MAX_OPERATORS, QueryStream, check_expression_size, run_read_only};
 pub use upsert::UpsertMetrics;

@@ -12,6 +12,7 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicr
 use datafusion::arrow::compute::{cast, filter, is_not_null};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::prelude::{SessionContext, col as column_expr, lit};
 
@@ -24,6 +25,8 @@ const WINDOW: &str = "OVER (PARTITION BY symbol, \"interval\" ORDER BY date)";
 #[derive(Debug, Clone)]
 pub struct Plan {
     compiled: Vec<CompiledStrategy>,
+    /// The strategies file, to name in errors found only at run time.
+    path: String,
 }
 
 impl Plan {
@@ -60,6 +63,7 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
             ("strength", &one.buy_strength),
             ("strength", &one.sell_strength),
         ] {
+            bf_lake::check_expression_size(sql).map_err(|e| fail(format!("{what}: {e}")))?;
             let expr = frame
                 .parse_sql_expr(sql)
                 .map_err(|e| fail(format!("{what}: {}", first_line(&e.to_string()))))?;
@@ -89,7 +93,10 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
             .map_err(|e| fail(first_line(&e.to_string())))?;
         compiled.push(one);
     }
-    Ok(Plan { compiled })
+    Ok(Plan {
+        compiled,
+        path: strategies.path.clone(),
+    })
 }
 
 /// The run that produced a signal.
@@ -139,13 +146,10 @@ pub async fn generate(
     bf_features::udf::register(&ctx);
     ctx.register_udwf(crate::prev::prev_function());
     let filter = symbol_filter(symbols);
-    let fired = ctx
-        .sql(&signals_sql(&plan.compiled, &filter))
-        .await
-        .map_err(SignalsError::Query)?
-        .collect()
-        .await
-        .map_err(SignalsError::Query)?;
+    let fired = match collect(&ctx, &signals_sql(&plan.compiled, &filter)).await {
+        Ok(fired) => fired,
+        Err(error) => return Err(blame(&ctx, plan, &filter, error).await),
+    };
     let mut out = Vec::new();
     for batch in &fired {
         for (index, strategy) in plan.compiled.iter().enumerate() {
@@ -156,6 +160,30 @@ pub async fn generate(
         }
     }
     Ok(out)
+}
+
+async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, DataFusionError> {
+    ctx.sql(sql).await?.collect().await
+}
+
+/// A query that planned but failed on the data (a strength dividing by zero)
+/// is run again strategy by strategy, so the error names the one at fault.
+async fn blame(
+    ctx: &SessionContext,
+    plan: &Plan,
+    filter: &str,
+    error: DataFusionError,
+) -> SignalsError {
+    for strategy in &plan.compiled {
+        if let Err(own) = collect(ctx, &signals_sql(std::slice::from_ref(strategy), filter)).await {
+            return SignalsError::Strategy {
+                path: plan.path.clone(),
+                name: strategy.name.clone(),
+                message: format!("fails on the lake's data: {}", first_line(&own.to_string())),
+            };
+        }
+    }
+    SignalsError::Query(error)
 }
 
 /// One strategy's fired rows of a result batch, in the `signals` schema.

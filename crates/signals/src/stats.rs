@@ -178,7 +178,7 @@ mod tests {
             118.0, 117.0, 119.0, 121.0, 120.0, 122.0,
         ];
         let dates: Vec<i32> = (0..30).map(|d| 19_000 + d).collect();
-        lake.append(&FEATURES, vec![batch(&FEATURES, &dates, &[], &close)])
+        lake.append(&FEATURES, vec![batch(&FEATURES, &dates, &[], &close)], None)
             .await
             .unwrap();
         // BUY on rows 0 and 10, SELL on rows 7 and 27.
@@ -192,7 +192,7 @@ mod tests {
             &[(col::SIDE, sides), (col::STRATEGY, strategy)],
             &[1.0; 4],
         );
-        lake.append(&SIGNALS, vec![signals]).await.unwrap();
+        lake.append(&SIGNALS, vec![signals], None).await.unwrap();
 
         let stats = side_stats(&lake, None).await.unwrap();
         let other = side_stats(&lake, Some(&["OTHER".to_string()])).await;

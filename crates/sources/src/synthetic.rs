@@ -22,6 +22,10 @@ use crate::bars::{ActionsBuilder, Bar, BarsBuilder};
 /// The first simulated day; requests before it start here.
 pub const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1990, 1, 1).expect("valid date");
 
+/// The last simulated day. Far beyond it, decades of dividends shrink the
+/// back-adjustment factor until adjusted closes round to zero.
+pub const LAST_DAY: NaiveDate = NaiveDate::from_ymd_opt(2099, 12, 31).expect("valid date");
+
 pub const SOURCE_NAME: &str = "synthetic";
 
 const TRADING_DAYS_PER_YEAR: f64 = 252.0;

@@ -425,9 +425,12 @@ async fn store_synthetic(
     start: NaiveDate,
     end: NaiveDate,
 ) -> anyhow::Result<()> {
+    let mut version = lake.version(&OHLCV).await?;
     for chunk in symbols.chunks(250) {
-        lake.append(&OHLCV, vec![synthetic_bars(chunk, start, end)])
-            .await?;
+        version = lake
+            .append(&OHLCV, vec![synthetic_bars(chunk, start, end)], version)
+            .await?
+            .version;
     }
     Ok(())
 }

@@ -106,6 +106,11 @@ pub async fn fetch_bars(
                 args.interval == Interval::D1,
                 "the synthetic source makes daily bars only; use --interval 1d"
             );
+            anyhow::ensure!(
+                end <= synthetic::LAST_DAY,
+                "--end {end} is after {}, the last day the synthetic source simulates",
+                synthetic::LAST_DAY
+            );
             let requests: Vec<FetchRequest> = symbols
                 .iter()
                 .map(|symbol| FetchRequest {

@@ -1,11 +1,11 @@
 //! `bf sql "SELECT …"` and `bf sql --functions`.
 
 use bf_features::udf;
-use bf_lake::{Lake, run_query};
+use bf_lake::{Lake, run_read_only};
 
 use super::Outcome;
 use crate::args::{GlobalArgs, OutputFormat, SqlArgs};
-use crate::present::Printer;
+use crate::present::{Printer, TableRowLimit};
 
 pub async fn run(args: SqlArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<Outcome> {
     if args.functions {
@@ -17,13 +17,15 @@ pub async fn run(args: SqlArgs, global: &GlobalArgs, printer: &Printer) -> anyho
     let lake = Lake::open(&global.lake)?;
     let ctx = lake.session().await?;
     udf::register(&ctx);
-    let result = run_query(&ctx, &query).await?;
+    let rows = run_read_only(&ctx, &query).await?;
     let format = if printer.json() {
         OutputFormat::Json
     } else {
         args.format
     };
-    printer.batches(format, &result.schema, &result.batches)?;
+    printer
+        .query_rows(format, rows, TableRowLimit(args.max_rows))
+        .await?;
     Ok(Outcome::Success)
 }
 

@@ -87,6 +87,7 @@ on_local_disk_and_s3!(
     sql_reads_every_table_and_reports_errors,
     a_replacing_upsert_deletes_stored_rows_of_its_scope_that_it_no_longer_has,
     concurrent_upserts_of_overlapping_rows_store_the_union_once,
+    concurrent_appends_to_a_missing_table_store_each_key_once,
     optimize_compacts_and_vacuum_deletes_unreferenced_files,
 );
 
@@ -414,6 +415,50 @@ async fn concurrent_upserts_of_overlapping_rows_store_the_union_once(lake: Lake)
     assert_eq!(duplicate_keys(&lake).await, 0);
 }
 
+/// Writers that each found no table (a first `features build` in several
+/// processes) append overlapping rows: after any interleaving every writer
+/// succeeds and each key is stored once. The race is run on many fresh lakes.
+async fn concurrent_appends_to_a_missing_table_store_each_key_once(root: Lake) {
+    let sets = [
+        ["AAA", "BBB"],
+        ["BBB", "CCC"],
+        ["CCC", "AAA"],
+        ["AAA", "BBB"],
+    ];
+    let (all, _) = bars(&["AAA", "BBB", "CCC"], date(2021, 1, 1), date(2021, 3, 31));
+    let mut fallbacks = 0;
+    for repetition in 0..12 {
+        let lake = Lake::open(
+            root.root()
+                .join(&format!("race-{repetition}/"))
+                .unwrap()
+                .as_str(),
+        )
+        .unwrap();
+        let writers = sets.map(|symbols| {
+            let lake = lake.clone();
+            tokio::spawn(async move {
+                let (ohlcv, _) = bars(&symbols, date(2021, 1, 1), date(2021, 3, 31));
+                lake.append(&OHLCV, vec![ohlcv], None).await
+            })
+        });
+        for writer in writers {
+            let metrics = writer
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("repetition {repetition}: a writer failed: {e}"));
+            fallbacks += metrics.conflicts_retried;
+        }
+        assert_eq!(
+            count(&lake, "SELECT count(*) FROM ohlcv").await,
+            all.num_rows() as i64,
+            "repetition {repetition}: the union"
+        );
+        assert_eq!(duplicate_keys(&lake).await, 0, "repetition {repetition}");
+    }
+    assert!(fallbacks >= 12 * 3, "every loser compared: {fallbacks}");
+}
+
 async fn optimize_compacts_and_vacuum_deletes_unreferenced_files(lake: Lake) {
     let (ohlcv, _) = bars(&["AAA", "BBB"], date(2021, 1, 1), date(2021, 6, 30));
     // Five commits, five files.
@@ -448,11 +493,14 @@ async fn optimize_compacts_and_vacuum_deletes_unreferenced_files(lake: Lake) {
 async fn many_commits_leave_a_checkpoint_so_opening_stays_fast() {
     let lake = local_lake();
     let (ohlcv, _) = bars(&["AAA"], date(2021, 1, 1), date(2021, 12, 31));
+    let mut version = None;
     for row in 0..101 {
-        lake.lake
-            .append(&OHLCV, vec![ohlcv.slice(row, 1)])
+        version = lake
+            .lake
+            .append(&OHLCV, vec![ohlcv.slice(row, 1)], version)
             .await
-            .unwrap();
+            .unwrap()
+            .version;
     }
     let log = lake._dir.as_ref().unwrap().path().join("ohlcv/_delta_log");
     // delta-rs checkpoints every 100 commits (the table's checkpointInterval).

@@ -47,6 +47,20 @@ pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceErr
         }
         rows.rows_read += 1;
         let line = record.position().map_or(0, |p| p.line());
+        // A row of another length is misaligned (an unquoted "1,000", a missing
+        // cell): which value belongs to which column cannot be known.
+        if record.len() != headers.len() {
+            rows.rejections.push(Rejection {
+                file: path.to_path_buf(),
+                line,
+                reason: format!(
+                    "{} fields, but the header has {}",
+                    record.len(),
+                    headers.len()
+                ),
+            });
+            continue;
+        }
         let symbol = match (&file_symbol, layout.symbol) {
             (Some(symbol), _) => Ok(symbol.clone()),
             (None, Some(column)) => {

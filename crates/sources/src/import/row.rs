@@ -67,6 +67,11 @@ pub(super) fn check(date: i32, ts: i64, raw: RawPrices) -> Result<Bar, String> {
 }
 
 /// Parses a number cell; empty, `null`, `NaN` and `-` are missing values.
+///
+/// A number is plain (`1234.5`, `-0.25`, `1e6`) or uses commas only as
+/// thousands separators in their strict form (`1,234,567.89`). Anything else
+/// with a comma (`10,5`, `1.234,5`, `10,50`) is rejected rather than guessed:
+/// it is a decimal comma or a misaligned column.
 pub(super) fn parse_number(name: &str, text: &str) -> Result<Option<f64>, String> {
     let text = text.trim();
     if text.is_empty()
@@ -76,17 +81,36 @@ pub(super) fn parse_number(name: &str, text: &str) -> Result<Option<f64>, String
     {
         return Ok(None);
     }
+    let unparsable = || format!("unparsable {name} {text:?}");
     let cleaned;
-    let text = if text.contains(',') {
-        // Thousands separators, as in "1,234,567" volumes.
+    let plain = if text.contains(',') {
+        if !is_grouped_by_thousands(text) {
+            return Err(format!(
+                "{name} {text:?} is not a plain number (commas are accepted only as thousands separators, as in 1,234,567.5)"
+            ));
+        }
         cleaned = text.replace(',', "");
         cleaned.as_str()
     } else {
         text
     };
-    text.parse::<f64>()
-        .map(Some)
-        .map_err(|_| format!("unparsable {name} {text:?}"))
+    // Rust also reads "inf" and "infinity"; prices must be finite, which
+    // `check` enforces with its own message.
+    plain.parse::<f64>().map(Some).map_err(|_| unparsable())
+}
+
+/// `1,234` or `-12,345,678.25`: one to three leading digits, then groups of
+/// exactly three, then an optional fraction.
+fn is_grouped_by_thousands(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let mut groups = whole.split(',');
+    let first = groups.next().unwrap_or_default();
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    (1..=3).contains(&first.len())
+        && digits(first)
+        && groups.all(|group| group.len() == 3 && digits(group))
+        && digits(fraction)
 }
 
 /// Parses a date cell into (trading date, bar start in UTC microseconds).
@@ -126,4 +150,36 @@ pub(super) fn days_since_epoch(date: NaiveDate) -> i32 {
 
 pub(super) fn format_date(days: i32) -> String {
     (UNIX_EPOCH + chrono::Duration::days(i64::from(days))).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commas_are_accepted_only_as_strict_thousands_separators() {
+        for (text, value) in [
+            ("1,234", 1234.0),
+            ("1,234,567", 1_234_567.0),
+            ("-12,345.25", -12_345.25),
+            ("999", 999.0),
+            ("1.5e3", 1500.0),
+        ] {
+            assert_eq!(parse_number("volume", text), Ok(Some(value)), "{text}");
+        }
+        for text in [
+            "10,5",
+            "1.234,5",
+            "10,50",
+            "1,2345",
+            ",123",
+            "1,,234",
+            "1,234.5,6",
+            "12,34.5",
+        ] {
+            let err = parse_number("close", text).unwrap_err();
+            assert!(err.contains("not a plain number"), "{text}: {err}");
+        }
+        assert!(parse_number("close", "12abc").is_err());
+    }
 }

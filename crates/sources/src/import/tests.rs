@@ -143,6 +143,47 @@ fn every_bad_row_is_reported_with_line_and_reason() {
 }
 
 #[test]
+fn rows_of_another_length_and_decimal_commas_are_rejected_not_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "COMMA.csv",
+        "date,open,high,low,close,volume\n\
+         2024-01-02,10,11,9,10.5,1,000\n\
+         2024-01-03,10,11,9,10.5\n\
+         2024-01-04,10,11,9,\"10,5\",100\n\
+         2024-01-05,10,11,9,\"1.234,5\",100\n\
+         2024-01-08,10,11,9,10.5,\"1,234,567\"\n",
+    );
+    let imported = import(&[path]);
+    let reasons: Vec<(u64, &str)> = imported
+        .rejections
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:#?}");
+    assert_eq!(reasons[0], (2, "7 fields, but the header has 6"));
+    assert_eq!(reasons[1], (3, "5 fields, but the header has 6"));
+    assert!(
+        reasons[2]
+            .1
+            .starts_with("close \"10,5\" is not a plain number")
+    );
+    assert_eq!(reasons[2].0, 4);
+    assert!(
+        reasons[3]
+            .1
+            .starts_with("close \"1.234,5\" is not a plain number")
+    );
+    let volume = imported
+        .bars
+        .column_by_name("volume")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    assert_eq!(volume.values().to_vec(), [1_234_567]);
+}
+
+#[test]
 fn invalid_symbol_cell_is_a_rejection_not_a_file_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(

@@ -65,6 +65,7 @@ pub fn convert(
         .and_then(|a| a.first())
         .map(|a| a.adjclose.as_slice())
         .unwrap_or_default();
+    check_lengths(symbol, timestamps.len(), quote, adjclose.len())?;
     let value = |column: Option<&Vec<Option<f64>>>, i: usize| {
         column.and_then(|c| c.get(i).copied().flatten())
     };
@@ -109,8 +110,19 @@ pub fn convert(
                 .and_then(|q| q.volume.get(i).copied().flatten())
                 .unwrap_or(0),
         };
-        // The still-open day can come twice (a separate live row): keep the last.
+        // The still-open day can come twice (a separate live row): keep the
+        // last. The same timestamp twice with other prices is not that, and
+        // is said: the earlier row is not stored.
         match out.bars.last_mut() {
+            Some(last) if last.ts / 1_000_000 == seconds && *last != bar => {
+                out.invalid.push(InvalidBar {
+                    date,
+                    reason: format!(
+                        "timestamp {seconds} sent twice with different values; the later row is kept"
+                    ),
+                });
+                *last = bar;
+            }
             Some(last) if !interval.is_intraday() && last.date == bar.date => *last = bar,
             Some(last) if interval.is_intraday() && last.ts == bar.ts => *last = bar,
             _ => out.bars.push(bar),
@@ -118,24 +130,75 @@ pub fn convert(
     }
     if let Some(events) = &result.events {
         for dividend in events.dividends.iter().flat_map(|d| d.values()) {
+            let date = local_time(&zone, dividend.date, symbol)?.date_naive();
+            if !(dividend.amount.is_finite() && dividend.amount > 0.0) {
+                out.invalid.push(InvalidBar {
+                    date,
+                    reason: format!("dividend {} is not a positive amount", dividend.amount),
+                });
+                continue;
+            }
             out.actions.push(Action {
-                date: local_time(&zone, dividend.date, symbol)?.date_naive(),
+                date,
                 kind: action_kind::DIVIDEND,
                 value: dividend.amount,
             });
         }
         for split in events.splits.iter().flat_map(|s| s.values()) {
-            if split.denominator == 0.0 {
+            let date = local_time(&zone, split.date, symbol)?.date_naive();
+            let ratio = split.numerator / split.denominator;
+            if !(ratio.is_finite() && ratio > 0.0) {
+                out.invalid.push(InvalidBar {
+                    date,
+                    reason: format!(
+                        "split {}:{} is not a positive ratio",
+                        split.numerator, split.denominator
+                    ),
+                });
                 continue;
             }
             out.actions.push(Action {
-                date: local_time(&zone, split.date, symbol)?.date_naive(),
+                date,
                 kind: action_kind::SPLIT,
-                value: split.numerator / split.denominator,
+                value: ratio,
             });
         }
     }
     Ok(out)
+}
+
+/// Every quote array has one value per timestamp; a response where they
+/// differ cannot say which value belongs to which bar.
+fn check_lengths(
+    symbol: &str,
+    timestamps: usize,
+    quote: Option<&super::wire::Quote>,
+    adjclose: usize,
+) -> Result<(), YahooError> {
+    let mut lengths = vec![("timestamp", timestamps)];
+    if let Some(q) = quote {
+        lengths.extend([
+            ("open", q.open.len()),
+            ("high", q.high.len()),
+            ("low", q.low.len()),
+            ("close", q.close.len()),
+            ("volume", q.volume.len()),
+        ]);
+    }
+    if adjclose > 0 {
+        lengths.push(("adjclose", adjclose));
+    }
+    if lengths.iter().all(|&(_, n)| n == timestamps) {
+        return Ok(());
+    }
+    let listed: Vec<String> = lengths
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    Err(YahooError::Response {
+        symbol: symbol.to_string(),
+        message: format!("arrays of unequal length ({})", listed.join(", ")),
+    })
 }
 
 fn local_time(zone: &Tz, seconds: i64, symbol: &str) -> Result<DateTime<Tz>, YahooError> {
@@ -222,5 +285,76 @@ mod tests {
         let ts: Vec<i64> = converted.bars.iter().map(|b| b.ts / 1_000_000).collect();
         assert_eq!(ts, vec![1704817800, 1704818100, 1704818400]);
         assert_eq!(converted.bars[2].close, 11.0);
+        assert_eq!(converted.invalid.len(), 1, "the replaced row is said");
+        assert!(
+            converted.invalid[0]
+                .reason
+                .contains("timestamp 1704818400 sent twice with different values")
+        );
+    }
+
+    #[test]
+    fn a_row_repeated_with_the_same_values_is_kept_once_without_a_word() {
+        let converted = convert(
+            "X",
+            &result(
+                "America/New_York",
+                "[1704817800,1704818100,1704818100,1704818400]",
+                r#"{"open":[10,10,10,10],"high":[11,11,11,11],"low":[9,9,9,9],"close":[10,9,9,10],"volume":[1,1,1,1]}"#,
+            ),
+            Interval::M5,
+        )
+        .unwrap();
+        assert_eq!(converted.bars.len(), 3);
+        assert!(converted.invalid.is_empty());
+    }
+
+    #[test]
+    fn quote_arrays_of_unequal_length_are_an_error_naming_the_symbol() {
+        let err = convert(
+            "X",
+            &result(
+                "America/New_York",
+                "[1704817800,1704818100,1704818400,1704818700]",
+                r#"{"open":[10,10,10],"high":[11,11,11,11],"low":[9,9,9,9],"close":[10,10,10,10],"volume":[1,2,3,4]}"#,
+            ),
+            Interval::D1,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("X"), "{err}");
+        assert!(
+            err.contains("arrays of unequal length (timestamp 4, open 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn negative_dividends_and_impossible_splits_are_reported_not_stored() {
+        let body = r#"{"chart":{"result":[{"meta":{"symbol":"X","exchangeTimezoneName":"America/New_York"},
+            "timestamp":[1704817800],
+            "events":{"dividends":{"1700000000":{"amount":-0.5,"date":1700000000}},
+              "splits":{"1700100000":{"date":1700100000,"numerator":3,"denominator":0}}},
+            "indicators":{"quote":[{"open":[10],"high":[11],"low":[9],"close":[10],"volume":[1]}]}}],"error":null}}"#;
+        let result = serde_json::from_str::<ChartResponse>(body)
+            .unwrap()
+            .chart
+            .result
+            .unwrap()
+            .remove(0);
+        let converted = convert("X", &result, Interval::D1).unwrap();
+        assert!(converted.actions.is_empty());
+        let reasons: Vec<&str> = converted
+            .invalid
+            .iter()
+            .map(|i| i.reason.as_str())
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "dividend -0.5 is not a positive amount",
+                "split 3:0 is not a positive ratio"
+            ]
+        );
     }
 }
