@@ -110,6 +110,14 @@ impl Printer {
         let _ = writeln!(io::stderr().lock(), "warning: {text}");
     }
 
+    /// A bad value of a flag that came from its environment variable.
+    pub fn value_origin(variable: &str) {
+        let _ = writeln!(
+            io::stderr().lock(),
+            "  the value came from {variable} (environment or .env), not the command line"
+        );
+    }
+
     /// An error with its causes, one per line, and the hint when there is one.
     pub fn error(error: &anyhow::Error) {
         let mut err = io::stderr().lock();
@@ -176,6 +184,14 @@ impl Printer {
             }
         }
     }
+}
+
+/// A panic: a bug, said in one line with where it happened.
+pub fn internal_error(text: &str) {
+    let _ = writeln!(
+        io::stderr().lock(),
+        "error: internal error (a bug in bf or a library it uses): {text}"
+    );
 }
 
 /// How many rows `bf sql` shows as a table; CSV and JSON stream every row.

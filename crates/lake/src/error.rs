@@ -14,6 +14,9 @@ pub enum LakeError {
         problem: String,
     },
 
+    #[error("cannot write to {location}: {problem}; nothing was committed")]
+    Storage { location: String, problem: String },
+
     #[error("table {table} at {location}")]
     Delta {
         table: String,

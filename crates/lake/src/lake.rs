@@ -42,6 +42,7 @@ impl Lake {
                     return Err(location_error("name the bucket: s3://bucket/prefix".into()));
                 }
                 storage_options = s3_options(std::env::vars());
+                check_endpoint(&storage_options).map_err(location_error)?;
                 url
             }
             Ok(url) if url.scheme().len() > 1 => {
@@ -114,6 +115,12 @@ impl Lake {
                     .cloned()
                     .unwrap_or_else(|| "AWS S3 (no AWS_ENDPOINT_URL)".into()),
                 problem: problem.to_string(),
+            };
+        }
+        if let Some(problem) = storage_problem(&source) {
+            return LakeError::Storage {
+                location: self.table_url(spec).to_string(),
+                problem,
             };
         }
         LakeError::Delta {
@@ -264,6 +271,36 @@ pub struct LastBar {
     pub adj_close: f64,
 }
 
+/// A write the storage refused (disk full, read-only, no permission), in
+/// words: delta-rs reports such a failure of its Parquet writer as "Failed to
+/// parse parquet".
+fn storage_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use std::io::ErrorKind;
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        let kind = current
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind);
+        let text = current.to_string();
+        let problem = match kind {
+            Some(ErrorKind::StorageFull) => Some("no space left on device"),
+            Some(ErrorKind::ReadOnlyFilesystem) => Some("the file system is read-only"),
+            Some(ErrorKind::PermissionDenied) => Some("permission denied"),
+            Some(ErrorKind::QuotaExceeded) => Some("disk quota exceeded"),
+            _ if text.contains("(os error 28)") => Some("no space left on device"),
+            _ if text.contains("(os error 30)") => Some("the file system is read-only"),
+            _ if text.contains("(os error 13)") => Some("permission denied"),
+            _ if text.contains("(os error 122)") => Some("disk quota exceeded"),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Some(problem.to_string());
+        }
+        cause = current.source();
+    }
+    None
+}
+
 /// What went wrong talking to an S3 store, in words, when it is one of the
 /// usual setup mistakes (the store's own message is long XML).
 fn s3_problem(text: &str) -> Option<&'static str> {
@@ -323,6 +360,26 @@ pub fn s3_options(env: impl Iterator<Item = (String, String)>) -> HashMap<String
             .or_insert_with(|| "true".into());
     }
     options
+}
+
+/// An endpoint object_store can use: it panics on one it cannot parse.
+fn check_endpoint(options: &HashMap<String, String>) -> Result<(), String> {
+    for variable in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"] {
+        let Some(endpoint) = options.get(variable) else {
+            continue;
+        };
+        let valid = Url::parse(endpoint).is_ok_and(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some_and(|h| !h.is_empty())
+        });
+        if !valid {
+            return Err(format!(
+                "{variable} {endpoint:?} is not an http:// or https:// URL with a host \
+                 (unset it for AWS S3, or set it like http://localhost:9000)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `WHERE symbol IN ('A', 'B')` for SQL over lake tables; empty for `None`
