@@ -3,6 +3,7 @@
 
 mod charts;
 mod features;
+mod hostile;
 mod reliability;
 mod s3;
 mod signals;

@@ -23,6 +23,14 @@ pub(super) struct RawPrices {
 /// or non-positive prices, high below low, open/close outside the day's range,
 /// negative or fractional volume.
 pub(super) fn check(date: i32, ts: i64, raw: RawPrices) -> Result<Bar, String> {
+    if !(plausible_days().contains(&date)) {
+        return Err(format!(
+            "date {} is outside the years {}–{} (a placeholder or a misread column)",
+            format_date(date),
+            FIRST_PLAUSIBLE_YEAR,
+            LAST_PLAUSIBLE_YEAR
+        ));
+    }
     let present = |name: &str, value: Option<f64>| -> Result<f64, String> {
         match value {
             None => Err(format!("missing {name}")),
@@ -64,6 +72,18 @@ pub(super) fn check(date: i32, ts: i64, raw: RawPrices) -> Result<Bar, String> {
         adj_close,
         volume: volume as i64,
     })
+}
+
+/// Bars dated outside these years are vendor placeholders (0000-01-01,
+/// 9999-12-31) or a column read as a date by mistake.
+const FIRST_PLAUSIBLE_YEAR: i32 = 1800;
+const LAST_PLAUSIBLE_YEAR: i32 = 2199;
+
+fn plausible_days() -> std::ops::RangeInclusive<i32> {
+    let day = |year, month, day| {
+        days_since_epoch(NaiveDate::from_ymd_opt(year, month, day).expect("valid date"))
+    };
+    day(FIRST_PLAUSIBLE_YEAR, 1, 1)..=day(LAST_PLAUSIBLE_YEAR, 12, 31)
 }
 
 /// Parses a number cell; empty, `null`, `NaN` and `-` are missing values.
@@ -181,5 +201,27 @@ mod tests {
             assert!(err.contains("not a plain number"), "{text}: {err}");
         }
         assert!(parse_number("close", "12abc").is_err());
+    }
+
+    #[test]
+    fn placeholder_dates_are_rejected() {
+        let prices = RawPrices {
+            open: Some(10.0),
+            high: Some(11.0),
+            low: Some(9.0),
+            close: Some(10.0),
+            adj_close: None,
+            volume: Some(1.0),
+        };
+        for text in ["0000-01-01", "9999-12-31", "1799-12-31", "2200-01-01"] {
+            let (date, ts) = parse_date(text).unwrap();
+            let err = check(date, ts, prices).unwrap_err();
+            assert!(
+                err.starts_with(&format!("date {text} is outside the years 1800–2199")),
+                "{err}"
+            );
+        }
+        let (date, ts) = parse_date("1800-01-01").unwrap();
+        assert!(check(date, ts, prices).is_ok());
     }
 }

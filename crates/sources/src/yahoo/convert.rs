@@ -82,15 +82,21 @@ pub fn convert(
             out.null_rows += 1;
             continue;
         };
-        let reason = if [open, high, low, close]
+        let adj_close = adjclose.get(i).copied().flatten().unwrap_or(close);
+        let volume = quote
+            .and_then(|q| q.volume.get(i).copied().flatten())
+            .unwrap_or(0);
+        let reason = if [open, high, low, close, adj_close]
             .iter()
             .any(|p| *p <= 0.0 || !p.is_finite())
         {
             Some(format!(
-                "price ≤ 0 (open {open}, high {high}, low {low}, close {close})"
+                "price ≤ 0 (open {open}, high {high}, low {low}, close {close}, adjclose {adj_close})"
             ))
         } else if high < low {
             Some(format!("high {high} < low {low}"))
+        } else if volume < 0 {
+            Some(format!("negative volume {volume}"))
         } else {
             None
         };
@@ -105,10 +111,8 @@ pub fn convert(
             high,
             low,
             close,
-            adj_close: adjclose.get(i).copied().flatten().unwrap_or(close),
-            volume: quote
-                .and_then(|q| q.volume.get(i).copied().flatten())
-                .unwrap_or(0),
+            adj_close,
+            volume,
         };
         // The still-open day can come twice (a separate live row): keep the
         // last. The same timestamp twice with other prices is not that, and

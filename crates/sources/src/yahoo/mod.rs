@@ -9,6 +9,8 @@
 
 mod client;
 mod convert;
+#[cfg(test)]
+mod fuzz;
 mod limits;
 pub mod server;
 pub mod wire;
