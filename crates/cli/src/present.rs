@@ -186,6 +186,44 @@ impl Printer {
     }
 }
 
+/// A progress bar over a use case's items (symbols, files), fed by the
+/// pipeline through [`bf_pipeline::Progress`].
+#[derive(Debug, Clone)]
+pub struct ItemsProgress {
+    bar: ProgressBar,
+    what: &'static str,
+}
+
+impl ItemsProgress {
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl bf_pipeline::Progress for ItemsProgress {
+    fn item_done(&self, rows: Option<usize>) {
+        if let Some(rows) = rows {
+            self.bar
+                .set_message(format!("{} {} rows", self.what, count_text(rows)));
+        }
+        self.bar.inc(1);
+    }
+}
+
+impl Printer {
+    /// [`Self::progress`] as the pipeline's progress.
+    pub fn items_progress(
+        &self,
+        items: usize,
+        what: &'static str,
+    ) -> std::sync::Arc<ItemsProgress> {
+        std::sync::Arc::new(ItemsProgress {
+            bar: self.progress(items as u64, what),
+            what,
+        })
+    }
+}
+
 /// A panic: a bug, said in one line with where it happened.
 pub fn internal_error(text: &str) {
     let _ = writeln!(

@@ -1,23 +1,16 @@
 //! `bf data fetch | import | status`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
-use bf_core::{Interval, SymbolLists};
+use bf_core::SymbolLists;
+use bf_core::tables::OHLCV;
 use bf_lake::{Lake, UpsertMetrics};
-use bf_sources::import::{Imported, Rejection};
-use bf_sources::synthetic::{self, FetchRequest, Synthetic};
+use bf_pipeline::fetch::{FetchReport, FetchRequest, SourceSettings};
 use bf_sources::yahoo;
-use chrono::NaiveDate;
-use datafusion::arrow::array::RecordBatch;
-use serde::Serialize;
 
-use super::{Outcome, now_micros, resolve_symbols};
+use super::{Outcome, resolve_symbols};
 use crate::args::{DataCommand, FetchArgs, GlobalArgs, ImportArgs, OutputFormat, SourceKind};
 use crate::present::{Printer, batch_rows, count_text, seconds_text};
 
@@ -35,225 +28,43 @@ pub async fn run(
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct FetchedSymbol {
-    pub symbol: String,
-    pub bars: usize,
-    /// Bars the source sent with null prices: dropped.
-    pub null_rows: usize,
-    /// Bars with a price <= 0 or high < low: dropped, each named in a warning.
-    pub invalid_rows: usize,
-    pub readjusted: bool,
-    /// Why the symbol failed; `None` when it was fetched.
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct FetchReport {
-    pub source: &'static str,
-    pub symbols: Vec<FetchedSymbol>,
-    pub ohlcv: UpsertMetrics,
-    pub corporate_actions: UpsertMetrics,
-    /// HTTP requests made and retried (network sources only).
-    pub requests: usize,
-    pub retries: usize,
-    pub seconds: f64,
-    /// Bars a source rejected: "SYMBOL DATE: reason".
-    #[serde(skip)]
-    pub invalid: Vec<String>,
-}
-
-impl FetchReport {
-    pub fn failed(&self) -> impl Iterator<Item = &FetchedSymbol> {
-        self.symbols.iter().filter(|s| s.error.is_some())
-    }
-}
-
-/// One symbol's fetched batches, whatever the source.
-struct SourceBatches {
-    bars: Vec<RecordBatch>,
-    actions: Vec<RecordBatch>,
+/// The pipeline's fetch request for parsed flags.
+fn fetch_request(args: &FetchArgs, lists: &SymbolLists) -> anyhow::Result<FetchRequest> {
+    let source = match args.source {
+        SourceKind::Synthetic => SourceSettings::Synthetic { seed: args.seed },
+        SourceKind::Yahoo => SourceSettings::Yahoo(yahoo::YahooConfig {
+            base_url: args.yahoo_url.clone(),
+            concurrency: args.concurrency as usize,
+            requests_per_second: args.rate_limit,
+            max_retries: args.retries,
+            // Validated when parsed: finite, positive, at most a day.
+            timeout: std::time::Duration::from_secs_f64(args.timeout),
+            ..yahoo::YahooConfig::default()
+        }),
+    };
+    Ok(FetchRequest {
+        symbols: resolve_symbols(&args.selection, lists)?,
+        start: args.start,
+        end: args.end,
+        interval: args.interval,
+        full: args.full,
+        source,
+    })
 }
 
 /// Fetches bars and stores them: the work of `bf data fetch` (and of `bf run`'s
-/// first stage), with a progress bar and no other output. A symbol that fails
-/// is reported in the result; the others are stored.
+/// first stage), with a progress bar and no other output.
 pub async fn fetch_bars(
     args: &FetchArgs,
     lake: &Lake,
     lists: &SymbolLists,
     printer: &Printer,
 ) -> anyhow::Result<FetchReport> {
-    let started = Instant::now();
-    let symbols = resolve_symbols(&args.selection, lists)?;
-    let today = chrono::Utc::now().date_naive();
-    let end = args.end.unwrap_or(today);
-    anyhow::ensure!(
-        args.start <= end,
-        "--start {} is after --end {end}",
-        args.start
-    );
-    let stored = if args.full {
-        HashMap::new()
-    } else {
-        lake.last_bars(args.interval.as_str()).await?
-    };
-    let progress = printer.progress(symbols.len() as u64, "fetch");
-    let ingested_at = now_micros();
-    let (report, batches) = match args.source {
-        SourceKind::Synthetic => {
-            anyhow::ensure!(
-                args.interval == Interval::D1,
-                "the synthetic source makes daily bars only; use --interval 1d"
-            );
-            anyhow::ensure!(
-                end <= synthetic::LAST_DAY,
-                "--end {end} is after {}, the last day the synthetic source simulates",
-                synthetic::LAST_DAY
-            );
-            let requests: Vec<FetchRequest> = symbols
-                .iter()
-                .map(|symbol| FetchRequest {
-                    symbol: symbol.clone(),
-                    stored_through: stored
-                        .get(symbol.as_str())
-                        .map(|last| date_from_days(last.date)),
-                })
-                .collect();
-            let synthetic = Synthetic::new(args.seed);
-            let (start, bar) = (args.start, progress.clone());
-            let fetched = tokio::task::spawn_blocking(move || {
-                synthetic.fetch_all(&requests, start, end, ingested_at, &|_| bar.inc(1))
-            })
-            .await?;
-            let symbols = fetched
-                .iter()
-                .map(|f| FetchedSymbol {
-                    symbol: f.symbol.to_string(),
-                    bars: f.fetched.bars,
-                    null_rows: 0,
-                    invalid_rows: 0,
-                    readjusted: f.fetched.readjusted,
-                    error: None,
-                })
-                .collect();
-            let (bars, actions) = fetched.into_iter().map(|f| (f.bars, f.actions)).unzip();
-            (
-                (synthetic::SOURCE_NAME, symbols, Vec::new(), 0, 0),
-                SourceBatches { bars, actions },
-            )
-        }
-        SourceKind::Yahoo => {
-            let client = Arc::new(yahoo::Client::new(yahoo::YahooConfig {
-                base_url: args.yahoo_url.clone(),
-                concurrency: args.concurrency as usize,
-                requests_per_second: args.rate_limit,
-                max_retries: args.retries,
-                timeout: std::time::Duration::try_from_secs_f64(args.timeout)
-                    .ok()
-                    .filter(|t| !t.is_zero())
-                    .context("--timeout must be a positive number of seconds")?,
-                ..yahoo::YahooConfig::default()
-            })?);
-            let requests = symbols
-                .iter()
-                .map(|symbol| yahoo::YahooRequest {
-                    symbol: symbol.clone(),
-                    stored: stored.get(symbol.as_str()).map(|last| yahoo::StoredBar {
-                        date: date_from_days(last.date),
-                        ts: last.ts,
-                        close: last.close,
-                        adj_close: last.adj_close,
-                    }),
-                })
-                .collect();
-            let window = yahoo::FetchWindow {
-                start: args.start,
-                end,
-                interval: args.interval,
-                today,
-            };
-            let (bar, rows_so_far) = (progress.clone(), AtomicUsize::new(0));
-            let results = yahoo::fetch_all(
-                Arc::clone(&client),
-                requests,
-                window,
-                ingested_at,
-                &|_, rows| {
-                    let rows = rows_so_far.fetch_add(rows, Ordering::Relaxed) + rows;
-                    bar.set_message(format!("fetch {} rows", count_text(rows)));
-                    bar.inc(1);
-                },
-            )
-            .await?;
-            let (mut fetched, mut invalid, mut batches) = (
-                Vec::new(),
-                Vec::new(),
-                SourceBatches {
-                    bars: Vec::new(),
-                    actions: Vec::new(),
-                },
-            );
-            for (symbol, result) in symbols.iter().zip(results) {
-                match result {
-                    Ok(got) => {
-                        invalid.extend(got.invalid.iter().map(|bad| {
-                            format!("{symbol} {}: {}; not stored", bad.date, bad.reason)
-                        }));
-                        fetched.push(FetchedSymbol {
-                            symbol: symbol.to_string(),
-                            bars: got.rows,
-                            null_rows: got.null_rows,
-                            invalid_rows: got.invalid.len(),
-                            readjusted: got.readjusted,
-                            error: None,
-                        });
-                        batches.bars.push(got.bars);
-                        batches.actions.push(got.actions);
-                    }
-                    Err(err) => fetched.push(FetchedSymbol {
-                        symbol: symbol.to_string(),
-                        bars: 0,
-                        null_rows: 0,
-                        invalid_rows: 0,
-                        readjusted: false,
-                        error: Some(err.to_string()),
-                    }),
-                }
-            }
-            let counts = &client.counts;
-            (
-                (
-                    yahoo::SOURCE_NAME,
-                    fetched,
-                    invalid,
-                    counts.requests.load(Ordering::Relaxed),
-                    counts.retries.load(Ordering::Relaxed),
-                ),
-                batches,
-            )
-        }
-    };
-    progress.finish_and_clear();
-    let (source, symbols, invalid, requests, retries) = report;
-    let ohlcv = lake
-        .upsert(&OHLCV, batches.bars)
-        .await
-        .context("storing bars")?;
-    let corporate_actions = lake
-        .upsert(&CORPORATE_ACTIONS, batches.actions)
-        .await
-        .context("storing corporate actions")?;
-    Ok(FetchReport {
-        source,
-        symbols,
-        ohlcv,
-        corporate_actions,
-        requests,
-        retries,
-        seconds: started.elapsed().as_secs_f64(),
-        invalid,
-    })
+    let request = fetch_request(args, lists)?;
+    let progress = printer.items_progress(request.symbols.len(), "fetch");
+    let report = bf_pipeline::fetch::fetch(lake, &request, progress.clone()).await;
+    progress.finish();
+    Ok(report?)
 }
 
 async fn fetch(
@@ -329,78 +140,18 @@ async fn fetch(
     })
 }
 
-/// What `bf data import` did, for the summary and for `bf bench`.
-#[derive(Debug, Serialize)]
-pub struct ImportReport {
-    pub files: usize,
-    pub failed_files: Vec<(PathBuf, String)>,
-    pub rows_read: usize,
-    pub identical_duplicates: usize,
-    pub rejections: Vec<Rejection>,
-    pub ohlcv: Option<UpsertMetrics>,
-    pub read_seconds: f64,
-    pub write_seconds: f64,
-}
-
-impl ImportReport {
-    pub fn is_clean(&self) -> bool {
-        self.failed_files.is_empty() && self.rejections.is_empty()
-    }
-}
-
-/// Reads the files and upserts their bars: the work of `bf data import`.
-/// With `strict`, any rejected row or file means nothing is written.
-pub async fn import_files(
-    lake: &Lake,
-    paths: Vec<PathBuf>,
-    interval: Interval,
-    strict: bool,
-    printer: &Printer,
-) -> anyhow::Result<ImportReport> {
-    let started = Instant::now();
-    let progress = printer.progress(paths.len() as u64, "import");
-    let bar = progress.clone();
-    let ingested_at = now_micros();
-    let imported: Imported = tokio::task::spawn_blocking(move || {
-        bf_sources::import::import_files(&paths, interval, ingested_at, &|_| bar.inc(1))
-    })
-    .await?;
-    progress.finish_and_clear();
-    let read_seconds = started.elapsed().as_secs_f64();
-
-    let mut report = ImportReport {
-        files: imported.files.len(),
-        failed_files: imported
-            .failed_files()
-            .map(|f| (f.file.clone(), f.error.clone().unwrap_or_default()))
-            .collect(),
-        rows_read: imported.rows_read(),
-        identical_duplicates: imported.identical_duplicates,
-        rejections: imported.rejections,
-        ohlcv: None,
-        read_seconds,
-        write_seconds: 0.0,
-    };
-    if strict && !report.is_clean() {
-        return Ok(report);
-    }
-    let written = Instant::now();
-    report.ohlcv = Some(
-        lake.upsert(&OHLCV, vec![imported.bars])
-            .await
-            .context("storing bars")?,
-    );
-    report.write_seconds = written.elapsed().as_secs_f64();
-    Ok(report)
-}
-
 /// Rejections listed in full before the summary; beyond this many, a count.
 const REJECTIONS_SHOWN: usize = 50;
 
 async fn import(args: ImportArgs, lake: &Lake, printer: &Printer) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let paths = expand_paths(&args.paths)?;
-    let report = import_files(lake, paths, args.interval, args.strict, printer).await?;
+    let progress = printer.items_progress(paths.len(), "import");
+    let report =
+        bf_pipeline::import::import(lake, paths, args.interval, args.strict, progress.clone())
+            .await;
+    progress.finish();
+    let report = report?;
     if printer.json() {
         printer.json_value(&report)?;
     } else {
@@ -548,9 +299,4 @@ fn upsert_text(metrics: &UpsertMetrics, noun: &str) -> String {
         count_text(metrics.updated),
         count_text(metrics.unchanged),
     )
-}
-
-fn date_from_days(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
-        + chrono::Duration::days(i64::from(days))
 }

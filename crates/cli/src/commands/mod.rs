@@ -1,7 +1,6 @@
 //! One module per command family; each turns parsed arguments into library calls
 //! and hands the results to the printer.
 
-mod bench;
 mod charts;
 mod config;
 mod data;
@@ -51,7 +50,6 @@ pub async fn run(cli: Cli, context: &Context) -> anyhow::Result<Outcome> {
         Command::Sql(args) => sql::run(args, global, &context.printer).await,
         Command::Lake(command) => lake::run(command, global, &context.printer).await,
         Command::Config => config::run(context),
-        Command::Bench(command) => bench::run(command, &context.printer).await,
     }
 }
 

@@ -295,7 +295,11 @@ fn boolean_variables_take_the_usual_spellings_and_bad_values_name_the_variable()
             vec!["data", "fetch", "--symbols", "A"],
         ),
         ("BF_TIMEOUT", "inf", vec!["data", "fetch", "--symbols", "A"]),
-        ("BF_BENCH_DAYS", "0", vec!["bench", "signals"]),
+        (
+            "BF_RETRIES",
+            "1000",
+            vec!["data", "fetch", "--symbols", "A"],
+        ),
     ] {
         let output = ws.command(&args).env(variable, value).output().unwrap();
         let err = stderr(&output);
@@ -355,10 +359,7 @@ fn the_synthetic_source_refuses_an_end_past_its_last_day() {
     ]);
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("--end 2300-01-01 is after 2099-12-31"),
-        "{err}"
-    );
+    assert!(err.contains("end 2300-01-01 is after 2099-12-31"), "{err}");
     assert!(!ws.path().join("lake/ohlcv").exists());
 }
 

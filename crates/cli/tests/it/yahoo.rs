@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use bf_sources::yahoo::server::{Server, ServerConfig};
+use bf_testkit::yahoo_server::{Server, ServerConfig};
 use chrono::NaiveDate;
 
 use super::Workspace;

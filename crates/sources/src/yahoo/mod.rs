@@ -12,7 +12,6 @@ mod convert;
 #[cfg(test)]
 mod fuzz;
 mod limits;
-pub mod server;
 pub mod wire;
 
 use std::sync::Arc;

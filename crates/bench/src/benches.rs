@@ -1,4 +1,4 @@
-//! `bf bench fetch | import | features | signals`: throughput benchmarks on
+//! `bf-bench fetch | import | features | signals`: throughput benchmarks on
 //! generated data.
 //!
 //! fetch: see `bench/fetch.rs`.
@@ -25,14 +25,13 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use serde::Serialize;
 
-use super::Outcome;
-use super::data::{ImportReport, import_files};
-use crate::args::{BenchCommand, BenchFeaturesArgs, BenchImportArgs, BenchSignalsArgs, FileFormat};
+use bf_pipeline::import::ImportReport;
+
+use crate::fetch;
 use crate::present::{Printer, count_text};
+use crate::{BenchCommand, BenchFeaturesArgs, BenchImportArgs, BenchSignalsArgs, FileFormat};
 
-mod fetch;
-
-pub async fn run(command: BenchCommand, printer: &Printer) -> anyhow::Result<Outcome> {
+pub async fn run(command: BenchCommand, printer: &Printer) -> anyhow::Result<()> {
     match command {
         BenchCommand::Fetch(args) => fetch::fetch(args, printer).await,
         BenchCommand::YahooServer(args) => fetch::yahoo_server(args),
@@ -71,7 +70,7 @@ const COLUMNS: [&str; 10] = [
 ];
 
 /// The work folder (a temporary one unless given) with `names` emptied.
-fn work_folders(
+pub(crate) fn work_folders(
     dir: Option<&Path>,
     names: &[&str],
 ) -> anyhow::Result<(Option<tempfile::TempDir>, Vec<PathBuf>)> {
@@ -97,7 +96,7 @@ fn work_folders(
     Ok((temp, folders))
 }
 
-async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<()> {
     let (_temp, folders) = work_folders(args.dir.as_deref(), &["files", "lake"])?;
     let (files_dir, lake_dir) = (&folders[0], &folders[1]);
 
@@ -119,14 +118,19 @@ async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outc
     if let Some(url) = &args.s3_lake {
         lakes.push((url.clone(), Lake::open(url)?));
     }
-    let quiet = Printer::new(false, true);
     let mut passes = Vec::new();
     for (store, lake) in &lakes {
         for pass in ["first import", "re-import"] {
             reset_peak_rss();
             let started = Instant::now();
-            let report: ImportReport =
-                import_files(lake, paths.clone(), Interval::D1, true, &quiet).await?;
+            let report: ImportReport = bf_pipeline::import::import(
+                lake,
+                paths.clone(),
+                Interval::D1,
+                true,
+                std::sync::Arc::new(()),
+            )
+            .await?;
             let total_seconds = started.elapsed().as_secs_f64();
             anyhow::ensure!(
                 report.is_clean(),
@@ -179,7 +183,7 @@ async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<Outc
             lake_dir.display()
         ));
     }
-    Ok(Outcome::Success)
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
@@ -216,7 +220,7 @@ const FEATURES_COLUMNS: [&str; 13] = [
     "files",
 ];
 
-async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<()> {
     let (_temp, folders) = work_folders(args.dir.as_deref(), &["lake"])?;
     let lake = Lake::open(folders[0].to_str().context("work folder is not UTF-8")?)?;
     let start = NaiveDate::from_ymd_opt(2000, 1, 3).expect("valid date");
@@ -268,7 +272,7 @@ async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<
 
     if printer.json() {
         printer.json_value(&passes)?;
-        return Ok(Outcome::Success);
+        return Ok(());
     }
     let rate = |r: f64| {
         if r.is_finite() {
@@ -304,7 +308,7 @@ async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<
         args.days,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     ));
-    Ok(Outcome::Success)
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
@@ -334,7 +338,7 @@ const SIGNALS_COLUMNS: [&str; 10] = [
     "peak RSS MiB",
 ];
 
-async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<Outcome> {
+async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<()> {
     use bf_signals::engine::{RunStamp, generate, prepare};
 
     let (_temp, folders) = work_folders(args.dir.as_deref(), &["lake"])?;
@@ -356,7 +360,7 @@ async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<Ou
         reset_peak_rss();
         let (started, cpu_before) = (Instant::now(), cpu_seconds());
         let plan = prepare(&strategies).await?;
-        let now = super::now_micros();
+        let now = chrono::Utc::now().timestamp_micros();
         let run = RunStamp {
             run_id: format!("bench-{now:x}"),
             generated_at: now,
@@ -383,7 +387,7 @@ async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<Ou
     }
     if printer.json() {
         printer.json_value(&passes)?;
-        return Ok(Outcome::Success);
+        return Ok(());
     }
     let rows = passes
         .iter()
@@ -407,11 +411,11 @@ async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<Ou
         "{} symbols × {} days, the five built-in strategies, features Delta -> signals Delta on local disk",
         args.symbols, args.days
     ));
-    Ok(Outcome::Success)
+    Ok(())
 }
 
 /// S00000, S00001, …
-fn bench_symbols(count: usize) -> anyhow::Result<Vec<Symbol>> {
+pub(crate) fn bench_symbols(count: usize) -> anyhow::Result<Vec<Symbol>> {
     Ok((0..count)
         .map(|i| Symbol::parse(&format!("S{i:05}")))
         .collect::<Result<_, _>>()?)
@@ -437,7 +441,7 @@ async fn store_synthetic(
 
 fn synthetic_bars(symbols: &[Symbol], start: NaiveDate, end: NaiveDate) -> RecordBatch {
     let synthetic = Synthetic::new(7);
-    let mut bars = BarsBuilder::new(SOURCE_NAME, super::now_micros(), 0);
+    let mut bars = BarsBuilder::new(SOURCE_NAME, chrono::Utc::now().timestamp_micros(), 0);
     let mut actions = ActionsBuilder::new(SOURCE_NAME, 0);
     for symbol in symbols {
         synthetic.generate(symbol, start, end, &mut bars, &mut actions);
@@ -519,7 +523,7 @@ fn nth_weekday_from(start: NaiveDate, count: usize) -> NaiveDate {
 }
 
 /// User plus system CPU time of this process so far (Linux), in seconds.
-fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     const TICKS_PER_SECOND: f64 = 100.0;
     std::fs::read_to_string("/proc/self/stat")
         .ok()
@@ -534,11 +538,11 @@ fn cpu_seconds() -> f64 {
 
 /// Resets the kernel's peak-RSS counter for this process (Linux), so each pass
 /// reports its own peak.
-fn reset_peak_rss() {
+pub(crate) fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

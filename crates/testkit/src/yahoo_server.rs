@@ -22,11 +22,11 @@ use hyper::body::Frame;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use super::wire::{
+use bf_sources::synthetic::{EPOCH, Synthetic};
+use bf_sources::yahoo::wire::{
     AdjClose, Chart, ChartError, ChartResponse, ChartResult, Dividend, Events, Indicators, Meta,
     Quote, Split,
 };
-use crate::synthetic::{EPOCH, Synthetic};
 
 /// What the server serves and which faults it injects.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! `bf bench fetch`: the Yahoo source end to end against the local Yahoo-format
+//! `bf-bench fetch`: the Yahoo source end to end against the local Yahoo-format
 //! server, run as a separate process so the CPU time measured is bf's alone.
 //! Each pass fetches every symbol into a fresh lake at one concurrency; a last
 //! pass fetches again with everything up to date.
@@ -8,17 +8,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use bf_core::SymbolLists;
+use bf_core::Symbol;
 use bf_lake::Lake;
-use bf_sources::yahoo::server::{Server, ServerConfig};
+use bf_pipeline::fetch::{FetchRequest, SourceSettings};
+use bf_sources::yahoo::YahooConfig;
+use bf_testkit::yahoo_server::{Server, ServerConfig};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{bench_symbols, cpu_seconds, peak_rss_mib, reset_peak_rss, work_folders};
-use crate::args::{BenchFetchArgs, BenchYahooServerArgs, FetchArgs, SourceKind, SymbolSelection};
-use crate::commands::Outcome;
-use crate::commands::data::fetch_bars;
+use crate::benches::{bench_symbols, cpu_seconds, peak_rss_mib, reset_peak_rss, work_folders};
 use crate::present::{Printer, count_text};
+use crate::{BenchFetchArgs, BenchYahooServerArgs};
 
 /// The server's "today": fixed, so every run serves the same bars.
 const AS_OF: NaiveDate = NaiveDate::from_ymd_opt(2025, 12, 31).expect("valid date");
@@ -57,7 +57,7 @@ struct ServerProcess {
 impl ServerProcess {
     fn start() -> anyhow::Result<Self> {
         let mut child = Command::new(std::env::current_exe()?)
-            .args(["bench", "yahoo-server", "--as-of", &AS_OF.to_string()])
+            .args(["yahoo-server", "--as-of", &AS_OF.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -82,71 +82,41 @@ impl Drop for ServerProcess {
     }
 }
 
-pub(in crate::commands) async fn fetch(
-    args: BenchFetchArgs,
-    printer: &Printer,
-) -> anyhow::Result<Outcome> {
+pub(crate) async fn fetch(args: BenchFetchArgs, printer: &Printer) -> anyhow::Result<()> {
     let server = ServerProcess::start()?;
-    let symbols: Vec<String> = bench_symbols(args.symbols)?
-        .iter()
-        .map(|s| s.as_str().to_string())
-        .collect();
+    let symbols: Vec<Symbol> = bench_symbols(args.symbols)?;
     let start = AS_OF
         .checked_sub_months(chrono::Months::new(12 * args.years))
         .context("--years reaches before year 0")?;
-    let fetch_args = |concurrency: u32| FetchArgs {
-        selection: SymbolSelection {
-            symbol_list: None,
-            symbols: Some(symbols.join(",")),
-        },
+    let fetch_args = |concurrency: u32| FetchRequest {
+        symbols: symbols.clone(),
         start,
         end: Some(AS_OF),
         interval: bf_core::Interval::D1,
-        source: SourceKind::Yahoo,
         full: false,
-        seed: 42,
-        yahoo_url: server.url.clone(),
-        concurrency,
-        rate_limit: 0.0,
-        retries: 5,
-        timeout: 30.0,
+        source: SourceSettings::Yahoo(YahooConfig {
+            base_url: server.url.clone(),
+            concurrency: concurrency as usize,
+            requests_per_second: 0.0,
+            max_retries: 5,
+            timeout: std::time::Duration::from_secs(30),
+            ..YahooConfig::default()
+        }),
     };
-    let quiet = Printer::new(false, true);
-    let lists = SymbolLists::default();
     let mut passes = Vec::new();
     let mut last_lake = None;
     for &concurrency in &args.concurrency {
         let (temp, folders) = work_folders(args.dir.as_deref(), &["lake"])?;
         let lake = Lake::open(folders[0].to_str().context("work folder is not UTF-8")?)?;
-        passes.push(
-            measure(
-                "first fetch",
-                concurrency,
-                &lake,
-                &fetch_args,
-                &lists,
-                &quiet,
-            )
-            .await?,
-        );
+        passes.push(measure("first fetch", concurrency, &lake, &fetch_args).await?);
         last_lake = Some((temp, lake, concurrency));
     }
     if let Some((_temp, lake, concurrency)) = &last_lake {
-        passes.push(
-            measure(
-                "up to date",
-                *concurrency,
-                lake,
-                &fetch_args,
-                &lists,
-                &quiet,
-            )
-            .await?,
-        );
+        passes.push(measure("up to date", *concurrency, lake, &fetch_args).await?);
     }
     if printer.json() {
         printer.json_value(&passes)?;
-        return Ok(Outcome::Success);
+        return Ok(());
     }
     let rows = passes
         .iter()
@@ -170,20 +140,19 @@ pub(in crate::commands) async fn fetch(
          answering at once, no rate limit); wall time includes storing into a fresh Delta lake",
         args.symbols, args.years
     ));
-    Ok(Outcome::Success)
+    Ok(())
 }
 
 async fn measure(
     pass: &str,
     concurrency: u32,
     lake: &Lake,
-    fetch_args: &impl Fn(u32) -> FetchArgs,
-    lists: &SymbolLists,
-    quiet: &Printer,
+    fetch_args: &impl Fn(u32) -> FetchRequest,
 ) -> anyhow::Result<FetchPass> {
     reset_peak_rss();
     let (started, cpu_before) = (Instant::now(), cpu_seconds());
-    let report = fetch_bars(&fetch_args(concurrency), lake, lists, quiet).await?;
+    let report =
+        bf_pipeline::fetch::fetch(lake, &fetch_args(concurrency), std::sync::Arc::new(())).await?;
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
     if let Some(failed) = report.failed().next() {
@@ -207,13 +176,13 @@ async fn measure(
     })
 }
 
-/// `bf bench yahoo-server`: serves until its stdin closes (the parent exits).
-pub(in crate::commands) fn yahoo_server(args: BenchYahooServerArgs) -> anyhow::Result<Outcome> {
+/// `bf-bench yahoo-server`: serves until its stdin closes (the parent exits).
+pub(crate) fn yahoo_server(args: BenchYahooServerArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::new(args.as_of);
     config.seed = args.seed;
     let server = Server::spawn(config, args.port)?;
     println!("{}", server.url());
     let mut sink = String::new();
     while std::io::stdin().read_line(&mut sink)? > 0 {}
-    Ok(Outcome::Success)
+    Ok(())
 }
