@@ -4,7 +4,7 @@
 
 use bf_core::tables::FEATURE_COLUMNS;
 
-use crate::indicators::{
+use bf_indicators::kernels::{
     adx::adx, atr::atr, bbands::bbands, ema::ema, macd::macd, obv::obv, returns, rsi::rsi,
     sma::sma, stoch::stoch, volatility::volatility_of_log_returns, volume_z::volume_z,
 };

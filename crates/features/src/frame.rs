@@ -11,9 +11,10 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
     StringViewArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
 use rayon::prelude::*;
+
+use bf_indicators::nullable;
 
 use crate::FeaturesError;
 use crate::feature_set::{Prices, compute_all};
@@ -236,28 +237,4 @@ fn non_null(name: &str, array: &dyn Array) -> Result<(), FeaturesError> {
         return Err(FeaturesError::Input(format!("{name} has nulls")));
     }
     Ok(())
-}
-
-/// A kernel's output as an Arrow column: NaN (no value yet) becomes null, so no
-/// NaN ever reaches the table.
-pub fn nullable(values: Vec<f64>) -> Float64Array {
-    let len = values.len();
-    let nulls = values
-        .iter()
-        .any(|v| v.is_nan())
-        .then(|| NullBuffer::new(BooleanBuffer::collect_bool(len, |i| !values[i].is_nan())));
-    Float64Array::new(ScalarBuffer::from(values), nulls)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nan_becomes_null() {
-        let array = nullable(vec![f64::NAN, 1.0]);
-        assert!(array.is_null(0));
-        assert_eq!(array.value(1), 1.0);
-        assert_eq!(nullable(vec![2.0]).null_count(), 0);
-    }
 }

@@ -192,7 +192,7 @@ fn every_feature_equals_talib() {
 #[tokio::test]
 async fn window_functions_equal_talib() {
     let ctx = SessionContext::new();
-    bf_features::udf::register(&ctx);
+    bf_indicators::register(&ctx);
     ctx.register_batch("ohlcv", input_batch()).unwrap();
     let over = "OVER (PARTITION BY symbol ORDER BY date)";
     let calls = [
@@ -243,7 +243,7 @@ async fn query_error(ctx: &SessionContext, query: &str) -> String {
 #[tokio::test]
 async fn window_functions_reject_bad_arguments() {
     let ctx = SessionContext::new();
-    bf_features::udf::register(&ctx);
+    bf_indicators::register(&ctx);
     ctx.register_batch("ohlcv", input_batch()).unwrap();
     let over = "OVER (PARTITION BY symbol ORDER BY date)";
     let wrong_count = query_error(&ctx, &format!("SELECT rsi(close) {over} FROM ohlcv")).await;

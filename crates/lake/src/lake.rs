@@ -178,9 +178,11 @@ impl Lake {
         Ok(self.load(spec).await?.and_then(|t| t.version()))
     }
 
-    /// A DataFusion session with every existing lake table registered by name.
+    /// A DataFusion session with every existing lake table registered by name
+    /// and every bf function (`bf_indicators::register`).
     pub async fn session(&self) -> Result<SessionContext, LakeError> {
         let ctx = SessionContext::new();
+        bf_indicators::register(&ctx);
         for spec in tables::ALL {
             if let Some(table) = self.load(spec).await? {
                 register(&ctx, spec, &table).await?;

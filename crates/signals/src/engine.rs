@@ -39,8 +39,7 @@ impl Plan {
 /// that are not boolean), naming the strategy and file at fault.
 pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
     let ctx = SessionContext::new();
-    bf_features::udf::register(&ctx);
-    ctx.register_udwf(crate::prev::prev_function());
+    bf_indicators::register(&ctx);
     let empty = MemTable::try_new(FEATURES.schema(), vec![vec![]]).map_err(SignalsError::Query)?;
     ctx.register_table(FEATURES.name, Arc::new(empty))
         .map_err(SignalsError::Query)?;
@@ -143,8 +142,6 @@ pub async fn generate(
     {
         return Err(SignalsError::NoFeatures);
     }
-    bf_features::udf::register(&ctx);
-    ctx.register_udwf(crate::prev::prev_function());
     let filter = symbol_filter(symbols);
     let fired = match collect(&ctx, &signals_sql(&plan.compiled, &filter)).await {
         Ok(fired) => fired,

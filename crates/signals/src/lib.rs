@@ -4,7 +4,6 @@
 
 pub mod engine;
 mod error;
-mod prev;
 pub mod stats;
 pub mod strategy;
 

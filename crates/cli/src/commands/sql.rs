@@ -1,6 +1,6 @@
 //! `bf sql "SELECT …"` and `bf sql --functions`.
 
-use bf_features::udf;
+use bf_indicators::functions;
 use bf_lake::{Lake, run_read_only};
 
 use super::Outcome;
@@ -16,7 +16,6 @@ pub async fn run(args: SqlArgs, global: &GlobalArgs, printer: &Printer) -> anyho
         .expect("clap requires a query without --functions");
     let lake = Lake::open(&global.lake)?;
     let ctx = lake.session().await?;
-    udf::register(&ctx);
     let rows = run_read_only(&ctx, &query).await?;
     let format = if printer.json() {
         OutputFormat::Json
@@ -36,7 +35,7 @@ struct FunctionDoc {
 }
 
 fn functions(printer: &Printer) -> anyhow::Result<Outcome> {
-    let docs: Vec<FunctionDoc> = udf::functions()
+    let docs: Vec<FunctionDoc> = functions::functions()
         .iter()
         .map(|f| FunctionDoc {
             function: f.usage(),

@@ -35,7 +35,7 @@ pub fn ema_seeded_at(values: &[f64], period: usize, seed_row: usize) -> Vec<f64>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::indicators::test_support::assert_series;
+    use crate::kernels::test_support::assert_series;
 
     #[test]
     fn seeds_with_the_sma_then_smooths() {

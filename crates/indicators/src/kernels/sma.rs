@@ -22,7 +22,7 @@ pub fn sma(values: &[f64], period: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::indicators::test_support::assert_series;
+    use crate::kernels::test_support::assert_series;
 
     #[test]
     fn averages_the_last_period_values() {

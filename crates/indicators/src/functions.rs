@@ -10,16 +10,13 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
-use datafusion::logical_expr::{
-    PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl,
-};
-use datafusion::prelude::SessionContext;
+use datafusion::logical_expr::{PartitionEvaluator, Signature, Volatility, WindowUDFImpl};
 
-use crate::frame::nullable;
-use crate::indicators::{
+use crate::kernels::{
     adx::adx, atr::atr, bbands::bbands, ema::ema, macd::macd, obv::obv, returns, rsi::rsi,
     sma::sma, stddev::stddev, stoch::stoch, volatility::volatility, volume_z::volume_z,
 };
+use crate::nullable;
 
 type Kernel = fn(&[Vec<f64>], &[usize]) -> Vec<f64>;
 
@@ -200,13 +197,6 @@ pub fn functions() -> Vec<IndicatorFunction> {
     ]
 }
 
-/// Registers every indicator function in a session.
-pub fn register(ctx: &SessionContext) {
-    for function in functions() {
-        ctx.register_udwf(WindowUDF::new_from_impl(function));
-    }
-}
-
 // Identity is the name: two functions with one name cannot be registered anyway.
 impl PartialEq for IndicatorFunction {
     fn eq(&self, other: &Self) -> bool {
@@ -333,6 +323,8 @@ impl PartitionEvaluator for Evaluator {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::prelude::SessionContext;
+
     use super::*;
 
     #[test]
@@ -349,8 +341,8 @@ mod tests {
     fn no_function_is_shadowed_by_a_datafusion_built_in() {
         use datafusion::execution::FunctionRegistry as _;
         let state = SessionContext::new().state();
-        for function in functions() {
-            let name = function.name;
+        for function in crate::window_functions() {
+            let name = function.name();
             assert!(
                 !state.udfs().contains(name)
                     && !state.udafs().contains(name)
@@ -363,7 +355,7 @@ mod tests {
     #[tokio::test]
     async fn every_function_can_be_called_in_sql() {
         let ctx = SessionContext::new();
-        register(&ctx);
+        crate::register(&ctx);
         for function in functions() {
             let arguments: Vec<String> = function
                 .series
