@@ -2,6 +2,7 @@
 //! names, keys and Arrow schemas of every lake table. Every other crate speaks in
 //! these types, so a table or column name is written exactly once, here.
 
+pub mod dates;
 mod error;
 mod interval;
 mod symbol;

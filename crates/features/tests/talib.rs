@@ -30,8 +30,7 @@ fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<String>>) {
 }
 
 fn day_number(date: &str) -> i32 {
-    let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
-    (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+    bf_core::dates::days_since_epoch(chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap())
 }
 
 /// input.csv as an ohlcv-shaped batch, rows shuffled so the build must order them.

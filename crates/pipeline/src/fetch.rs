@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use bf_core::dates::date_from_days;
 use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
 use bf_core::{Interval, Symbol};
 use bf_lake::{Lake, LastBar, UpsertMetrics};
@@ -268,9 +269,4 @@ async fn from_yahoo(
         fetched.symbols.push(entry);
     }
     Ok(fetched)
-}
-
-fn date_from_days(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
-        + chrono::Duration::days(i64::from(days))
 }

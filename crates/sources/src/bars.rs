@@ -8,9 +8,8 @@ use arrow::array::{
     StringBuilder, TimestampMicrosecondBuilder,
 };
 use bf_core::Interval;
+use bf_core::dates::MICROS_PER_DAY;
 use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
-
-const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 
 /// One bar as a source produced it, before it becomes a row of `ohlcv`.
 #[derive(Debug, Clone, Copy, PartialEq)]

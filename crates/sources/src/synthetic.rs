@@ -9,6 +9,7 @@
 //! action up to the end of the requested range, the way Yahoo adjusts as of today.
 
 use arrow::array::RecordBatch;
+use bf_core::dates::days_since_epoch;
 use bf_core::tables::action_kind;
 use bf_core::{Interval, Symbol};
 use chrono::{Datelike, NaiveDate, Weekday};
@@ -311,11 +312,6 @@ fn back_adjustment(days: &[Day]) -> Vec<f64> {
 fn round_to(value: f64, decimals: i32) -> f64 {
     let scale = 10f64.powi(decimals);
     (value * scale).round() / scale
-}
-
-fn days_since_epoch(date: NaiveDate) -> i32 {
-    date.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date"))
-        .num_days() as i32
 }
 
 fn weekdays_between(start: NaiveDate, end: NaiveDate) -> usize {

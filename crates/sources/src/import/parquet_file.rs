@@ -8,14 +8,13 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, Float64Type, TimeUnit, TimestampMicrosecondType};
 use bf_core::Symbol;
+use bf_core::dates::MICROS_PER_DAY;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::layout::Layout;
 use super::row::{self, RawPrices};
 use super::{FileRows, Located, Rejection, symbol_from_file_name};
 use crate::SourceError;
-
-const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 
 pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceError> {
     let parquet_error = |source| SourceError::Parquet {

@@ -1,11 +1,9 @@
 //! Turning one row's raw values into a [`Bar`], or the reason it cannot be one.
 
+use bf_core::dates::{MICROS_PER_DAY, date_from_days, days_since_epoch};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 use crate::bars::Bar;
-
-const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
-const UNIX_EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
 
 /// A row's numbers as read; `None` is a missing value. `adj_close` is `None` when
 /// the file has no such column, and then equals `close`.
@@ -164,12 +162,8 @@ pub(super) fn parse_date(text: &str) -> Result<(i32, i64), String> {
     Err(format!("unparsable date {text:?}"))
 }
 
-pub(super) fn days_since_epoch(date: NaiveDate) -> i32 {
-    (date - UNIX_EPOCH).num_days() as i32
-}
-
 pub(super) fn format_date(days: i32) -> String {
-    (UNIX_EPOCH + chrono::Duration::days(i64::from(days))).to_string()
+    date_from_days(days).to_string()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! with a price ≤ 0 or high < low are dropped and reported.
 
 use bf_core::Interval;
+use bf_core::dates::days_since_epoch;
 use bf_core::tables::action_kind;
 use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
@@ -212,10 +213,6 @@ fn local_time(zone: &Tz, seconds: i64, symbol: &str) -> Result<DateTime<Tz>, Yah
             symbol: symbol.to_string(),
             message: format!("timestamp {seconds} out of range"),
         })
-}
-
-pub fn days_since_epoch(date: NaiveDate) -> i32 {
-    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
 }
 
 #[cfg(test)]

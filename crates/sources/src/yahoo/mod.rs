@@ -21,9 +21,10 @@ use bf_core::{Interval, Symbol};
 use chrono::{NaiveDate, TimeDelta};
 use futures::StreamExt;
 
+use bf_core::dates::days_since_epoch;
 pub use client::{Client, YahooConfig};
+use convert::Converted;
 pub use convert::InvalidBar;
-use convert::{Converted, days_since_epoch};
 pub use limits::{HistoryLimit, history_limit};
 
 use crate::bars::{ActionsBuilder, BarsBuilder};
