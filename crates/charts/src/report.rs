@@ -105,7 +105,7 @@ async fn latest_signals(
     let query = format!(
         "SELECT {sym}, {date}, {strategy}, {side}, {strength}, {price} FROM (\
            SELECT *, row_number() OVER (PARTITION BY {sym} ORDER BY {date} DESC, {strategy}) AS n \
-           FROM {table} {filter} AND \"{interval_col}\" = '{interval}') \
+           FROM {table} {filter} AND \"{interval_col}\" = {interval}) \
          WHERE n <= {LATEST_SIGNALS} \
          ORDER BY {sym}, {date} DESC, {strategy}",
         sym = col::SYMBOL,
@@ -117,7 +117,7 @@ async fn latest_signals(
         table = SIGNALS.name,
         filter = bf_lake::symbol_filter(Some(symbols)),
         interval_col = col::INTERVAL,
-        interval = interval.replace('\'', "''"),
+        interval = bf_lake::sql_literal(interval),
     );
     for batch in lake.sql(&query).await?.batches {
         let text = |i: usize| cast(batch.column(i), &DataType::Utf8);

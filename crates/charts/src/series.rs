@@ -2,6 +2,7 @@
 //! overlay and pane indicators, and the signals that fired on them.
 
 use bf_core::tables::{FEATURES, SIGNALS, col};
+use bf_lake::sql_literal;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -80,12 +81,12 @@ impl ChartSeries {
         let key = format!(
             "{} = {} AND \"{}\" = {}",
             col::SYMBOL,
-            quote(symbol),
+            sql_literal(symbol),
             col::INTERVAL,
-            quote(interval)
+            sql_literal(interval)
         );
         let since_filter = since.map_or_else(String::new, |d| {
-            format!(" AND {} >= DATE {}", col::DATE, quote(&d.to_string()))
+            format!(" AND {} >= DATE {}", col::DATE, sql_literal(&d.to_string()))
         });
         let bars_query = format!(
             "SELECT {} FROM {} WHERE {key}{since_filter} ORDER BY {}",
@@ -117,7 +118,7 @@ impl ChartSeries {
                 col::SIDE,
                 SIGNALS.name,
                 col::DATE,
-                quote(&first.to_string()),
+                sql_literal(&first.to_string()),
                 col::DATE,
                 col::STRATEGY
             );
@@ -145,10 +146,6 @@ impl ChartSeries {
         names.sort_unstable();
         names
     }
-}
-
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn read_bars(batch: &RecordBatch, bars: &mut Vec<ChartBar>) {

@@ -213,7 +213,7 @@ impl Lake {
             table: spec.name.to_string(),
             source,
         };
-        let in_interval = format!("\"{}\" = '{}'", col::INTERVAL, interval.replace('\'', "''"));
+        let in_interval = format!("\"{}\" = {}", col::INTERVAL, sql_literal(interval));
         // `ts` orders bars of every interval (a daily bar's is its date).
         let query = format!(
             "SELECT o.{symbol}, o.{date}, o.{ts}, o.{close}, o.{adj_close} FROM {table} o \
@@ -384,21 +384,22 @@ fn check_endpoint(options: &HashMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
+/// `it's` → `'it''s'`: a string literal for SQL that bf writes itself.
+pub fn sql_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// `WHERE symbol IN ('A', 'B')` for SQL over lake tables; empty for `None`
 /// (every symbol).
 pub fn symbol_filter(symbols: Option<&[String]>) -> String {
     symbols.map_or_else(String::new, |symbols| {
-        let quoted: Vec<String> = symbols
-            .iter()
-            .map(|s| format!("'{}'", s.replace('\'', "''")))
-            .collect();
+        let quoted: Vec<String> = symbols.iter().map(|s| sql_literal(s)).collect();
         format!("WHERE {} IN ({})", tables::col::SYMBOL, quoted.join(", "))
     })
 }
 
-/// Runs one SQL statement in a session (for sessions with functions added, such
-/// as bf's indicators); errors are the user's, with DataFusion's message.
-pub async fn run_query(ctx: &SessionContext, query: &str) -> Result<QueryResult, LakeError> {
+/// Runs one SQL statement bf wrote; errors carry DataFusion's message.
+async fn run_query(ctx: &SessionContext, query: &str) -> Result<QueryResult, LakeError> {
     let frame = ctx.sql(query).await.map_err(LakeError::Query)?;
     let schema = SchemaRef::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await.map_err(LakeError::Query)?;

@@ -237,7 +237,7 @@ async fn show(args: SignalsShowArgs, lake: &Lake, printer: &Printer) -> anyhow::
         printer.summary("no signals yet; run `bf signals generate --symbol-list demo_small`");
         return Ok(Outcome::Success);
     }
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let quote = bf_lake::sql_literal;
     let mut conditions = Vec::new();
     if let Some(symbol) = &args.symbol {
         conditions.push(format!(
