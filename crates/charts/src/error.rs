@@ -45,17 +45,3 @@ impl From<ArrowError> for ChartError {
         Self::Query(err.into())
     }
 }
-
-impl ChartError {
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Self::NoFeatures | Self::NoBars { .. } => Some(
-                "fetch bars and build features first: bf run --source synthetic --symbols SYMBOL"
-                    .into(),
-            ),
-            Self::Lake(e) => e.hint(),
-            Self::Signals(e) => e.hint(),
-            _ => None,
-        }
-    }
-}

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod hints;
 mod present;
 
 use std::collections::HashSet;
@@ -202,33 +203,5 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
-
-/// The `hint:` line for errors a user can fix.
-pub(crate) fn hint_for(err: &anyhow::Error) -> Option<String> {
-    err.chain().find_map(|cause| {
-        if let Some(lake) = cause.downcast_ref::<bf_lake::LakeError>() {
-            return lake.hint();
-        }
-        if let Some(features) = cause.downcast_ref::<bf_features::FeaturesError>() {
-            return features.hint();
-        }
-        if let Some(signals) = cause.downcast_ref::<bf_signals::SignalsError>() {
-            return signals.hint();
-        }
-        if let Some(charts) = cause.downcast_ref::<bf_charts::ChartError>() {
-            return charts.hint();
-        }
-        match cause.downcast_ref::<bf_core::CoreError>() {
-            Some(bf_core::CoreError::UnknownSymbolList { .. }) => Some(
-                "`bf symbols list` shows every list; BF_SYMBOL_LISTS adds a folder of your own"
-                    .into(),
-            ),
-            Some(bf_core::CoreError::SymbolListEntry { .. }) => Some(
-                "symbols use letters, digits, '.', '-', '^' and '='; '#' starts a comment".into(),
-            ),
-            _ => None,
-        }
     })
 }

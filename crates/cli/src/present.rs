@@ -131,7 +131,7 @@ impl Printer {
                 shown.push_str(&text);
             }
         }
-        if let Some(hint) = crate::hint_for(error) {
+        if let Some(hint) = crate::hints::hint_for(error) {
             let _ = writeln!(err, "hint: {hint}");
         }
     }

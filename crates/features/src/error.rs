@@ -16,15 +16,3 @@ pub enum FeaturesError {
     #[error("ohlcv rows are not in the expected shape: {0}")]
     Input(String),
 }
-
-impl FeaturesError {
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Self::Lake(e) => e.hint(),
-            Self::NoBars => {
-                Some("fetch or import bars first: bf data fetch --symbol-list demo_small".into())
-            }
-            _ => None,
-        }
-    }
-}

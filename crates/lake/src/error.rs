@@ -80,32 +80,4 @@ impl LakeError {
                 }
         )
     }
-
-    /// What the user can do about it, when there is something.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Self::SchemaMismatch { table, .. } => Some(format!(
-                "the {table} table was written by another tool or bf version; move it aside \
-                 (or point BF_LAKE at a new folder) and fetch or import again"
-            )),
-            Self::DamagedLog { table, version, .. } => Some(format!(
-                "to return to version {}, the last good one, move this entry and every later one \
-                 out of {table}/_delta_log/ (keep them: they are the evidence); the data files \
-                 only they referenced are then unused, and `bf lake vacuum` deletes them",
-                version.saturating_sub(1)
-            )),
-            Self::NotAQuery { .. } => Some(
-                "the lake changes only through bf's commands (data fetch/import, features build, \
-                 signals generate); export with --format csv|json"
-                    .into(),
-            ),
-            Self::ExpressionTooLarge { .. } => {
-                Some("replace long OR chains of equalities with IN (...), or split the work".into())
-            }
-            Self::Query(_) => {
-                Some("tables: see `bf data status`; columns: SELECT * FROM <table> LIMIT 1".into())
-            }
-            _ => None,
-        }
-    }
 }

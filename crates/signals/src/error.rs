@@ -24,18 +24,3 @@ pub enum SignalsError {
     #[error("signal query failed")]
     Query(#[source] DataFusionError),
 }
-
-impl SignalsError {
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Self::NoFeatures => {
-                Some("build features first: bf features build --symbol-list demo_small".into())
-            }
-            Self::Strategy { .. } | Self::File { .. } => {
-                Some("see config/strategies.toml for the rules and their parameters".into())
-            }
-            Self::Lake(e) => e.hint(),
-            Self::Query(_) => None,
-        }
-    }
-}
