@@ -19,6 +19,12 @@ struct Prev {
     signature: Signature,
 }
 
+/// How `bf sql --functions` lists `prev`.
+pub const USAGE: (&str, &str) = (
+    "prev(value)",
+    "the previous row's value in the partition; null on its first row",
+);
+
 /// The `prev` window function.
 pub fn prev_function() -> WindowUDF {
     WindowUDF::new_from_impl(Prev {

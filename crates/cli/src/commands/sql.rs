@@ -35,12 +35,17 @@ struct FunctionDoc {
 }
 
 fn functions(printer: &Printer) -> anyhow::Result<Outcome> {
+    let (prev, prev_description) = bf_indicators::prev::USAGE;
     let docs: Vec<FunctionDoc> = functions::functions()
         .iter()
         .map(|f| FunctionDoc {
             function: f.usage(),
             description: f.description,
         })
+        .chain(std::iter::once(FunctionDoc {
+            function: prev.to_string(),
+            description: prev_description,
+        }))
         .collect();
     if printer.json() {
         printer.json_value(&docs)?;

@@ -446,3 +446,26 @@ fn a_full_or_read_only_disk_is_one_line_and_the_last_commit_stands() {
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "n\n21\n");
 }
+
+/// Every session of the lake knows every bf function, `prev` included (it
+/// was missing from `bf sql`), and `--functions` lists it.
+#[test]
+fn bf_sql_knows_prev_and_lists_it() {
+    let ws = Workspace::new();
+    let out = ws.ok(&[
+        "sql",
+        "SELECT x, prev(x) OVER (ORDER BY x) AS p FROM (VALUES (1), (2), (3)) t(x) ORDER BY x",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(out, "x,p\n1,\n2,1\n3,2\n");
+    let listed = ws.json(&["sql", "--functions"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["function"] == "prev(value)"),
+        "{listed}"
+    );
+}
