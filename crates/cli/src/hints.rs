@@ -8,6 +8,7 @@ use bf_features::FeaturesError;
 use bf_lake::LakeError;
 use bf_pipeline::PipelineError;
 use bf_signals::SignalsError;
+use bf_sources::SourceError;
 
 /// The hint for the first error in the chain that has one.
 pub fn hint_for(err: &anyhow::Error) -> Option<String> {
@@ -26,6 +27,9 @@ pub fn hint_for(err: &anyhow::Error) -> Option<String> {
         }
         if let Some(e) = cause.downcast_ref::<PipelineError>() {
             return pipeline(e);
+        }
+        if let Some(e) = cause.downcast_ref::<SourceError>() {
+            return source(e);
         }
         cause.downcast_ref::<CoreError>().and_then(core)
     })
@@ -95,8 +99,16 @@ fn charts(err: &ChartError) -> Option<String> {
 
 fn pipeline(err: &PipelineError) -> Option<String> {
     match err {
-        PipelineError::SyntheticInterval(_) => Some("use --interval 1d".into()),
-        PipelineError::SyntheticEnd { .. } => Some("give an earlier --end".into()),
+        PipelineError::Source(e) => source(e),
+        _ => None,
+    }
+}
+
+fn source(err: &SourceError) -> Option<String> {
+    match err {
+        SourceError::SyntheticInterval(_) => Some("use --interval 1d".into()),
+        SourceError::SyntheticEnd { .. } => Some("give an earlier --end".into()),
+        SourceError::Core(e) => core(e),
         _ => None,
     }
 }

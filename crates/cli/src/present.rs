@@ -2,6 +2,7 @@
 //! summaries, warnings and errors to stderr.
 
 use std::io::{self, IsTerminal, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
@@ -186,38 +187,33 @@ impl Printer {
     }
 }
 
-/// A progress bar over a use case's items (symbols, files), fed by the
-/// pipeline through [`bf_pipeline::Progress`].
+/// A progress bar over a use case's items (symbols, files, series), fed
+/// through [`bf_core::Progress`].
 #[derive(Debug, Clone)]
-pub struct ItemsProgress {
+pub struct StepProgress {
     bar: ProgressBar,
     what: &'static str,
 }
 
-impl ItemsProgress {
-    pub fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-
-impl bf_pipeline::Progress for ItemsProgress {
-    fn item_done(&self, rows: Option<usize>) {
+impl bf_core::Progress for StepProgress {
+    fn advance(&self, done: usize, total: usize, rows: Option<usize>) {
         if let Some(rows) = rows {
             self.bar
                 .set_message(format!("{} {} rows", self.what, count_text(rows)));
         }
-        self.bar.inc(1);
+        self.bar.set_length(total as u64);
+        self.bar.set_position(done as u64);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
     }
 }
 
 impl Printer {
-    /// [`Self::progress`] as the pipeline's progress.
-    pub fn items_progress(
-        &self,
-        items: usize,
-        what: &'static str,
-    ) -> std::sync::Arc<ItemsProgress> {
-        std::sync::Arc::new(ItemsProgress {
+    /// [`Self::progress`] as a use case's progress.
+    pub fn step_progress(&self, items: usize, what: &'static str) -> Arc<StepProgress> {
+        Arc::new(StepProgress {
             bar: self.progress(items as u64, what),
             what,
         })

@@ -5,11 +5,15 @@
 pub mod dates;
 mod error;
 mod interval;
+mod last_bar;
+mod progress;
 mod symbol;
 pub mod symbol_list;
 pub mod tables;
 
 pub use error::CoreError;
 pub use interval::Interval;
+pub use last_bar::LastBar;
+pub use progress::Progress;
 pub use symbol::{Symbol, parse_symbol_csv};
 pub use symbol_list::{SymbolList, SymbolLists};

@@ -13,8 +13,8 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use bf_core::Interval;
 use bf_core::tables::{FEATURES, OHLCV, col};
+use bf_core::{Interval, Progress};
 use bf_lake::{ChangedSeries, Lake, Series, UpsertMetrics, symbol_filter};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
@@ -70,15 +70,6 @@ pub struct BuildReport {
     pub commits: usize,
     pub files_added: usize,
     pub phases: Phases,
-}
-
-/// Progress of a build: series done out of series to build.
-pub trait Progress {
-    fn advance(&self, series_done: usize, series_total: usize);
-}
-
-impl Progress for () {
-    fn advance(&self, _: usize, _: usize) {}
 }
 
 /// Builds features for the requested symbols.
@@ -190,7 +181,7 @@ pub async fn build(
         computed_at: now_micros(),
     };
     let mut done = 0;
-    progress.advance(done, report.series_built);
+    progress.advance(done, report.series_built, None);
     for (series, is_fresh) in [(fresh, true), (rebuild, false)] {
         let groups = groups(series, group_rows);
         let whole_table =
@@ -227,7 +218,7 @@ pub async fn build(
             features_version = metrics.version;
             add_metrics(&mut report, &metrics);
             done += group.len();
-            progress.advance(done, report.series_built);
+            progress.advance(done, report.series_built, None);
         }
     }
     Ok(report)

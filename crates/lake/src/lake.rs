@@ -1,7 +1,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use bf_core::dates::date_from_days;
 use bf_core::tables::{self, TableSpec};
+use bf_core::{Interval, LastBar};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
@@ -198,7 +200,10 @@ impl Lake {
 
     /// The last stored bar of every symbol at `interval`: where an incremental
     /// fetch starts, and what it checks for a re-adjusted history.
-    pub async fn last_bars(&self, interval: &str) -> Result<HashMap<String, LastBar>, LakeError> {
+    pub async fn last_bars(
+        &self,
+        interval: Interval,
+    ) -> Result<HashMap<String, LastBar>, LakeError> {
         use bf_core::tables::col;
         use datafusion::arrow::array::AsArray;
         use datafusion::arrow::datatypes::{Date32Type, Float64Type, TimestampMicrosecondType};
@@ -213,7 +218,7 @@ impl Lake {
             table: spec.name.to_string(),
             source,
         };
-        let in_interval = format!("\"{}\" = {}", col::INTERVAL, sql_literal(interval));
+        let in_interval = format!("\"{}\" = {}", col::INTERVAL, sql_literal(interval.as_str()));
         // `ts` orders bars of every interval (a daily bar's is its date).
         let query = format!(
             "SELECT o.{symbol}, o.{date}, o.{ts}, o.{close}, o.{adj_close} FROM {table} o \
@@ -250,7 +255,7 @@ impl Lake {
                 last.insert(
                     symbols.value(i).to_string(),
                     LastBar {
-                        date: dates.value(i),
+                        date: date_from_days(dates.value(i)),
                         ts: ts.value(i),
                         close: close.value(i),
                         adj_close: adj_close.value(i),
@@ -260,17 +265,6 @@ impl Lake {
         }
         Ok(last)
     }
-}
-
-/// A symbol's last stored bar.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LastBar {
-    /// Days since 1970-01-01.
-    pub date: i32,
-    /// Microseconds since the epoch, UTC.
-    pub ts: i64,
-    pub close: f64,
-    pub adj_close: f64,
 }
 
 /// A write the storage refused (disk full, read-only, no permission), in

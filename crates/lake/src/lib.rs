@@ -13,7 +13,7 @@ mod upsert;
 
 pub use changes::{ChangedSeries, Series};
 pub use error::LakeError;
-pub use lake::{Lake, LastBar, QueryResult, sql_literal, symbol_filter};
+pub use lake::{Lake, QueryResult, sql_literal, symbol_filter};
 pub use maintenance::{OptimizeReport, VacuumReport};
 pub use query::{MAX_OPERATORS, QueryStream, check_expression_size, run_read_only};
 pub use upsert::UpsertMetrics;

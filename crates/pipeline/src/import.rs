@@ -3,15 +3,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use bf_core::Interval;
 use bf_core::tables::OHLCV;
+use bf_core::{Interval, Progress};
 use bf_lake::{Lake, UpsertMetrics};
 use bf_sources::import::{Imported, Rejection};
 use serde::Serialize;
 
-use crate::{PipelineError, Progress, now_micros};
+use crate::{PipelineError, now_micros};
 
 /// What an import did.
 #[derive(Debug, Serialize)]
@@ -45,8 +46,9 @@ pub async fn import(
     let started = Instant::now();
     let ingested_at = now_micros();
     let imported: Imported = tokio::task::spawn_blocking(move || {
+        let (total, done) = (paths.len(), AtomicUsize::new(0));
         bf_sources::import::import_files(&paths, interval, ingested_at, &|_| {
-            progress.item_done(None);
+            progress.advance(done.fetch_add(1, Ordering::Relaxed) + 1, total, None);
         })
     })
     .await?;

@@ -4,6 +4,7 @@
 
 pub mod engine;
 mod error;
+pub mod generate;
 pub mod stats;
 pub mod strategy;
 

@@ -8,8 +8,9 @@ use arrow::array::{
     StringBuilder, TimestampMicrosecondBuilder,
 };
 use bf_core::Interval;
-use bf_core::dates::MICROS_PER_DAY;
+use bf_core::dates::{MICROS_PER_DAY, date_from_days, days_since_epoch};
 use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
+use chrono::NaiveDate;
 
 /// One bar as a source produced it, before it becomes a row of `ohlcv`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,6 +26,92 @@ pub struct Bar {
     pub close: f64,
     pub adj_close: f64,
     pub volume: i64,
+}
+
+/// A bar's values as a source read them; `None` is a missing value.
+/// `adj_close` is `None` when the source has no adjusted close (it then equals
+/// `close`) and `Some(None)` when it has one but this bar's is missing.
+#[derive(Debug, Clone, Copy)]
+pub struct RawPrices {
+    pub open: Option<f64>,
+    pub high: Option<f64>,
+    pub low: Option<f64>,
+    pub close: Option<f64>,
+    pub adj_close: Option<Option<f64>>,
+    pub volume: Option<f64>,
+}
+
+/// Bars dated outside these years are vendor placeholders (0000-01-01,
+/// 9999-12-31) or a column read as a date by mistake.
+const FIRST_PLAUSIBLE_YEAR: i32 = 1800;
+const LAST_PLAUSIBLE_YEAR: i32 = 2199;
+
+impl Bar {
+    /// The one validation of a bar, whatever its source: a date in plausible
+    /// years, prices present, finite and positive, high ≥ low, open and close
+    /// within [low, high], a whole non-negative volume. The error is the reason
+    /// in words; the source adds the symbol, file or line.
+    pub fn checked(date: i32, ts: i64, raw: RawPrices) -> Result<Bar, String> {
+        check_date(date)?;
+        let open = present("open", raw.open)?;
+        let high = present("high", raw.high)?;
+        let low = present("low", raw.low)?;
+        let close = present("close", raw.close)?;
+        let adj_close = match raw.adj_close {
+            None => close,
+            Some(value) => present("adj_close", value)?,
+        };
+        let volume = match raw.volume {
+            None => return Err("missing volume".into()),
+            Some(v) if !v.is_finite() => return Err("volume is not a finite number".into()),
+            Some(v) if v < 0.0 => return Err(format!("negative volume {v}")),
+            Some(v) if v.fract() != 0.0 || v > i64::MAX as f64 => {
+                return Err(format!("volume {v} is not a whole number"));
+            }
+            Some(v) => v as i64,
+        };
+        if high < low {
+            return Err(format!("high {high} < low {low}"));
+        }
+        for (name, value) in [("open", open), ("close", close)] {
+            if value < low || value > high {
+                return Err(format!("{name} {value} outside [low {low}, high {high}]"));
+            }
+        }
+        Ok(Bar {
+            date,
+            ts,
+            open,
+            high,
+            low,
+            close,
+            adj_close,
+            volume,
+        })
+    }
+}
+
+fn check_date(date: i32) -> Result<(), String> {
+    let day = |year, month, day| {
+        days_since_epoch(NaiveDate::from_ymd_opt(year, month, day).expect("valid date"))
+    };
+    let plausible = day(FIRST_PLAUSIBLE_YEAR, 1, 1)..=day(LAST_PLAUSIBLE_YEAR, 12, 31);
+    if plausible.contains(&date) {
+        return Ok(());
+    }
+    Err(format!(
+        "date {} is outside the years {FIRST_PLAUSIBLE_YEAR}–{LAST_PLAUSIBLE_YEAR} (a placeholder or a misread column)",
+        date_from_days(date)
+    ))
+}
+
+fn present(name: &str, value: Option<f64>) -> Result<f64, String> {
+    match value {
+        None => Err(format!("missing {name}")),
+        Some(v) if !v.is_finite() => Err(format!("{name} is not a finite number")),
+        Some(v) if v <= 0.0 => Err(format!("non-positive {name} {v}")),
+        Some(v) => Ok(v),
+    }
 }
 
 /// Accumulates bars of any number of symbols into one `ohlcv` batch.

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-/// Errors a source reports for a whole file or symbol; bad rows are not errors but
+/// Errors a source reports for a whole request, file or symbol; bad rows are not errors but
 /// [`crate::import::Rejection`]s, so one bad line never loses the rest of a file.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -41,4 +41,19 @@ pub enum SourceError {
 
     #[error(transparent)]
     Core(#[from] bf_core::CoreError),
+
+    #[error(transparent)]
+    Yahoo(#[from] crate::yahoo::YahooError),
+
+    #[error("a worker thread failed: {0}")]
+    Worker(String),
+
+    #[error("the synthetic source makes daily bars only, not {0}")]
+    SyntheticInterval(bf_core::Interval),
+
+    #[error("end {end} is after {last}, the last day the synthetic source simulates")]
+    SyntheticEnd {
+        end: chrono::NaiveDate,
+        last: chrono::NaiveDate,
+    },
 }

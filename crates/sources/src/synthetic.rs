@@ -8,7 +8,7 @@
 //! are reported as corporate actions, and `adj_close` is back-adjusted for every
 //! action up to the end of the requested range, the way Yahoo adjusts as of today.
 
-use arrow::array::RecordBatch;
+use async_trait::async_trait;
 use bf_core::dates::days_since_epoch;
 use bf_core::tables::action_kind;
 use bf_core::{Interval, Symbol};
@@ -19,6 +19,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use crate::bars::{ActionsBuilder, Bar, BarsBuilder};
+use crate::{FetchWindow, OnDone, Source, SourceError, SymbolBars, SymbolRequest};
 
 /// The first simulated day; requests before it start here.
 pub const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1990, 1, 1).expect("valid date");
@@ -41,22 +42,6 @@ pub struct Fetched {
     pub bars: usize,
     /// A new split or dividend re-adjusted history, so all of it was produced again.
     pub readjusted: bool,
-}
-
-/// One symbol to fetch, and how far the lake already holds it.
-#[derive(Debug, Clone)]
-pub struct FetchRequest {
-    pub symbol: Symbol,
-    pub stored_through: Option<NaiveDate>,
-}
-
-/// One symbol's new bars and corporate actions.
-#[derive(Debug)]
-pub struct SymbolBars {
-    pub symbol: Symbol,
-    pub bars: RecordBatch,
-    pub actions: RecordBatch,
-    pub fetched: Fetched,
 }
 
 /// The generator; cheap to copy, holds only the seed.
@@ -165,40 +150,6 @@ impl Synthetic {
             bars: added,
             readjusted,
         }
-    }
-
-    /// Fetches many symbols in parallel, one batch pair per symbol, in request
-    /// order; `on_done` is called as each symbol finishes.
-    pub fn fetch_all(
-        &self,
-        requests: &[FetchRequest],
-        start: NaiveDate,
-        end: NaiveDate,
-        ingested_at: i64,
-        on_done: &(dyn Fn(&Symbol) + Sync),
-    ) -> Vec<SymbolBars> {
-        requests
-            .par_iter()
-            .map(|request| {
-                let mut bars = BarsBuilder::new(SOURCE_NAME, ingested_at, 0);
-                let mut actions = ActionsBuilder::new(SOURCE_NAME, ingested_at);
-                let fetched = self.fetch(
-                    &request.symbol,
-                    start,
-                    end,
-                    request.stored_through,
-                    &mut bars,
-                    &mut actions,
-                );
-                on_done(&request.symbol);
-                SymbolBars {
-                    symbol: request.symbol.clone(),
-                    bars: bars.finish(),
-                    actions: actions.finish(),
-                    fetched,
-                }
-            })
-            .collect()
     }
 
     /// Every simulated weekday of `symbol` up to `end`, unadjusted, with the
@@ -319,10 +270,67 @@ fn weekdays_between(start: NaiveDate, end: NaiveDate) -> usize {
     days * 5 / 7 + 2
 }
 
+#[async_trait]
+impl Source for Synthetic {
+    fn name(&self) -> &'static str {
+        SOURCE_NAME
+    }
+
+    /// Generates every symbol in parallel on the blocking pool.
+    async fn fetch_all(
+        &self,
+        requests: Vec<SymbolRequest>,
+        window: FetchWindow,
+        ingested_at: i64,
+        on_done: OnDone,
+    ) -> Result<Vec<Result<SymbolBars, SourceError>>, SourceError> {
+        if window.interval != Interval::D1 {
+            return Err(SourceError::SyntheticInterval(window.interval));
+        }
+        if window.end > LAST_DAY {
+            return Err(SourceError::SyntheticEnd {
+                end: window.end,
+                last: LAST_DAY,
+            });
+        }
+        let generator = *self;
+        let generate = move || {
+            requests
+                .par_iter()
+                .map(|request| {
+                    let mut bars = BarsBuilder::new(SOURCE_NAME, ingested_at, 0);
+                    let mut actions = ActionsBuilder::new(SOURCE_NAME, ingested_at);
+                    let fetched = generator.fetch(
+                        &request.symbol,
+                        window.start,
+                        window.end,
+                        request.stored.map(|last| last.date),
+                        &mut bars,
+                        &mut actions,
+                    );
+                    on_done(&request.symbol, fetched.bars);
+                    Ok(SymbolBars {
+                        symbol: request.symbol.clone(),
+                        bars: bars.finish(),
+                        actions: actions.finish(),
+                        rows: fetched.bars,
+                        null_rows: 0,
+                        invalid: Vec::new(),
+                        readjusted: fetched.readjusted,
+                    })
+                })
+                .collect()
+        };
+        tokio::task::spawn_blocking(generate)
+            .await
+            .map_err(|e| SourceError::Worker(e.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::AsArray;
+    use arrow::array::{AsArray, RecordBatch};
     use arrow::datatypes::{Date32Type, Float64Type};
 
     fn generate(

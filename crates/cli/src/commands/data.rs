@@ -4,10 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use bf_core::Progress as _;
 use bf_core::SymbolLists;
 use bf_core::tables::OHLCV;
 use bf_lake::{Lake, UpsertMetrics};
-use bf_pipeline::fetch::{FetchReport, FetchRequest, SourceSettings};
+use bf_pipeline::fetch::{FetchReport, FetchRequest};
+use bf_sources::SourceSettings;
 use bf_sources::yahoo;
 
 use super::{Outcome, resolve_symbols};
@@ -29,7 +31,7 @@ pub async fn run(
 }
 
 /// The pipeline's fetch request for parsed flags.
-fn fetch_request(args: &FetchArgs, lists: &SymbolLists) -> anyhow::Result<FetchRequest> {
+pub fn fetch_request(args: &FetchArgs, lists: &SymbolLists) -> anyhow::Result<FetchRequest> {
     let source = match args.source {
         SourceKind::Synthetic => SourceSettings::Synthetic { seed: args.seed },
         SourceKind::Yahoo => SourceSettings::Yahoo(yahoo::YahooConfig {
@@ -52,16 +54,15 @@ fn fetch_request(args: &FetchArgs, lists: &SymbolLists) -> anyhow::Result<FetchR
     })
 }
 
-/// Fetches bars and stores them: the work of `bf data fetch` (and of `bf run`'s
-/// first stage), with a progress bar and no other output.
-pub async fn fetch_bars(
+/// Fetches bars and stores them, with a progress bar and no other output.
+async fn fetch_bars(
     args: &FetchArgs,
     lake: &Lake,
     lists: &SymbolLists,
     printer: &Printer,
 ) -> anyhow::Result<FetchReport> {
     let request = fetch_request(args, lists)?;
-    let progress = printer.items_progress(request.symbols.len(), "fetch");
+    let progress = printer.step_progress(request.symbols.len(), "fetch");
     let report = bf_pipeline::fetch::fetch(lake, &request, progress.clone()).await;
     progress.finish();
     Ok(report?)
@@ -146,7 +147,7 @@ const REJECTIONS_SHOWN: usize = 50;
 async fn import(args: ImportArgs, lake: &Lake, printer: &Printer) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let paths = expand_paths(&args.paths)?;
-    let progress = printer.items_progress(paths.len(), "import");
+    let progress = printer.step_progress(paths.len(), "import");
     let report =
         bf_pipeline::import::import(lake, paths, args.interval, args.strict, progress.clone())
             .await;

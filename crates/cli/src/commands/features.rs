@@ -1,12 +1,12 @@
 //! `bf features build | show`.
 
+use bf_core::Progress as _;
 use bf_core::SymbolLists;
 use bf_core::tables::{FEATURE_COLUMNS, FEATURES, col};
-use bf_features::build::{BuildReport, BuildRequest, Progress, build};
+use bf_features::build::{BuildReport, BuildRequest, build};
 use bf_lake::Lake;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int64Type};
-use indicatif::ProgressBar;
 
 use super::{Outcome, resolve_symbols};
 use crate::args::{FeaturesBuildArgs, FeaturesCommand, FeaturesShowArgs, GlobalArgs};
@@ -25,15 +25,6 @@ pub async fn run(
     }
 }
 
-pub struct Bar(pub ProgressBar);
-
-impl Progress for Bar {
-    fn advance(&self, series_done: usize, series_total: usize) {
-        self.0.set_length(series_total as u64);
-        self.0.set_position(series_done as u64);
-    }
-}
-
 async fn build_features(
     args: FeaturesBuildArgs,
     lake: &Lake,
@@ -45,9 +36,10 @@ async fn build_features(
         symbols: Some(symbols.iter().map(|s| s.as_str().to_string()).collect()),
         group_rows: None,
     };
-    let bar = Bar(printer.progress(0, "features"));
-    let report = build(lake, &request, &bar).await?;
-    bar.0.finish_and_clear();
+    let progress = printer.step_progress(0, "features");
+    let report = build(lake, &request, &*progress).await;
+    progress.finish();
+    let report = report?;
     print_build(&report, printer)?;
     for symbol in &report.missing {
         printer.warn(&format!("{symbol}: no bars in ohlcv; fetch it first"));
@@ -59,7 +51,7 @@ async fn build_features(
     })
 }
 
-pub fn print_build(report: &BuildReport, printer: &Printer) -> anyhow::Result<()> {
+fn print_build(report: &BuildReport, printer: &Printer) -> anyhow::Result<()> {
     if printer.json() {
         printer.json_value(report)?;
         return Ok(());

@@ -68,8 +68,3 @@ pub fn resolve_symbols(
         (None, None) => anyhow::bail!("name the symbols with --symbol-list NAME or --symbols A,B"),
     }
 }
-
-/// Microseconds since the epoch, UTC: the `ingested_at` of this run.
-pub fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}

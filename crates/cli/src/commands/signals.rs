@@ -1,19 +1,14 @@
 //! `bf signals generate | show`.
 
-use std::collections::BTreeMap;
-
 use bf_core::SymbolLists;
 use bf_core::tables::{SIGNALS, col, side};
-use bf_lake::{Lake, UpsertMetrics};
-use bf_signals::engine::{RunStamp, generate as generate_signals, prepare, store as store_signals};
+use bf_lake::Lake;
+use bf_signals::generate::generate_and_store;
 use bf_signals::stats::{HORIZONS, side_stats};
 use bf_signals::strategy::Strategies;
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
 use serde::Serialize;
 
-use super::{Outcome, now_micros, resolve_symbols};
+use super::{Outcome, resolve_symbols};
 use crate::args::{
     GlobalArgs, OutputFormat, Side, SignalsCommand, SignalsGenerateArgs, SignalsShowArgs,
     SignalsStatsArgs,
@@ -34,52 +29,6 @@ pub async fn run(
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct StrategyCount {
-    pub strategy: String,
-    pub buy: usize,
-    pub sell: usize,
-}
-
-#[derive(Debug, Serialize)]
-pub struct GenerateReport {
-    pub run_id: String,
-    pub strategies_file: String,
-    pub strategies: Vec<StrategyCount>,
-    pub signals: UpsertMetrics,
-    pub seconds: f64,
-}
-
-/// Checks the strategies, generates signals for `symbols` and stores them: the
-/// work of `bf signals generate` (and of `bf run`), with no output.
-pub async fn generate_signals_for(
-    lake: &Lake,
-    symbols: &[String],
-    strategies_file: Option<&std::path::Path>,
-) -> anyhow::Result<GenerateReport> {
-    let started = std::time::Instant::now();
-    let strategies = match strategies_file {
-        Some(path) => Strategies::load(path)?,
-        None => Strategies::builtin(),
-    };
-    let plan = prepare(&strategies).await?;
-    let generated_at = now_micros();
-    let run = RunStamp {
-        run_id: format!("run-{generated_at:x}"),
-        generated_at,
-    };
-    let batches = generate_signals(lake, &plan, Some(symbols), &run).await?;
-    let counts = count_by_strategy(&plan.strategy_names(), &batches)?;
-    let metrics = store_signals(lake, &plan, Some(symbols), batches).await?;
-    Ok(GenerateReport {
-        run_id: run.run_id,
-        strategies_file: strategies.path,
-        strategies: counts,
-        signals: metrics,
-        seconds: started.elapsed().as_secs_f64(),
-    })
-}
-
 async fn generate(
     args: SignalsGenerateArgs,
     lake: &Lake,
@@ -91,7 +40,8 @@ async fn generate(
         .iter()
         .map(|s| s.as_str().to_string())
         .collect();
-    let report = generate_signals_for(lake, &symbols, args.strategies.as_deref()).await?;
+    let report =
+        generate_and_store(lake, &strategies(args.strategies.as_deref())?, &symbols).await?;
     if printer.json() {
         printer.json_value(&report)?;
         return Ok(Outcome::Success);
@@ -123,44 +73,12 @@ async fn generate(
     Ok(Outcome::Success)
 }
 
-fn count_by_strategy(
-    names: &[&str],
-    batches: &[RecordBatch],
-) -> anyhow::Result<Vec<StrategyCount>> {
-    let mut counts: BTreeMap<&str, (usize, usize)> = names.iter().map(|n| (*n, (0, 0))).collect();
-    for batch in batches {
-        let strategies = cast(
-            batch.column_by_name(col::STRATEGY).expect("signals column"),
-            &DataType::Utf8,
-        )?;
-        let sides = cast(
-            batch.column_by_name(col::SIDE).expect("signals column"),
-            &DataType::Utf8,
-        )?;
-        for (strategy, side_value) in strategies
-            .as_string::<i32>()
-            .iter()
-            .zip(sides.as_string::<i32>())
-        {
-            if let (Some(strategy), Some(side_value)) = (strategy, side_value)
-                && let Some(count) = counts.get_mut(strategy)
-            {
-                if side_value == side::BUY {
-                    count.0 += 1;
-                } else {
-                    count.1 += 1;
-                }
-            }
-        }
-    }
-    Ok(names
-        .iter()
-        .map(|n| StrategyCount {
-            strategy: n.to_string(),
-            buy: counts[n].0,
-            sell: counts[n].1,
-        })
-        .collect())
+/// The strategies of a `--strategies` file, or the built-in ones.
+pub fn strategies(file: Option<&std::path::Path>) -> anyhow::Result<Strategies> {
+    Ok(match file {
+        Some(path) => Strategies::load(path)?,
+        None => Strategies::builtin(),
+    })
 }
 
 const RECENT_COLUMNS: &str =

@@ -312,14 +312,15 @@ async fn sql_reads_every_table_and_reports_errors(lake: Lake) {
     let err = lake.sql("SELECT nope FROM ohlcv").await.unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 
-    let last = lake.last_bars("1d").await.unwrap();
+    let last = lake.last_bars(bf_core::Interval::D1).await.unwrap();
     assert_eq!(last.len(), 3);
     let newest = count(&lake, "SELECT CAST(max(date) AS BIGINT) FROM ohlcv").await;
     for bar in last.values() {
-        assert_eq!(i64::from(bar.date), newest);
+        let days = bf_core::dates::days_since_epoch(bar.date);
+        assert_eq!(i64::from(days), newest);
         assert_eq!(
             bar.ts,
-            i64::from(bar.date) * 86_400_000_000,
+            i64::from(days) * bf_core::dates::MICROS_PER_DAY,
             "a daily bar's ts is its date"
         );
         assert!(bar.close > 0.0 && bar.adj_close > 0.0);

@@ -6,9 +6,10 @@ use std::path::Path;
 use bf_core::Symbol;
 
 use super::layout::Layout;
-use super::row::{self, RawPrices};
+use super::row;
 use super::{FileRows, Located, Rejection, symbol_from_file_name};
 use crate::SourceError;
+use crate::bars::{Bar, RawPrices};
 
 pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceError> {
     let csv_error = |source| SourceError::Csv {
@@ -92,7 +93,7 @@ pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceErr
     Ok(rows)
 }
 
-fn parse_record(record: &csv::StringRecord, layout: &Layout) -> Result<crate::bars::Bar, String> {
+fn parse_record(record: &csv::StringRecord, layout: &Layout) -> Result<Bar, String> {
     let cell = |index: usize| record.get(index).unwrap_or("");
     let number = |name: &str, index: usize| row::parse_number(name, cell(index));
     let (date, ts) = row::parse_date(cell(layout.date))?;
@@ -107,5 +108,5 @@ fn parse_record(record: &csv::StringRecord, layout: &Layout) -> Result<crate::ba
             .transpose()?,
         volume: number("volume", layout.volume)?,
     };
-    row::check(date, ts, prices)
+    Bar::checked(date, ts, prices)
 }

@@ -12,9 +12,10 @@ use bf_core::dates::MICROS_PER_DAY;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::layout::Layout;
-use super::row::{self, RawPrices};
+use super::row;
 use super::{FileRows, Located, Rejection, symbol_from_file_name};
 use crate::SourceError;
+use crate::bars::{Bar, RawPrices};
 
 pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceError> {
     let parquet_error = |source| SourceError::Parquet {
@@ -90,7 +91,7 @@ pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceErr
                     adj_close: adj_close.as_ref().map(|a| value(a, i)),
                     volume: value(&volume, i),
                 };
-                row::check(date, ts, prices).map(|bar| (symbol, bar))
+                Bar::checked(date, ts, prices).map(|bar| (symbol, bar))
             });
             match parsed {
                 Ok((symbol, bar)) => rows.by_symbol.entry(symbol).or_default().push(Located {

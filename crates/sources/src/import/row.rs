@@ -1,88 +1,7 @@
-//! Turning one row's raw values into a [`Bar`], or the reason it cannot be one.
+//! Reading one cell of a vendor file: numbers and dates.
 
 use bf_core::dates::{MICROS_PER_DAY, date_from_days, days_since_epoch};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
-
-use crate::bars::Bar;
-
-/// A row's numbers as read; `None` is a missing value. `adj_close` is `None` when
-/// the file has no such column, and then equals `close`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct RawPrices {
-    pub open: Option<f64>,
-    pub high: Option<f64>,
-    pub low: Option<f64>,
-    pub close: Option<f64>,
-    pub adj_close: Option<Option<f64>>,
-    pub volume: Option<f64>,
-}
-
-/// Validates a row. The checks are those a vendor file most often fails: missing
-/// or non-positive prices, high below low, open/close outside the day's range,
-/// negative or fractional volume.
-pub(super) fn check(date: i32, ts: i64, raw: RawPrices) -> Result<Bar, String> {
-    if !(plausible_days().contains(&date)) {
-        return Err(format!(
-            "date {} is outside the years {}–{} (a placeholder or a misread column)",
-            format_date(date),
-            FIRST_PLAUSIBLE_YEAR,
-            LAST_PLAUSIBLE_YEAR
-        ));
-    }
-    let present = |name: &str, value: Option<f64>| -> Result<f64, String> {
-        match value {
-            None => Err(format!("missing {name}")),
-            Some(v) if !v.is_finite() => Err(format!("{name} is not a finite number")),
-            Some(v) if v <= 0.0 && name != "volume" => Err(format!("non-positive {name} {v}")),
-            Some(v) => Ok(v),
-        }
-    };
-    let open = present("open", raw.open)?;
-    let high = present("high", raw.high)?;
-    let low = present("low", raw.low)?;
-    let close = present("close", raw.close)?;
-    let adj_close = match raw.adj_close {
-        None => close,
-        Some(value) => present("adj_close", value)?,
-    };
-    let volume = present("volume", raw.volume)?;
-    if high < low {
-        return Err(format!("high {high} < low {low}"));
-    }
-    for (name, value) in [("open", open), ("close", close)] {
-        if value < low || value > high {
-            return Err(format!("{name} {value} outside [low {low}, high {high}]"));
-        }
-    }
-    if volume < 0.0 {
-        return Err(format!("negative volume {volume}"));
-    }
-    if volume.fract() != 0.0 || volume > i64::MAX as f64 {
-        return Err(format!("volume {volume} is not a whole number"));
-    }
-    Ok(Bar {
-        date,
-        ts,
-        open,
-        high,
-        low,
-        close,
-        adj_close,
-        volume: volume as i64,
-    })
-}
-
-/// Bars dated outside these years are vendor placeholders (0000-01-01,
-/// 9999-12-31) or a column read as a date by mistake.
-const FIRST_PLAUSIBLE_YEAR: i32 = 1800;
-const LAST_PLAUSIBLE_YEAR: i32 = 2199;
-
-fn plausible_days() -> std::ops::RangeInclusive<i32> {
-    let day = |year, month, day| {
-        days_since_epoch(NaiveDate::from_ymd_opt(year, month, day).expect("valid date"))
-    };
-    day(FIRST_PLAUSIBLE_YEAR, 1, 1)..=day(LAST_PLAUSIBLE_YEAR, 12, 31)
-}
 
 /// Parses a number cell; empty, `null`, `NaN` and `-` are missing values.
 ///
@@ -113,7 +32,7 @@ pub(super) fn parse_number(name: &str, text: &str) -> Result<Option<f64>, String
         text
     };
     // Rust also reads "inf" and "infinity"; prices must be finite, which
-    // `check` enforces with its own message.
+    // `Bar::checked` enforces with its own message.
     plain.parse::<f64>().map(Some).map_err(|_| unparsable())
 }
 
@@ -199,7 +118,7 @@ mod tests {
 
     #[test]
     fn placeholder_dates_are_rejected() {
-        let prices = RawPrices {
+        let prices = crate::bars::RawPrices {
             open: Some(10.0),
             high: Some(11.0),
             low: Some(9.0),
@@ -209,13 +128,13 @@ mod tests {
         };
         for text in ["0000-01-01", "9999-12-31", "1799-12-31", "2200-01-01"] {
             let (date, ts) = parse_date(text).unwrap();
-            let err = check(date, ts, prices).unwrap_err();
+            let err = crate::bars::Bar::checked(date, ts, prices).unwrap_err();
             assert!(
                 err.starts_with(&format!("date {text} is outside the years 1800–2199")),
                 "{err}"
             );
         }
         let (date, ts) = parse_date("1800-01-01").unwrap();
-        assert!(check(date, ts, prices).is_ok());
+        assert!(crate::bars::Bar::checked(date, ts, prices).is_ok());
     }
 }

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::YahooError;
 use super::wire::{ChartResponse, ChartResult};
+use crate::RequestCounts;
 
 /// Yahoo answers browsers; a library User-Agent gets 429s sooner.
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
@@ -53,9 +54,9 @@ impl Default for YahooConfig {
 
 /// Counts of what the client did, for summaries and benchmarks.
 #[derive(Debug, Default)]
-pub struct RequestCounts {
-    pub requests: AtomicUsize,
-    pub retries: AtomicUsize,
+struct Counters {
+    requests: AtomicUsize,
+    retries: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -63,7 +64,7 @@ pub struct Client {
     http: reqwest::Client,
     config: YahooConfig,
     next_slot: Mutex<Instant>,
-    pub counts: RequestCounts,
+    counts: Counters,
 }
 
 /// Why one attempt failed: worth another try, or final.
@@ -87,12 +88,19 @@ impl Client {
             http,
             config,
             next_slot: Mutex::new(Instant::now()),
-            counts: RequestCounts::default(),
+            counts: Counters::default(),
         })
     }
 
     pub fn config(&self) -> &YahooConfig {
         &self.config
+    }
+
+    pub fn counts(&self) -> RequestCounts {
+        RequestCounts {
+            requests: self.counts.requests.load(Ordering::Relaxed),
+            retries: self.counts.retries.load(Ordering::Relaxed),
+        }
     }
 
     /// One chart request (seconds since the epoch, `period2` exclusive), retried

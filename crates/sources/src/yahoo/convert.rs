@@ -4,8 +4,9 @@
 //! own time zone, not from the UTC date of Yahoo's timestamp (a Sydney session
 //! opens on the previous UTC day). Yahoo stamps the still-open day with its last
 //! trade time, which moves between fetches; the date does not, and daily bars
-//! are keyed by it (see `BarsBuilder::push`). Intraday bars keep their UTC start. Rows with a null price are dropped and counted; rows
-//! with a price ≤ 0 or high < low are dropped and reported.
+//! are keyed by it (see `BarsBuilder::push`). Intraday bars keep their UTC
+//! start. Rows with a null price are dropped and counted; rows that fail
+//! [`Bar::checked`] (the validation every source applies) are dropped and reported.
 
 use bf_core::Interval;
 use bf_core::dates::days_since_epoch;
@@ -15,20 +16,14 @@ use chrono_tz::Tz;
 
 use super::YahooError;
 use super::wire::ChartResult;
-use crate::bars::Bar;
+use crate::InvalidBar;
+use crate::bars::{Bar, RawPrices};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Action {
     pub date: NaiveDate,
     pub kind: &'static str,
     pub value: f64,
-}
-
-/// A bar Yahoo sent that is not stored, and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InvalidBar {
-    pub date: NaiveDate,
-    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -83,37 +78,26 @@ pub fn convert(
             out.null_rows += 1;
             continue;
         };
-        let adj_close = adjclose.get(i).copied().flatten().unwrap_or(close);
-        let volume = quote
-            .and_then(|q| q.volume.get(i).copied().flatten())
-            .unwrap_or(0);
-        let reason = if [open, high, low, close, adj_close]
-            .iter()
-            .any(|p| *p <= 0.0 || !p.is_finite())
-        {
-            Some(format!(
-                "price ≤ 0 (open {open}, high {high}, low {low}, close {close}, adjclose {adj_close})"
-            ))
-        } else if high < low {
-            Some(format!("high {high} < low {low}"))
-        } else if volume < 0 {
-            Some(format!("negative volume {volume}"))
-        } else {
-            None
+        // A null adjusted close or volume is Yahoo's way of saying "same as
+        // close" and "no trades".
+        let raw = RawPrices {
+            open: Some(open),
+            high: Some(high),
+            low: Some(low),
+            close: Some(close),
+            adj_close: adjclose.get(i).copied().flatten().map(Some),
+            volume: Some(
+                quote
+                    .and_then(|q| q.volume.get(i).copied().flatten())
+                    .unwrap_or(0) as f64,
+            ),
         };
-        if let Some(reason) = reason {
-            out.invalid.push(InvalidBar { date, reason });
-            continue;
-        }
-        let bar = Bar {
-            date: days_since_epoch(date),
-            ts: seconds * 1_000_000,
-            open,
-            high,
-            low,
-            close,
-            adj_close,
-            volume,
+        let bar = match Bar::checked(days_since_epoch(date), seconds * 1_000_000, raw) {
+            Ok(bar) => bar,
+            Err(reason) => {
+                out.invalid.push(InvalidBar { date, reason });
+                continue;
+            }
         };
         // The still-open day can come twice (a separate live row): keep the
         // last. The same timestamp twice with other prices is not that, and

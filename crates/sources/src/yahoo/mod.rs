@@ -16,18 +16,18 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use bf_core::{Interval, Symbol};
+use async_trait::async_trait;
+use bf_core::LastBar;
+use bf_core::dates::days_since_epoch;
 use chrono::{NaiveDate, TimeDelta};
 use futures::StreamExt;
 
-use bf_core::dates::days_since_epoch;
 pub use client::{Client, YahooConfig};
 use convert::Converted;
-pub use convert::InvalidBar;
 pub use limits::{HistoryLimit, history_limit};
 
 use crate::bars::{ActionsBuilder, BarsBuilder};
+use crate::{FetchWindow, OnDone, RequestCounts, Source, SourceError, SymbolBars, SymbolRequest};
 
 pub const SOURCE_NAME: &str = "yahoo";
 pub const DEFAULT_BASE_URL: &str = "https://query2.finance.yahoo.com";
@@ -65,82 +65,64 @@ pub enum YahooError {
     Client(#[source] reqwest::Error),
 }
 
-/// What the lake already holds of a symbol: its last bar.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StoredBar {
-    pub date: NaiveDate,
-    /// Bar start, microseconds since the epoch, UTC.
-    pub ts: i64,
-    pub close: f64,
-    pub adj_close: f64,
-}
-
-#[derive(Debug, Clone)]
-pub struct YahooRequest {
-    pub symbol: Symbol,
-    pub stored: Option<StoredBar>,
-}
-
-/// One symbol's fetch.
+/// The Yahoo chart API as a [`Source`].
 #[derive(Debug)]
-pub struct YahooBars {
-    pub symbol: Symbol,
-    pub bars: RecordBatch,
-    pub actions: RecordBatch,
-    pub rows: usize,
-    /// Bars Yahoo sent with null prices (halts, some holidays): not stored.
-    pub null_rows: usize,
-    /// Bars with a price ≤ 0 or high < low: not stored.
-    pub invalid: Vec<InvalidBar>,
-    /// A new dividend or split re-adjusted history, so all of it was fetched again.
-    pub readjusted: bool,
-}
-
-/// The range and interval of one `fetch_all`.
-#[derive(Debug, Clone, Copy)]
-pub struct FetchWindow {
-    pub start: NaiveDate,
-    pub end: NaiveDate,
-    pub interval: Interval,
-    /// Today, for the intraday history limits.
-    pub today: NaiveDate,
-}
-
-/// Fetches every symbol, `concurrency` at a time; one symbol's failure is its
-/// own result and never stops the others. Results come in request order;
-/// `on_done` hears each symbol as it finishes.
-pub async fn fetch_all(
+pub struct Yahoo {
     client: Arc<Client>,
-    requests: Vec<YahooRequest>,
-    window: FetchWindow,
-    ingested_at: i64,
-    on_done: &(dyn Fn(&Symbol, usize) + Sync),
-) -> Result<Vec<Result<YahooBars, YahooError>>, YahooError> {
-    history_limit(window.interval).check(window.interval, window.start, window.today)?;
-    let concurrency = client.config().concurrency.max(1);
-    let mut results: Vec<(usize, Result<YahooBars, YahooError>)> =
-        futures::stream::iter(requests.into_iter().enumerate())
-            .map(|(index, request)| {
-                let client = Arc::clone(&client);
-                async move {
-                    let result = fetch_symbol(&client, &request, window, ingested_at).await;
-                    on_done(&request.symbol, result.as_ref().map_or(0, |bars| bars.rows));
-                    (index, result)
-                }
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-    results.sort_by_key(|(index, _)| *index);
-    Ok(results.into_iter().map(|(_, result)| result).collect())
+}
+
+impl Yahoo {
+    pub fn new(config: YahooConfig) -> Result<Self, YahooError> {
+        Ok(Self {
+            client: Arc::new(Client::new(config)?),
+        })
+    }
+}
+
+#[async_trait]
+impl Source for Yahoo {
+    fn name(&self) -> &'static str {
+        SOURCE_NAME
+    }
+
+    /// Fetches every symbol, `concurrency` at a time.
+    async fn fetch_all(
+        &self,
+        requests: Vec<SymbolRequest>,
+        window: FetchWindow,
+        ingested_at: i64,
+        on_done: OnDone,
+    ) -> Result<Vec<Result<SymbolBars, SourceError>>, SourceError> {
+        history_limit(window.interval).check(window.interval, window.start, window.today)?;
+        let concurrency = self.client.config().concurrency.max(1);
+        let mut results: Vec<(usize, Result<SymbolBars, SourceError>)> =
+            futures::stream::iter(requests.into_iter().enumerate())
+                .map(|(index, request)| {
+                    let (client, on_done) = (Arc::clone(&self.client), Arc::clone(&on_done));
+                    async move {
+                        let result = fetch_symbol(&client, &request, window, ingested_at).await;
+                        on_done(&request.symbol, result.as_ref().map_or(0, |bars| bars.rows));
+                        (index, result.map_err(SourceError::from))
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+        results.sort_by_key(|(index, _)| *index);
+        Ok(results.into_iter().map(|(_, result)| result).collect())
+    }
+
+    fn request_counts(&self) -> RequestCounts {
+        self.client.counts()
+    }
 }
 
 async fn fetch_symbol(
     client: &Client,
-    request: &YahooRequest,
+    request: &SymbolRequest,
     window: FetchWindow,
     ingested_at: i64,
-) -> Result<YahooBars, YahooError> {
+) -> Result<SymbolBars, YahooError> {
     let symbol = request.symbol.as_str();
     let stored = request.stored.filter(|s| s.date >= window.start);
     let mut readjusted = false;
@@ -185,7 +167,7 @@ async fn fetch_symbol(
             action.value,
         );
     }
-    Ok(YahooBars {
+    Ok(SymbolBars {
         symbol: request.symbol.clone(),
         rows: converted.bars.len(),
         bars: bars.finish(),
@@ -198,7 +180,7 @@ async fn fetch_symbol(
 
 /// Whether an incremental response shows that Yahoo re-adjusted history: an
 /// action after the stored bar, or the stored bar itself now priced differently.
-fn needs_full_history(incremental: &Converted, stored: &StoredBar) -> bool {
+fn needs_full_history(incremental: &Converted, stored: &LastBar) -> bool {
     let new_action = incremental.actions.iter().any(|a| a.date > stored.date);
     let stored_day = days_since_epoch(stored.date);
     let moved = incremental

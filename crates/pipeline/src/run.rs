@@ -1,0 +1,110 @@
+//! `bf run`'s work: fetch -> features -> signals for a list of symbols, each
+//! stage incremental (a rerun with nothing new writes nothing).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bf_core::Progress;
+use bf_features::build::{BuildReport, BuildRequest, build};
+use bf_lake::Lake;
+use bf_signals::generate::{GenerateReport, generate_and_store};
+use bf_signals::strategy::Strategies;
+use serde::Serialize;
+
+use crate::PipelineError;
+use crate::fetch::{FetchReport, FetchRequest, fetch};
+
+#[derive(Debug)]
+pub struct RunRequest {
+    pub fetch: FetchRequest,
+    pub strategies: Strategies,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub symbols: usize,
+    /// Symbols that failed to fetch or have no bars, each once.
+    pub symbols_failed: Vec<String>,
+    pub new_bars: usize,
+    pub feature_rows_written: usize,
+    pub new_signals: usize,
+    pub signals_removed: usize,
+    /// Wall seconds of each stage, in order.
+    pub stage_seconds: Vec<(&'static str, f64)>,
+    #[serde(skip)]
+    pub fetched: FetchReport,
+    #[serde(skip)]
+    pub built: BuildReport,
+    #[serde(skip)]
+    pub generated: GenerateReport,
+}
+
+impl RunReport {
+    pub fn nothing_new(&self) -> bool {
+        self.new_bars == 0
+            && self.feature_rows_written == 0
+            && self.new_signals == 0
+            && self.signals_removed == 0
+    }
+}
+
+/// A display for each stage, asked for as the stage starts: (stage name,
+/// number of items).
+pub type StageProgress<'a> = &'a (dyn Fn(&'static str, usize) -> Arc<dyn Progress> + Sync);
+
+/// Runs every stage for the request's symbols. A symbol that fails to fetch
+/// does not stop the others; it is listed in `symbols_failed`.
+pub async fn run(
+    lake: &Lake,
+    request: &RunRequest,
+    progress: StageProgress<'_>,
+) -> Result<RunReport, PipelineError> {
+    let symbols: Vec<String> = request
+        .fetch
+        .symbols
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    let mut stage_seconds = Vec::new();
+
+    let started = Instant::now();
+    let display = progress("fetch", symbols.len());
+    let fetched = fetch(lake, &request.fetch, Arc::clone(&display)).await;
+    display.finish();
+    let fetched = fetched?;
+    stage_seconds.push(("fetch", started.elapsed().as_secs_f64()));
+
+    let started = Instant::now();
+    let features_request = BuildRequest {
+        symbols: Some(symbols.clone()),
+        group_rows: None,
+    };
+    let display = progress("features", 0);
+    let built = build(lake, &features_request, &*display).await;
+    display.finish();
+    let built = built?;
+    stage_seconds.push(("features", started.elapsed().as_secs_f64()));
+
+    let started = Instant::now();
+    let generated = generate_and_store(lake, &request.strategies, &symbols).await?;
+    stage_seconds.push(("signals", started.elapsed().as_secs_f64()));
+
+    let mut symbols_failed: Vec<String> = fetched.failed().map(|f| f.symbol.clone()).collect();
+    for symbol in &built.missing {
+        if !symbols_failed.contains(symbol) {
+            symbols_failed.push(symbol.clone());
+        }
+    }
+    Ok(RunReport {
+        symbols: symbols.len(),
+        symbols_failed,
+        new_bars: fetched.ohlcv.inserted + fetched.ohlcv.updated,
+        feature_rows_written: built.inserted + built.updated,
+        new_signals: generated.signals.inserted + generated.signals.updated,
+        signals_removed: generated.signals.deleted,
+        stage_seconds,
+        fetched,
+        built,
+        generated,
+    })
+}
