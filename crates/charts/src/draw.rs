@@ -119,30 +119,69 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &ChartSeries)
     let (_, body_height) = body.dim_in_pixel();
     let (price_area, lower) = body.split_vertically(body_height * 60 / 100);
     let (rsi_area, macd_area) = lower.split_vertically(body_height * 17 / 100);
+    draw_price(&price_area, series, text)?;
+    draw_rsi(&rsi_area, bars, text)?;
+    draw_macd(&macd_area, bars, text)
+}
 
-    let x_range = -0.5..bars.len() as f64 - 0.5;
-    let date_at = |x: &f64| -> String {
-        let index = x.round();
-        if index < 0.0 || index as usize >= bars.len() {
-            return String::new();
-        }
-        bars[index as usize].date.format("%Y-%m-%d").to_string()
-    };
+/// The x axis: one step per bar, labelled with the bar's date.
+fn x_range(bars: &[ChartBar]) -> std::ops::Range<f64> {
+    -0.5..bars.len() as f64 - 0.5
+}
 
-    // Price pane.
-    let mut price = pane(&price_area, text, false)
-        .build_cartesian_2d(x_range.clone(), padded(price_range(series)))?;
+fn date_label(bars: &[ChartBar], x: f64) -> String {
+    let index = x.round();
+    if index < 0.0 || index as usize >= bars.len() {
+        return String::new();
+    }
+    bars[index as usize].date.format("%Y-%m-%d").to_string()
+}
+
+/// Candles, Bollinger bands, SMA 50/200 and each strategy's markers.
+fn draw_price<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &ChartSeries,
+    text: u32,
+) -> DrawResult<DB> {
+    let bars = &series.bars;
+    let mut price =
+        pane(area, text, false).build_cartesian_2d(x_range(bars), padded(price_range(series)))?;
     price
         .configure_mesh()
         .x_labels(10)
         .y_labels(8)
-        .x_label_formatter(&date_at)
+        .x_label_formatter(&|x| date_label(bars, *x))
         .y_label_formatter(&|y| format!("{y:.2}"))
         .y_desc("price")
         .label_style((FONT, text))
         .light_line_style(BLACK.mix(0.04))
         .bold_line_style(BLACK.mix(0.1))
         .draw()?;
+    draw_bands(&mut price, bars)?;
+    let width = candle_width(price.plotting_area().dim_in_pixel().0, bars.len());
+    price.draw_series(bars.iter().enumerate().map(|(i, b)| {
+        CandleStick::new(
+            i as f64,
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            UP.filled(),
+            DOWN.filled(),
+            width,
+        )
+    }))?;
+    labelled_line(&mut price, bars, "SMA 50", SMA_50, |b| b.sma_50)?;
+    labelled_line(&mut price, bars, "SMA 200", SMA_200, |b| b.sma_200)?;
+    draw_markers(&mut price, series)?;
+    draw_legend(&mut price, text)
+}
+
+/// The Bollinger band, shaded between its two lines.
+fn draw_bands<'a, DB: DrawingBackend + 'a>(
+    price: &mut Pane<'a, DB>,
+    bars: &[ChartBar],
+) -> DrawResult<DB> {
     let band: Vec<(f64, f64, f64)> = bars
         .iter()
         .enumerate()
@@ -170,21 +209,16 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &ChartSeries)
             }
         }
     }
-    let width = candle_width(price.plotting_area().dim_in_pixel().0, bars.len());
-    price.draw_series(bars.iter().enumerate().map(|(i, b)| {
-        CandleStick::new(
-            i as f64,
-            b.open,
-            b.high,
-            b.low,
-            b.close,
-            UP.filled(),
-            DOWN.filled(),
-            width,
-        )
-    }))?;
-    labelled_line(&mut price, bars, "SMA 50", SMA_50, |b| b.sma_50)?;
-    labelled_line(&mut price, bars, "SMA 200", SMA_200, |b| b.sma_200)?;
+    Ok(())
+}
+
+/// A triangle under the bar for each BUY and over it for each SELL, one
+/// colour per strategy.
+fn draw_markers<'a, DB: DrawingBackend + 'a>(
+    price: &mut Pane<'a, DB>,
+    series: &ChartSeries,
+) -> DrawResult<DB> {
+    let bars = &series.bars;
     for (k, strategy) in series.strategies().into_iter().enumerate() {
         let colour = STRATEGY_COLOURS[k % STRATEGY_COLOURS.len()];
         // Markers of later strategies sit further from the bar, so signals of
@@ -214,10 +248,17 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &ChartSeries)
                 )
             });
     }
-    draw_legend(&mut price, text)?;
+    Ok(())
+}
 
-    // RSI pane: the 30 and 70 levels the reversion rule uses.
-    let mut rsi = pane(&rsi_area, text, false).build_cartesian_2d(x_range.clone(), 0.0..100.0)?;
+/// RSI with the 30 and 70 levels the reversion rule uses.
+fn draw_rsi<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    bars: &[ChartBar],
+    text: u32,
+) -> DrawResult<DB> {
+    let x_range = x_range(bars);
+    let mut rsi = pane(area, text, false).build_cartesian_2d(x_range.clone(), 0.0..100.0)?;
     rsi.configure_mesh()
         .x_labels(10)
         .y_labels(3)
@@ -244,19 +285,26 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &ChartSeries)
         RSI.stroke_width(2),
     ))?;
 
-    // MACD pane.
+    Ok(())
+}
+
+fn draw_macd<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    bars: &[ChartBar],
+    text: u32,
+) -> DrawResult<DB> {
     let macd_values = bars
         .iter()
         .flat_map(|b| [b.macd, b.macd_signal, b.macd_hist])
         .flatten();
-    let mut macd = pane(&macd_area, text, true).build_cartesian_2d(
-        x_range.clone(),
+    let mut macd = pane(area, text, true).build_cartesian_2d(
+        x_range(bars),
         padded(span(macd_values).unwrap_or(-1.0..1.0)),
     )?;
     macd.configure_mesh()
         .x_labels(10)
         .y_labels(4)
-        .x_label_formatter(&date_at)
+        .x_label_formatter(&|x| date_label(bars, *x))
         .y_label_formatter(&|y| format!("{y:.2}"))
         .y_desc("MACD 12/26/9")
         .label_style((FONT, text))

@@ -7,6 +7,7 @@ mod error;
 mod interval;
 mod last_bar;
 mod progress;
+pub mod retry;
 mod symbol;
 pub mod symbol_list;
 pub mod tables;

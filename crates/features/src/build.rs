@@ -84,95 +84,15 @@ pub async fn build(
     // an append finding the table moved on compares instead (`Lake::append`).
     let mut features_version = lake.version(&FEATURES).await?;
     let ctx = lake.session().await?;
-    let filter = symbol_filter(request.symbols.as_deref());
-    // Features are per trading day (or week, month); intraday series are not
-    // built, so their many bars per date never meet the features key.
-    let per_day = format!(
-        "\"{}\" IN ('{}', '{}', '{}')",
-        col::INTERVAL,
-        Interval::D1.as_str(),
-        Interval::W1.as_str(),
-        Interval::Mo1.as_str()
-    );
-    let series_filter = if filter.is_empty() {
-        format!("WHERE {per_day}")
-    } else {
-        format!("{filter} AND {per_day}")
-    };
-    let inventory = series_counts(
-        &ctx,
-        &format!(
-            "SELECT {s}, \"{i}\", count(*) FROM {t} {series_filter} GROUP BY 1, 2",
-            s = col::SYMBOL,
-            i = col::INTERVAL,
-            t = OHLCV.name
-        ),
-    )
-    .await?;
-    let built = if ctx
-        .table_exist(FEATURES.name)
-        .map_err(FeaturesError::Read)?
-    {
-        series_counts(
-            &ctx,
-            &format!(
-                "SELECT {s}, \"{i}\", max({v}) FROM {t} {filter} GROUP BY 1, 2",
-                s = col::SYMBOL,
-                i = col::INTERVAL,
-                v = col::OHLCV_VERSION,
-                t = FEATURES.name
-            ),
-        )
-        .await?
-    } else {
-        HashMap::new()
-    };
-
+    let (inventory, built) = stored_series(&ctx, request.symbols.as_deref()).await?;
     let mut report = BuildReport {
         ohlcv_version,
         series: inventory.len(),
         missing: missing_symbols(request.symbols.as_deref(), &inventory),
         ..BuildReport::default()
     };
-    // Per built version, what changed since; `None` when that version's log is
-    // gone (log cleanup), so its series are rebuilt and compared in full.
-    let mut changed_since: HashMap<u64, Option<ChangedSeries>> = HashMap::new();
-    let (mut fresh, mut rebuild) = (Vec::new(), Vec::new());
-    // Kernels only look back, so rows before a series' first changed bar come
-    // out as stored: only the rest is compared and written.
-    let mut write_from: HashMap<Series, i32> = HashMap::new();
-    let mut series: Vec<(&Series, &i64)> = inventory.iter().collect();
-    series.sort_unstable();
-    for (key, &rows) in series {
-        let rows = rows as usize;
-        match built.get(key).map(|&v| v as u64) {
-            None => fresh.push((key.clone(), rows)),
-            Some(version) if version >= ohlcv_version => report.series_up_to_date += 1,
-            Some(version) => {
-                let changed = match changed_since.entry(version) {
-                    Entry::Occupied(known) => known.into_mut(),
-                    Entry::Vacant(slot) => slot.insert(
-                        match lake.changed_series_since(&OHLCV, version).await {
-                            Ok(changed) => Some(changed),
-                            Err(error) => {
-                                tracing::warn!(%error, version, "cannot tell what changed in ohlcv since this version; rebuilding its series in full");
-                                None
-                            }
-                        },
-                    ),
-                };
-                match changed.as_ref().map(|c| c.get(key)) {
-                    None => rebuild.push((key.clone(), rows)),
-                    Some(Some(&first_changed)) => {
-                        write_from.insert(key.clone(), first_changed);
-                        rebuild.push((key.clone(), rows));
-                    }
-                    Some(None) => report.series_up_to_date += 1,
-                }
-            }
-        }
-    }
-    report.series_built = fresh.len() + rebuild.len();
+    let plan = plan(lake, &inventory, &built, ohlcv_version, &mut report).await;
+    report.series_built = plan.fresh.len() + plan.rebuild.len();
     report.phases.plan = started.elapsed();
 
     let group_rows = request.group_rows.unwrap_or(GROUP_ROWS);
@@ -182,6 +102,11 @@ pub async fn build(
     };
     let mut done = 0;
     progress.advance(done, report.series_built, None);
+    let Plan {
+        fresh,
+        rebuild,
+        write_from,
+    } = plan;
     for (series, is_fresh) in [(fresh, true), (rebuild, false)] {
         let groups = groups(series, group_rows);
         let whole_table =
@@ -222,6 +147,122 @@ pub async fn build(
         }
     }
     Ok(report)
+}
+
+/// Rows per (symbol, interval) series in `ohlcv` (daily, weekly and monthly
+/// only), and the `ohlcv` version each series' stored features were built from.
+async fn stored_series(
+    ctx: &SessionContext,
+    symbols: Option<&[String]>,
+) -> Result<(HashMap<Series, i64>, HashMap<Series, i64>), FeaturesError> {
+    let filter = symbol_filter(symbols);
+    // Features are per trading day (or week, month); intraday series are not
+    // built, so their many bars per date never meet the features key.
+    let per_day = format!(
+        "\"{}\" IN ('{}', '{}', '{}')",
+        col::INTERVAL,
+        Interval::D1.as_str(),
+        Interval::W1.as_str(),
+        Interval::Mo1.as_str()
+    );
+    let series_filter = if filter.is_empty() {
+        format!("WHERE {per_day}")
+    } else {
+        format!("{filter} AND {per_day}")
+    };
+    let inventory = series_counts(
+        ctx,
+        &format!(
+            "SELECT {s}, \"{i}\", count(*) FROM {t} {series_filter} GROUP BY 1, 2",
+            s = col::SYMBOL,
+            i = col::INTERVAL,
+            t = OHLCV.name
+        ),
+    )
+    .await?;
+    let built = if ctx
+        .table_exist(FEATURES.name)
+        .map_err(FeaturesError::Read)?
+    {
+        series_counts(
+            ctx,
+            &format!(
+                "SELECT {s}, \"{i}\", max({v}) FROM {t} {filter} GROUP BY 1, 2",
+                s = col::SYMBOL,
+                i = col::INTERVAL,
+                v = col::OHLCV_VERSION,
+                t = FEATURES.name
+            ),
+        )
+        .await?
+    } else {
+        HashMap::new()
+    };
+
+    Ok((inventory, built))
+}
+
+/// Which series to build, and from which date.
+struct Plan {
+    /// Series with no features yet: appended.
+    fresh: Vec<(Series, usize)>,
+    /// Series whose bars changed since their features were built: upserted.
+    rebuild: Vec<(Series, usize)>,
+    /// Kernels only look back, so rows before a series' first changed bar come
+    /// out as stored: only the rest is compared and written.
+    write_from: HashMap<Series, i32>,
+}
+
+/// Sorts every series into fresh, to rebuild or up to date (counted in
+/// `report`), reading from the Delta log what changed since each build.
+async fn plan(
+    lake: &Lake,
+    inventory: &HashMap<Series, i64>,
+    built: &HashMap<Series, i64>,
+    ohlcv_version: u64,
+    report: &mut BuildReport,
+) -> Plan {
+    // Per built version, what changed since; `None` when that version's log is
+    // gone (log cleanup), so its series are rebuilt and compared in full.
+    let mut changed_since: HashMap<u64, Option<ChangedSeries>> = HashMap::new();
+    let (mut fresh, mut rebuild) = (Vec::new(), Vec::new());
+    let mut write_from: HashMap<Series, i32> = HashMap::new();
+    let mut series: Vec<(&Series, &i64)> = inventory.iter().collect();
+    series.sort_unstable();
+    for (key, &rows) in series {
+        let rows = rows as usize;
+        match built.get(key).map(|&v| v as u64) {
+            None => fresh.push((key.clone(), rows)),
+            Some(version) if version >= ohlcv_version => report.series_up_to_date += 1,
+            Some(version) => {
+                let changed = match changed_since.entry(version) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(slot) => slot.insert(
+                        match lake.changed_series_since(&OHLCV, version).await {
+                            Ok(changed) => Some(changed),
+                            Err(error) => {
+                                tracing::warn!(%error, version, "cannot tell what changed in ohlcv since this version; rebuilding its series in full");
+                                None
+                            }
+                        },
+                    ),
+                };
+                match changed.as_ref().map(|c| c.get(key)) {
+                    None => rebuild.push((key.clone(), rows)),
+                    Some(Some(&first_changed)) => {
+                        write_from.insert(key.clone(), first_changed);
+                        rebuild.push((key.clone(), rows));
+                    }
+                    Some(None) => report.series_up_to_date += 1,
+                }
+            }
+        }
+    }
+    Plan {
+        fresh,
+        rebuild,
+        write_from,
+    }
 }
 
 fn add_metrics(report: &mut BuildReport, metrics: &UpsertMetrics) {

@@ -18,7 +18,9 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bf_core::retry::{RetryPolicy, Verdict};
 use bf_core::tables::{Storage, TableSpec, col as column};
 use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, max, min};
@@ -52,8 +54,13 @@ pub struct UpsertMetrics {
 }
 
 const TARGET_PREFIX: &str = "__target_";
-/// Concurrent commits an upsert outlasts before it gives up.
-const MAX_CONFLICT_RETRIES: usize = 20;
+/// Concurrent commits an upsert outlasts before it gives up; writers that
+/// collided wait different times before trying again.
+const CONFLICT_RETRIES: RetryPolicy = RetryPolicy {
+    max_retries: 20,
+    first_backoff: Duration::from_millis(50),
+    max_wait: Duration::from_secs(2),
+};
 const IS_NEW: &str = "__is_new";
 /// Source column of a replacing MERGE: true for stored rows to delete.
 const DELETE: &str = "__delete";
@@ -92,28 +99,31 @@ impl Lake {
         scope: Option<Expr>,
     ) -> Result<UpsertMetrics, LakeError> {
         let mut conflicts = 0;
-        loop {
-            match self.upsert_once(spec, batches.clone(), scope.clone()).await {
-                Ok(metrics) => {
-                    return Ok(UpsertMetrics {
-                        conflicts_retried: conflicts,
-                        ..metrics
-                    });
-                }
-                Err(err) if err.is_conflict() && conflicts < MAX_CONFLICT_RETRIES => {
+        let metrics = CONFLICT_RETRIES
+            .run(
+                || self.upsert_once(spec, batches.clone(), scope.clone()),
+                |err: &LakeError| {
+                    if err.is_conflict() {
+                        Verdict::Retry { after: None }
+                    } else {
+                        Verdict::Final
+                    }
+                },
+                |_, wait| {
                     conflicts += 1;
                     tracing::info!(
                         table = spec.name,
                         conflicts,
+                        ?wait,
                         "concurrent commit; upserting again"
                     );
-                    // Writers that collided wait different times before trying again.
-                    let wait = rand_millis(50 * conflicts as u64);
-                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                }
-                Err(err) => return Err(err),
-            }
-        }
+                },
+            )
+            .await?;
+        Ok(UpsertMetrics {
+            conflicts_retried: conflicts,
+            ..metrics
+        })
     }
 
     async fn upsert_once(
@@ -405,12 +415,6 @@ impl Lake {
             .map_err(|e| self.delta_error(spec, e))?;
         Ok(table)
     }
-}
-
-/// Up to `max` milliseconds, different per process and call.
-fn rand_millis(max: u64) -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::Instant::now()) % max.max(1)
 }
 
 /// The table's rows matching `filter`, `names` columns cast to the table's

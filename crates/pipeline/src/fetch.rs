@@ -9,8 +9,9 @@ use std::time::Instant;
 use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
 use bf_core::{Interval, Progress, Symbol};
 use bf_lake::{Lake, UpsertMetrics};
-use bf_sources::{FetchWindow, OnDone, SourceSettings, SymbolRequest};
+use bf_sources::{FetchWindow, OnDone, SourceError, SourceSettings, SymbolBars, SymbolRequest};
 use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
 use serde::Serialize;
 
 use crate::{PipelineError, now_micros};
@@ -108,18 +109,44 @@ pub async fn fetch(
     let results = source
         .fetch_all(requests, window, now_micros(), on_done)
         .await?;
+    let (symbols, invalid, bars, actions) = sort_results(&request.symbols, results);
     let mut report = FetchReport {
         source: source.name(),
-        symbols: Vec::new(),
+        symbols,
         ohlcv: UpsertMetrics::default(),
         corporate_actions: UpsertMetrics::default(),
         requests: 0,
         retries: 0,
         seconds: 0.0,
-        invalid: Vec::new(),
+        invalid,
     };
-    let (mut bars, mut actions) = (Vec::new(), Vec::new());
-    for (symbol, result) in request.symbols.iter().zip(results) {
+    let store = |what| move |source| PipelineError::Store { what, source };
+    report.ohlcv = lake.upsert(&OHLCV, bars).await.map_err(store("bars"))?;
+    report.corporate_actions = lake
+        .upsert(&CORPORATE_ACTIONS, actions)
+        .await
+        .map_err(store("corporate actions"))?;
+    let counts = source.request_counts();
+    report.requests = counts.requests;
+    report.retries = counts.retries;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Each symbol's result as a report entry, the bars a source rejected in
+/// words, and the batches to store.
+fn sort_results(
+    symbols: &[Symbol],
+    results: Vec<Result<SymbolBars, SourceError>>,
+) -> (
+    Vec<FetchedSymbol>,
+    Vec<String>,
+    Vec<RecordBatch>,
+    Vec<RecordBatch>,
+) {
+    let (mut entries, mut invalid, mut bars, mut actions) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (symbol, result) in symbols.iter().zip(results) {
         let mut entry = FetchedSymbol {
             symbol: symbol.to_string(),
             bars: 0,
@@ -130,7 +157,7 @@ pub async fn fetch(
         };
         match result {
             Ok(got) => {
-                report.invalid.extend(
+                invalid.extend(
                     got.invalid
                         .iter()
                         .map(|bad| format!("{symbol} {}: {}; not stored", bad.date, bad.reason)),
@@ -144,17 +171,7 @@ pub async fn fetch(
             }
             Err(err) => entry.error = Some(err.to_string()),
         }
-        report.symbols.push(entry);
+        entries.push(entry);
     }
-    let store = |what| move |source| PipelineError::Store { what, source };
-    report.ohlcv = lake.upsert(&OHLCV, bars).await.map_err(store("bars"))?;
-    report.corporate_actions = lake
-        .upsert(&CORPORATE_ACTIONS, actions)
-        .await
-        .map_err(store("corporate actions"))?;
-    let counts = source.request_counts();
-    report.requests = counts.requests;
-    report.retries = counts.retries;
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    (entries, invalid, bars, actions)
 }

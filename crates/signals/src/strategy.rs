@@ -237,100 +237,20 @@ impl Strategy {
     /// band, as a share of the band width.
     pub fn compile(&self) -> CompiledStrategy {
         let mut computed = Vec::new();
-        let (buy, sell, buy_strength, sell_strength, inputs) = match &self.rule {
+        let conditions = match &self.rule {
             Rule::SmaCross { fast, slow } | Rule::GoldenCross { fast, slow } => {
-                let sma = |n: usize, computed: &mut Vec<ComputedSeries>| {
-                    series(
-                        STORED_SMA.contains(&n),
-                        format!("sma_{n}"),
-                        format!("sma(adj_close, {n})"),
-                        computed,
-                    )
-                };
-                let (f, s) = (sma(*fast, &mut computed), sma(*slow, &mut computed));
-                let strength = ratio(&format!("abs({f} - {s})"), &format!("0.01 * {s}"));
-                (
-                    crosses_above(&f, &s),
-                    crosses_below(&f, &s),
-                    strength.clone(),
-                    strength,
-                    vec![f, s],
-                )
+                sma_cross(*fast, *slow, &mut computed)
             }
             Rule::RsiReversion {
                 period,
                 lower,
                 upper,
-            } => {
-                let rsi = series(
-                    *period == 14,
-                    format!("rsi_{period}"),
-                    format!("rsi(adj_close, {period})"),
-                    &mut computed,
-                );
-                (
-                    format!("(prev_{rsi} >= {lower:?} AND {rsi} < {lower:?})"),
-                    format!("(prev_{rsi} <= {upper:?} AND {rsi} > {upper:?})"),
-                    ratio(&format!("{lower:?} - {rsi}"), &format!("{lower:?}")),
-                    ratio(&format!("{rsi} - {upper:?}"), &format!("100.0 - {upper:?}")),
-                    vec![rsi],
-                )
-            }
+            } => rsi_reversion(*period, *lower, *upper, &mut computed),
             Rule::MacdCross { fast, slow, signal } => {
-                let stored = (*fast, *slow, *signal) == (12, 26, 9);
-                let suffix = if stored {
-                    String::new()
-                } else {
-                    format!("_{fast}_{slow}_{signal}")
-                };
-                let line = series(
-                    stored,
-                    format!("macd{suffix}"),
-                    format!("macd(adj_close, {fast}, {slow}, {signal})"),
-                    &mut computed,
-                );
-                let signal_line = series(
-                    stored,
-                    format!("macd_signal{suffix}"),
-                    format!("macd_signal(adj_close, {fast}, {slow}, {signal})"),
-                    &mut computed,
-                );
-                let strength = ratio(&format!("abs({line} - {signal_line})"), "0.01 * close");
-                (
-                    crosses_above(&line, &signal_line),
-                    crosses_below(&line, &signal_line),
-                    strength.clone(),
-                    strength,
-                    vec![line, signal_line],
-                )
+                macd_cross(*fast, *slow, *signal, &mut computed)
             }
             Rule::BollingerReversion { period, deviations } => {
-                let stored = (*period, *deviations) == (20, 2);
-                let suffix = if stored {
-                    String::new()
-                } else {
-                    format!("_{period}_{deviations}")
-                };
-                let upper = series(
-                    stored,
-                    format!("bb_upper{suffix}"),
-                    format!("bb_upper(adj_close, {period}, {deviations})"),
-                    &mut computed,
-                );
-                let lower = series(
-                    stored,
-                    format!("bb_lower{suffix}"),
-                    format!("bb_lower(adj_close, {period}, {deviations})"),
-                    &mut computed,
-                );
-                let width = format!("{upper} - {lower}");
-                (
-                    crosses_below("close", &lower),
-                    crosses_above("close", &upper),
-                    ratio(&format!("{lower} - close"), &width),
-                    ratio(&format!("close - {upper}"), &width),
-                    vec!["close".to_string(), lower, upper],
-                )
+                bollinger_reversion(*period, *deviations, &mut computed)
             }
             Rule::Sql {
                 buy,
@@ -338,7 +258,7 @@ impl Strategy {
                 strength,
             } => {
                 let strength = strength.clone().unwrap_or_else(|| "1.0".into());
-                (
+                Conditions::from_parts(
                     format!("({buy})"),
                     format!("({sell})"),
                     strength.clone(),
@@ -349,15 +269,151 @@ impl Strategy {
         };
         CompiledStrategy {
             name: self.name.clone(),
+            buy: conditions.buy,
+            sell: conditions.sell,
+            buy_strength: conditions.buy_strength,
+            sell_strength: conditions.sell_strength,
+            inputs: conditions.inputs,
+            computed,
+            columns: BTreeSet::new(),
+        }
+    }
+}
+
+/// A rule's SQL: when it buys and sells, how strongly, and the frame columns
+/// recorded as its inputs.
+struct Conditions {
+    buy: String,
+    sell: String,
+    buy_strength: String,
+    sell_strength: String,
+    inputs: Vec<String>,
+}
+
+impl Conditions {
+    fn from_parts(
+        buy: String,
+        sell: String,
+        buy_strength: String,
+        sell_strength: String,
+        inputs: Vec<String>,
+    ) -> Self {
+        Self {
             buy,
             sell,
             buy_strength,
             sell_strength,
             inputs,
-            computed,
-            columns: BTreeSet::new(),
         }
     }
+}
+
+fn sma_cross(fast: usize, slow: usize, computed: &mut Vec<ComputedSeries>) -> Conditions {
+    let sma = |n: usize, computed: &mut Vec<ComputedSeries>| {
+        series(
+            STORED_SMA.contains(&n),
+            format!("sma_{n}"),
+            format!("sma(adj_close, {n})"),
+            computed,
+        )
+    };
+    let (f, s) = (sma(fast, computed), sma(slow, computed));
+    let strength = ratio(&format!("abs({f} - {s})"), &format!("0.01 * {s}"));
+    Conditions::from_parts(
+        crosses_above(&f, &s),
+        crosses_below(&f, &s),
+        strength.clone(),
+        strength,
+        vec![f, s],
+    )
+}
+
+fn rsi_reversion(
+    period: usize,
+    lower: f64,
+    upper: f64,
+    computed: &mut Vec<ComputedSeries>,
+) -> Conditions {
+    let rsi = series(
+        period == 14,
+        format!("rsi_{period}"),
+        format!("rsi(adj_close, {period})"),
+        computed,
+    );
+    Conditions::from_parts(
+        format!("(prev_{rsi} >= {lower:?} AND {rsi} < {lower:?})"),
+        format!("(prev_{rsi} <= {upper:?} AND {rsi} > {upper:?})"),
+        ratio(&format!("{lower:?} - {rsi}"), &format!("{lower:?}")),
+        ratio(&format!("{rsi} - {upper:?}"), &format!("100.0 - {upper:?}")),
+        vec![rsi],
+    )
+}
+
+fn macd_cross(
+    fast: usize,
+    slow: usize,
+    signal: usize,
+    computed: &mut Vec<ComputedSeries>,
+) -> Conditions {
+    let stored = (fast, slow, signal) == (12, 26, 9);
+    let suffix = if stored {
+        String::new()
+    } else {
+        format!("_{fast}_{slow}_{signal}")
+    };
+    let line = series(
+        stored,
+        format!("macd{suffix}"),
+        format!("macd(adj_close, {fast}, {slow}, {signal})"),
+        computed,
+    );
+    let signal_line = series(
+        stored,
+        format!("macd_signal{suffix}"),
+        format!("macd_signal(adj_close, {fast}, {slow}, {signal})"),
+        computed,
+    );
+    let strength = ratio(&format!("abs({line} - {signal_line})"), "0.01 * close");
+    Conditions::from_parts(
+        crosses_above(&line, &signal_line),
+        crosses_below(&line, &signal_line),
+        strength.clone(),
+        strength,
+        vec![line, signal_line],
+    )
+}
+
+fn bollinger_reversion(
+    period: usize,
+    deviations: usize,
+    computed: &mut Vec<ComputedSeries>,
+) -> Conditions {
+    let stored = (period, deviations) == (20, 2);
+    let suffix = if stored {
+        String::new()
+    } else {
+        format!("_{period}_{deviations}")
+    };
+    let upper = series(
+        stored,
+        format!("bb_upper{suffix}"),
+        format!("bb_upper(adj_close, {period}, {deviations})"),
+        computed,
+    );
+    let lower = series(
+        stored,
+        format!("bb_lower{suffix}"),
+        format!("bb_lower(adj_close, {period}, {deviations})"),
+        computed,
+    );
+    let width = format!("{upper} - {lower}");
+    Conditions::from_parts(
+        crosses_below("close", &lower),
+        crosses_above("close", &upper),
+        ratio(&format!("{lower} - close"), &width),
+        ratio(&format!("close - {upper}"), &width),
+        vec!["close".to_string(), lower, upper],
+    )
 }
 
 #[cfg(test)]

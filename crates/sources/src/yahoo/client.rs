@@ -1,17 +1,18 @@
 //! HTTP to the chart API: a browser-like client (proxy variables honoured by
-//! reqwest), a global request-rate limit, and retries with exponential backoff
-//! and jitter on 429, 5xx, timeouts, resets and truncated bodies, honouring
-//! `Retry-After`.
+//! reqwest), a global request-rate limit (`governor`), and retries under bf's
+//! [`RetryPolicy`] on 429, 5xx, timeouts, resets and truncated bodies,
+//! honouring `Retry-After`. What an answer means ([`read_answer`]) is decided
+//! apart from the HTTP call, so it is tested on its own.
 
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bf_core::Interval;
-use rand::Rng;
+use bf_core::retry::{RetryPolicy, Verdict};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use super::YahooError;
 use super::wire::{ChartResponse, ChartResult};
@@ -33,7 +34,7 @@ pub struct YahooConfig {
     pub requests_per_second: f64,
     /// Retries of one request after the first attempt.
     pub max_retries: u32,
-    /// First backoff; doubled on each retry, with jitter.
+    /// Ceiling of the first backoff; doubled on each retry, with full jitter.
     pub backoff: Duration,
     /// Whole-request timeout.
     pub timeout: Duration,
@@ -59,15 +60,24 @@ struct Counters {
     retries: AtomicUsize,
 }
 
-#[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
     config: YahooConfig,
-    next_slot: Mutex<Instant>,
+    /// Spaces requests evenly over all tasks; `None` is unlimited.
+    limiter: Option<DefaultDirectRateLimiter>,
     counts: Counters,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
 /// Why one attempt failed: worth another try, or final.
+#[derive(Debug)]
 enum Failure {
     Transient {
         reason: String,
@@ -84,10 +94,15 @@ impl Client {
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(YahooError::Client)?;
+        // One request per period, no bursts: a burst is what rate limiters punish.
+        let limiter = (config.requests_per_second > 0.0)
+            .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / config.requests_per_second)))
+            .flatten()
+            .map(|quota| RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)));
         Ok(Self {
             http,
             config,
-            next_slot: Mutex::new(Instant::now()),
+            limiter,
             counts: Counters::default(),
         })
     }
@@ -123,36 +138,33 @@ impl Client {
             ("events", "div,splits".to_string()),
             ("includeAdjustedClose", "true".to_string()),
         ];
-        let mut attempt = 0;
-        loop {
-            self.wait_for_slot().await;
-            self.counts.requests.fetch_add(1, Ordering::Relaxed);
-            let failure = match self.attempt(symbol, &url, &query).await {
-                Ok(result) => return Ok(result),
-                Err(failure) => failure,
-            };
-            let (reason, retry_after) = match failure {
-                Failure::Final(err) => return Err(err),
-                Failure::Transient {
-                    reason,
-                    retry_after,
-                } => (reason, retry_after),
-            };
-            if attempt >= self.config.max_retries {
-                return Err(YahooError::GaveUp {
-                    symbol: symbol.to_string(),
-                    attempts: attempt + 1,
-                    last: reason,
-                });
+        let policy = RetryPolicy {
+            max_retries: self.config.max_retries,
+            first_backoff: self.config.backoff,
+            max_wait: MAX_WAIT,
+        };
+        let attempt = || async {
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
             }
-            let wait = retry_after
-                .unwrap_or_else(|| self.backoff(attempt))
-                .min(MAX_WAIT);
-            tracing::info!(symbol, %reason, ?wait, attempt, "retrying");
+            self.counts.requests.fetch_add(1, Ordering::Relaxed);
+            self.attempt(symbol, &url, &query).await
+        };
+        let on_retry = |failure: &Failure, wait: Duration| {
+            tracing::info!(symbol, ?failure, ?wait, "retrying");
             self.counts.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-        }
+        };
+        policy
+            .run(attempt, Failure::verdict, on_retry)
+            .await
+            .map_err(|failure| match failure {
+                Failure::Final(err) => err,
+                Failure::Transient { reason, .. } => YahooError::GaveUp {
+                    symbol: symbol.to_string(),
+                    attempts: self.config.max_retries + 1,
+                    last: reason,
+                },
+            })
     }
 
     async fn attempt(
@@ -182,74 +194,64 @@ impl Client {
             reason: format!("reading the body: {}", describe(&e)),
             retry_after: None,
         })?;
-        let parsed: Result<ChartResponse, _> = serde_json::from_slice(&body);
-        if !status.is_success() {
-            let description = parsed
-                .ok()
-                .and_then(|r| r.chart.error)
-                .map(|e| format!("{}: {}", e.code, e.description));
-            return Err(Failure::Final(if status == StatusCode::NOT_FOUND {
-                YahooError::NotFound {
-                    symbol: symbol.to_string(),
-                    description: description.unwrap_or_else(|| "HTTP 404".into()),
-                }
-            } else {
-                YahooError::Http {
-                    symbol: symbol.to_string(),
-                    status: status.as_u16(),
-                    message: description.unwrap_or_else(|| snippet(&body)),
-                }
-            }));
+        read_answer(symbol, status, &body)
+    }
+}
+
+impl Failure {
+    fn verdict(&self) -> Verdict {
+        match self {
+            Failure::Final(_) => Verdict::Final,
+            Failure::Transient { retry_after, .. } => Verdict::Retry {
+                after: *retry_after,
+            },
         }
-        // A 200 whose JSON does not parse was cut off on the way: ask again.
-        let response = parsed.map_err(|e| Failure::Transient {
-            reason: format!("truncated or malformed body ({} bytes): {e}", body.len()),
-            retry_after: None,
-        })?;
-        if let Some(error) = response.chart.error {
-            return Err(Failure::Final(YahooError::NotFound {
+    }
+}
+
+/// What a complete answer means: the chart, a final error (unknown symbol,
+/// another 4xx, an empty result) or, for a 200 whose JSON does not parse, a
+/// body cut off on the way that is worth asking for again.
+fn read_answer(symbol: &str, status: StatusCode, body: &[u8]) -> Result<ChartResult, Failure> {
+    let parsed: Result<ChartResponse, _> = serde_json::from_slice(body);
+    if !status.is_success() {
+        let description = parsed
+            .ok()
+            .and_then(|r| r.chart.error)
+            .map(|e| format!("{}: {}", e.code, e.description));
+        return Err(Failure::Final(if status == StatusCode::NOT_FOUND {
+            YahooError::NotFound {
                 symbol: symbol.to_string(),
-                description: format!("{}: {}", error.code, error.description),
-            }));
-        }
-        response
-            .chart
-            .result
-            .and_then(|mut r| (!r.is_empty()).then(|| r.remove(0)))
-            .ok_or_else(|| {
-                Failure::Final(YahooError::Response {
-                    symbol: symbol.to_string(),
-                    message: "chart.result is empty".into(),
-                })
+                description: description.unwrap_or_else(|| "HTTP 404".into()),
+            }
+        } else {
+            YahooError::Http {
+                symbol: symbol.to_string(),
+                status: status.as_u16(),
+                message: description.unwrap_or_else(|| snippet(body)),
+            }
+        }));
+    }
+    let response = parsed.map_err(|e| Failure::Transient {
+        reason: format!("truncated or malformed body ({} bytes): {e}", body.len()),
+        retry_after: None,
+    })?;
+    if let Some(error) = response.chart.error {
+        return Err(Failure::Final(YahooError::NotFound {
+            symbol: symbol.to_string(),
+            description: format!("{}: {}", error.code, error.description),
+        }));
+    }
+    response
+        .chart
+        .result
+        .and_then(|mut r| (!r.is_empty()).then(|| r.remove(0)))
+        .ok_or_else(|| {
+            Failure::Final(YahooError::Response {
+                symbol: symbol.to_string(),
+                message: "chart.result is empty".into(),
             })
-    }
-
-    /// Spaces requests evenly at the configured rate, across all tasks.
-    async fn wait_for_slot(&self) {
-        if self.config.requests_per_second <= 0.0 {
-            return;
-        }
-        let spacing = Duration::from_secs_f64(1.0 / self.config.requests_per_second);
-        let slot = {
-            let mut next = self.next_slot.lock().await;
-            let slot = (*next).max(Instant::now());
-            *next = slot + spacing;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
-    }
-
-    /// Exponential backoff with "equal jitter": half fixed, half random, so
-    /// clients that failed together do not retry together.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let full = self
-            .config
-            .backoff
-            .saturating_mul(1 << attempt.min(16))
-            .min(MAX_WAIT);
-        let half = full / 2;
-        half + half.mul_f64(rand::rng().random_range(0.0..=1.0))
-    }
+        })
 }
 
 /// `Retry-After` in seconds (the form rate limiters send); an HTTP date falls
@@ -296,18 +298,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        let client = Client::new(YahooConfig {
-            backoff: Duration::from_millis(100),
-            ..YahooConfig::default()
-        })
-        .unwrap();
-        for attempt in 0..4 {
-            let full = Duration::from_millis(100 << attempt);
-            let wait = client.backoff(attempt);
-            assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait:?}");
+    fn answers_are_charts_final_errors_or_worth_another_try() {
+        let chart = br#"{"chart":{"result":[{"meta":{"symbol":"AAA","exchangeTimezoneName":"America/New_York"},
+            "timestamp":[],"indicators":{"quote":[{}]}}],"error":null}}"#;
+        assert!(read_answer("AAA", StatusCode::OK, chart).is_ok());
+
+        let cut = &chart[..chart.len() / 2];
+        assert!(matches!(
+            read_answer("AAA", StatusCode::OK, cut)
+                .unwrap_err()
+                .verdict(),
+            Verdict::Retry { after: None }
+        ));
+
+        let unknown = br#"{"chart":{"result":null,"error":{"code":"Not Found","description":"No data found, symbol may be delisted"}}}"#;
+        for status in [StatusCode::NOT_FOUND, StatusCode::OK] {
+            match read_answer("ZZZ", status, unknown) {
+                Err(Failure::Final(YahooError::NotFound { description, .. })) => {
+                    assert!(description.contains("delisted"), "{description}")
+                }
+                other => panic!("{status}: {other:?}"),
+            }
         }
-        assert!(client.backoff(30) <= MAX_WAIT);
+        match read_answer("AAA", StatusCode::BAD_REQUEST, b"bad interval") {
+            Err(Failure::Final(YahooError::Http {
+                status, message, ..
+            })) => {
+                assert_eq!((status, message.as_str()), (400, "bad interval"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let empty = br#"{"chart":{"result":[],"error":null}}"#;
+        assert!(matches!(
+            read_answer("AAA", StatusCode::OK, empty),
+            Err(Failure::Final(YahooError::Response { .. }))
+        ));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
 
 use super::YahooError;
-use super::wire::ChartResult;
+use super::wire::{ChartResult, Events};
 use crate::InvalidBar;
 use crate::bars::{Bar, RawPrices};
 
@@ -118,42 +118,54 @@ pub fn convert(
         }
     }
     if let Some(events) = &result.events {
-        for dividend in events.dividends.iter().flat_map(|d| d.values()) {
-            let date = local_time(&zone, dividend.date, symbol)?.date_naive();
-            if !(dividend.amount.is_finite() && dividend.amount > 0.0) {
-                out.invalid.push(InvalidBar {
-                    date,
-                    reason: format!("dividend {} is not a positive amount", dividend.amount),
-                });
-                continue;
-            }
-            out.actions.push(Action {
-                date,
-                kind: action_kind::DIVIDEND,
-                value: dividend.amount,
-            });
-        }
-        for split in events.splits.iter().flat_map(|s| s.values()) {
-            let date = local_time(&zone, split.date, symbol)?.date_naive();
-            let ratio = split.numerator / split.denominator;
-            if !(ratio.is_finite() && ratio > 0.0) {
-                out.invalid.push(InvalidBar {
-                    date,
-                    reason: format!(
-                        "split {}:{} is not a positive ratio",
-                        split.numerator, split.denominator
-                    ),
-                });
-                continue;
-            }
-            out.actions.push(Action {
-                date,
-                kind: action_kind::SPLIT,
-                value: ratio,
-            });
-        }
+        convert_events(symbol, &zone, events, &mut out)?;
     }
     Ok(out)
+}
+
+/// Dividends and splits, dated in the exchange's zone; a non-positive amount
+/// or ratio is reported instead of stored.
+fn convert_events(
+    symbol: &str,
+    zone: &Tz,
+    events: &Events,
+    out: &mut Converted,
+) -> Result<(), YahooError> {
+    for dividend in events.dividends.iter().flat_map(|d| d.values()) {
+        let date = local_time(zone, dividend.date, symbol)?.date_naive();
+        if !(dividend.amount.is_finite() && dividend.amount > 0.0) {
+            out.invalid.push(InvalidBar {
+                date,
+                reason: format!("dividend {} is not a positive amount", dividend.amount),
+            });
+            continue;
+        }
+        out.actions.push(Action {
+            date,
+            kind: action_kind::DIVIDEND,
+            value: dividend.amount,
+        });
+    }
+    for split in events.splits.iter().flat_map(|s| s.values()) {
+        let date = local_time(zone, split.date, symbol)?.date_naive();
+        let ratio = split.numerator / split.denominator;
+        if !(ratio.is_finite() && ratio > 0.0) {
+            out.invalid.push(InvalidBar {
+                date,
+                reason: format!(
+                    "split {}:{} is not a positive ratio",
+                    split.numerator, split.denominator
+                ),
+            });
+            continue;
+        }
+        out.actions.push(Action {
+            date,
+            kind: action_kind::SPLIT,
+            value: ratio,
+        });
+    }
+    Ok(())
 }
 
 /// Every quote array has one value per timestamp; a response where they
