@@ -1,16 +1,17 @@
-//! Which series changed between two versions of a table, read from the Delta
-//! log rather than from clocks: rows in files added since the old version that
-//! are not identical to a row in a file removed since then.
+//! What changed between two versions of a table, per series and per row, read
+//! from the Delta log rather than from clocks: rows in files added since the
+//! old version that are not identical to a row in a file removed since then,
+//! and keys in removed files that no added file holds.
 //!
 //! An append adds files holding only new rows; a MERGE removes the files it
 //! touched and adds rewritten copies, whose unchanged rows cancel against the
 //! removed originals; a compaction cancels out entirely.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bf_core::tables::{TableSpec, col};
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -135,4 +136,112 @@ async fn series_of(ctx: &SessionContext, query: &str) -> Result<ChangedSeries, D
         }
     }
     Ok(series)
+}
+
+/// Rows of a table that changed after a version: what a copy of the table
+/// elsewhere (a search index, a topic) applies to match it again.
+#[derive(Debug)]
+pub struct RowChanges {
+    /// The table version these changes lead to.
+    pub version: u64,
+    /// Rows added or changed since (key and value columns compared,
+    /// provenance ignored), whole, in the table's schema.
+    pub upserts: Vec<RecordBatch>,
+    /// Keys (the key columns only) of rows no longer in the table.
+    pub deletes: Vec<RecordBatch>,
+}
+
+impl Lake {
+    /// Row-level changes of `spec` after version `since` (every row when
+    /// `None`), read from the Delta log as [`Self::changed_series_since`]
+    /// does: a MERGE's rewritten but unchanged rows and a compaction cancel
+    /// out. `None` when the table does not exist yet.
+    pub async fn row_changes_since(
+        &self,
+        spec: &TableSpec,
+        since: Option<u64>,
+    ) -> Result<Option<RowChanges>, LakeError> {
+        let Some(now) = self.load(spec).await? else {
+            return Ok(None);
+        };
+        let version = now.version().unwrap_or_default();
+        let mut changes = RowChanges {
+            version,
+            upserts: Vec::new(),
+            deletes: Vec::new(),
+        };
+        let then_files = match since {
+            Some(since) if since == version => return Ok(Some(changes)),
+            Some(since) => file_paths(
+                &self
+                    .open_table(self.table_url(spec), Some(since))
+                    .await
+                    .map_err(|e| self.delta_error(spec, e))?,
+            ),
+            None => HashSet::new(),
+        };
+        let now_files = file_paths(&now);
+        let added: Vec<&String> = now_files.difference(&then_files).collect();
+        let removed: Vec<&String> = then_files.difference(&now_files).collect();
+        let scan_error = |source| LakeError::Scan {
+            table: spec.name.to_string(),
+            source,
+        };
+        let ctx = SessionContext::new();
+        now.update_datafusion_session(&ctx.state())
+            .map_err(|e| scan_error(e.into()))?;
+        let quoted = |columns: &[&str]| {
+            columns
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let keys = quoted(spec.key);
+        let compared: Vec<&str> = spec
+            .key
+            .iter()
+            .copied()
+            .chain(spec.value_columns())
+            .collect();
+        let compared = quoted(&compared);
+        let on: Vec<String> = spec
+            .key
+            .iter()
+            .map(|k| format!("a.\"{k}\" = c.\"{k}\""))
+            .collect();
+        let (upserts, deletes) = match (added.is_empty(), removed.is_empty()) {
+            (true, true) => return Ok(Some(changes)),
+            (false, true) => (Some("SELECT * FROM added".to_string()), None),
+            (true, false) => (None, Some(format!("SELECT {keys} FROM removed"))),
+            (false, false) => (
+                Some(format!(
+                    "SELECT a.* FROM added a LEFT SEMI JOIN (SELECT {keys} FROM \
+                     (SELECT {compared} FROM added EXCEPT SELECT {compared} FROM removed)) c ON {}",
+                    on.join(" AND ")
+                )),
+                Some(format!(
+                    "SELECT {keys} FROM removed EXCEPT SELECT {keys} FROM added"
+                )),
+            ),
+        };
+        if !added.is_empty() {
+            register_files(&ctx, spec, &now, "added", &added).map_err(scan_error)?;
+        }
+        if !removed.is_empty() {
+            register_files(&ctx, spec, &now, "removed", &removed).map_err(scan_error)?;
+        }
+        let collect = |query: Option<String>| {
+            let ctx = ctx.clone();
+            async move {
+                match query {
+                    Some(query) => ctx.sql(&query).await?.collect().await,
+                    None => Ok(Vec::new()),
+                }
+            }
+        };
+        changes.upserts = collect(upserts).await.map_err(scan_error)?;
+        changes.deletes = collect(deletes).await.map_err(scan_error)?;
+        Ok(Some(changes))
+    }
 }

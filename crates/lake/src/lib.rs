@@ -11,7 +11,7 @@ mod maintenance;
 mod query;
 mod upsert;
 
-pub use changes::{ChangedSeries, Series};
+pub use changes::{ChangedSeries, RowChanges, Series};
 pub use error::LakeError;
 pub use lake::{Lake, QueryResult, sql_literal, symbol_filter};
 pub use maintenance::{OptimizeReport, VacuumReport};

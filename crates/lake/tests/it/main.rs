@@ -89,6 +89,7 @@ on_local_disk_and_s3!(
     concurrent_upserts_of_overlapping_rows_store_the_union_once,
     concurrent_appends_to_a_missing_table_store_each_key_once,
     optimize_compacts_and_vacuum_deletes_unreferenced_files,
+    row_changes_are_the_changed_rows_and_the_keys_of_deleted_ones,
 );
 
 async fn count(lake: &Lake, query: &str) -> i64 {
@@ -457,6 +458,86 @@ async fn concurrent_appends_to_a_missing_table_store_each_key_once(root: Lake) {
         assert_eq!(duplicate_keys(&lake).await, 0, "repetition {repetition}");
     }
     assert!(fallbacks >= 12 * 3, "every loser compared: {fallbacks}");
+}
+
+async fn row_changes_are_the_changed_rows_and_the_keys_of_deleted_ones(lake: Lake) {
+    use datafusion::prelude::{col, lit};
+    let rows = |batches: &[RecordBatch]| batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+    assert!(
+        lake.row_changes_since(&OHLCV, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let (ohlcv, _) = bars(&["AAA", "BBB"], date(2021, 1, 1), date(2021, 3, 31));
+    lake.upsert(&OHLCV, vec![ohlcv.clone()]).await.unwrap();
+    let everything = lake.row_changes_since(&OHLCV, None).await.unwrap().unwrap();
+    assert_eq!(
+        (rows(&everything.upserts), rows(&everything.deletes)),
+        (ohlcv.num_rows(), 0),
+        "a first sync gets every row"
+    );
+    let first = everything.version;
+    let bbb_rows = count(&lake, "SELECT count(*) FROM ohlcv WHERE symbol = 'BBB'").await as usize;
+
+    // One corrected close, one new symbol (a MERGE rewriting AAA's and BBB's
+    // files), then all of BBB deleted.
+    let corrected = ohlcv.slice(0, 1);
+    let mut columns = corrected.columns().to_vec();
+    columns[corrected.schema().index_of("close").unwrap()] =
+        std::sync::Arc::new(datafusion::arrow::array::Float64Array::from(vec![123.45]));
+    let corrected = RecordBatch::try_new(corrected.schema(), columns).unwrap();
+    let (ccc, _) = bars(&["CCC"], date(2021, 1, 1), date(2021, 1, 31));
+    lake.upsert(&OHLCV, vec![corrected, ccc.clone()])
+        .await
+        .unwrap();
+    lake.upsert_replacing(&OHLCV, Vec::new(), col("symbol").eq(lit("BBB")))
+        .await
+        .unwrap();
+
+    let changes = lake
+        .row_changes_since(&OHLCV, Some(first))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changes.version, first + 2);
+    assert_eq!(
+        rows(&changes.upserts),
+        1 + ccc.num_rows(),
+        "the changed row and the new ones"
+    );
+    let upserted =
+        datafusion::arrow::compute::concat_batches(&changes.upserts[0].schema(), &changes.upserts)
+            .unwrap();
+    assert_eq!(
+        upserted.schema().fields().len(),
+        OHLCV.schema().fields().len(),
+        "whole rows"
+    );
+    let closes = upserted.column_by_name("close").unwrap();
+    let closes = closes.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    assert!(closes.iter().any(|c| c == Some(123.45)));
+    assert_eq!(rows(&changes.deletes), bbb_rows, "every BBB key");
+    for batch in &changes.deletes {
+        let names: Vec<&str> = batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, OHLCV.key, "keys only");
+    }
+
+    // A compaction changes no row.
+    let before = lake.version(&OHLCV).await.unwrap().unwrap();
+    lake.optimize(&OHLCV, true).await.unwrap();
+    let compacted = lake
+        .row_changes_since(&OHLCV, Some(before))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rows(&compacted.upserts), rows(&compacted.deletes)), (0, 0));
 }
 
 async fn optimize_compacts_and_vacuum_deletes_unreferenced_files(lake: Lake) {
