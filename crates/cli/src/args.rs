@@ -70,6 +70,9 @@ pub enum Command {
     /// Table maintenance: compaction and vacuum.
     #[command(subcommand)]
     Lake(LakeCommand),
+    /// Mirror signals, features and bars into Elasticsearch or OpenSearch.
+    #[command(subcommand)]
+    Es(EsCommand),
     /// Print the effective settings and where each came from.
     Config,
 }
@@ -218,6 +221,9 @@ pub struct RunArgs {
     /// Strategies file (TOML); default: the built-in config/strategies.toml.
     #[arg(long, env = "BF_STRATEGIES")]
     pub strategies: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub es: EsArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,6 +251,9 @@ pub struct SignalsGenerateArgs {
     /// Strategies file (TOML); default: the built-in config/strategies.toml.
     #[arg(long, env = "BF_STRATEGIES")]
     pub strategies: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub es: EsArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -394,4 +403,83 @@ fn timeout_seconds(text: &str) -> Result<f64, String> {
     } else {
         Err("must be more than 0 and at most 86400 seconds".into())
     }
+}
+
+/// Where Elasticsearch (or OpenSearch) is. With a URL, `signals generate` and
+/// `run` sync signals and features after their lake commit.
+#[derive(Debug, Clone, Args)]
+pub struct EsArgs {
+    /// Elasticsearch node URLs, comma-separated (http://host:9200,...).
+    #[arg(long = "es-url", env = "BF_ES_URL")]
+    pub url: Option<String>,
+
+    /// User for basic authentication (with BF_ES_PASSWORD).
+    #[arg(long = "es-username", env = "BF_ES_USERNAME", requires = "password")]
+    pub username: Option<String>,
+
+    #[arg(long = "es-password", env = "BF_ES_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
+    /// Encoded API key (instead of a user and password).
+    #[arg(
+        long = "es-api-key",
+        env = "BF_ES_API_KEY",
+        hide_env_values = true,
+        conflicts_with = "username"
+    )]
+    pub api_key: Option<String>,
+
+    /// PEM file of the CA that signed the nodes' certificates.
+    #[arg(long = "es-ca-cert", env = "BF_ES_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Indices are PREFIX-signals, PREFIX-features, PREFIX-ohlcv and PREFIX-sync.
+    #[arg(long = "es-index-prefix", env = "BF_ES_INDEX_PREFIX", default_value = "bf",
+          value_parser = index_prefix)]
+    pub index_prefix: String,
+}
+
+/// Elasticsearch index names: lowercase letters, digits, '-' and '_', not
+/// starting with '-' or '_'.
+fn index_prefix(text: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    if text.is_empty() || text.starts_with(['-', '_']) || !text.chars().all(allowed) {
+        return Err(
+            "use lowercase letters, digits, '-' and '_' (not first), as index names require".into(),
+        );
+    }
+    Ok(text.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EsCommand {
+    /// Install the index templates (safe to run again).
+    Setup(EsSetupArgs),
+    /// Send what changed in the lake since the last sync (everything the first time).
+    Sync(EsSyncArgs),
+    /// Per table: lake version, synced version, rows and documents.
+    Status(EsSetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EsSetupArgs {
+    #[command(flatten)]
+    pub es: EsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EsSyncArgs {
+    #[command(flatten)]
+    pub es: EsArgs,
+
+    /// Tables to mirror.
+    #[arg(long, value_delimiter = ',', default_value = "signals,features,ohlcv")]
+    pub tables: Vec<MirroredTable>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MirroredTable {
+    Signals,
+    Features,
+    Ohlcv,
 }

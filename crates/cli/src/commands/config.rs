@@ -154,7 +154,7 @@ fn env_origin(variable: &str, context: &Context) -> &'static str {
 /// Secrets show only that they are set; URLs lose any password.
 fn mask(variable: &str, value: &str) -> String {
     let upper = variable.to_ascii_uppercase();
-    if ["SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY"]
+    if ["SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY", "API_KEY"]
         .iter()
         .any(|s| upper.contains(s))
     {

@@ -4,6 +4,7 @@
 mod charts;
 mod config;
 mod data;
+mod es;
 mod features;
 mod lake;
 mod run;
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli, context: &Context) -> anyhow::Result<Outcome> {
         Command::Report(args) => charts::report(args, global, &lists, &context.printer).await,
         Command::Sql(args) => sql::run(args, global, &context.printer).await,
         Command::Lake(command) => lake::run(command, global, &context.printer).await,
+        Command::Es(command) => es::run(command, global, &context.printer).await,
         Command::Config => config::run(context),
     }
 }

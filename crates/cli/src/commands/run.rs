@@ -39,11 +39,14 @@ pub async fn run(
     } else {
         print_summary(&report, printer);
     }
-    Ok(if report.symbols_failed.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::SomeFailed
-    })
+    let indexed = super::es::sync_after_commit(&args.es, &lake, printer).await;
+    Ok(
+        if report.symbols_failed.is_empty() && indexed == Outcome::Success {
+            Outcome::Success
+        } else {
+            Outcome::SomeFailed
+        },
+    )
 }
 
 fn print_summary(report: &RunReport, printer: &Printer) {

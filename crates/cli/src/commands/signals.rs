@@ -44,8 +44,17 @@ async fn generate(
         generate_and_store(lake, &strategies(args.strategies.as_deref())?, &symbols).await?;
     if printer.json() {
         printer.json_value(&report)?;
-        return Ok(Outcome::Success);
+    } else {
+        print_generated(&report, started.elapsed(), printer)?;
     }
+    Ok(super::es::sync_after_commit(&args.es, lake, printer).await)
+}
+
+fn print_generated(
+    report: &bf_signals::generate::GenerateReport,
+    took: std::time::Duration,
+    printer: &Printer,
+) -> anyhow::Result<()> {
     let rows = report
         .strategies
         .iter()
@@ -61,16 +70,16 @@ async fn generate(
             count_text(m.deleted),
             count_text(m.unchanged),
             m.version.unwrap_or_default(),
-            seconds_text(started.elapsed())
+            seconds_text(took)
         )
     } else {
         format!(
             "signals: no new or changed signals ({} unchanged); nothing written, in {}",
             count_text(m.unchanged),
-            seconds_text(started.elapsed())
+            seconds_text(took)
         )
     });
-    Ok(Outcome::Success)
+    Ok(())
 }
 
 /// The strategies of a `--strategies` file, or the built-in ones.

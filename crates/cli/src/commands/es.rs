@@ -1,0 +1,219 @@
+//! `bf es setup | sync | status`, and the sync that `signals generate` and
+//! `run` do after their lake commit when Elasticsearch is configured.
+
+use bf_core::Progress as _;
+use bf_core::tables::{FEATURES, OHLCV, SIGNALS, TableSpec};
+use bf_lake::Lake;
+use bf_sinks::elasticsearch::{self, EsAuth, EsClient, EsConfig, SyncReport};
+
+use super::Outcome;
+use crate::args::{EsArgs, EsCommand, GlobalArgs, MirroredTable};
+use crate::present::{Printer, count_text};
+
+pub async fn run(
+    command: EsCommand,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> anyhow::Result<Outcome> {
+    let lake = Lake::open(&global.lake)?;
+    match command {
+        EsCommand::Setup(args) => {
+            let client = client(&args.es)?;
+            let templates = elasticsearch::setup(&client).await?;
+            if printer.json() {
+                printer.json_value(&templates)?;
+            } else {
+                printer.summary(&format!(
+                    "installed the index templates {} at {}",
+                    templates.join(", "),
+                    client.config().nodes_text()
+                ));
+            }
+            Ok(Outcome::Success)
+        }
+        EsCommand::Sync(args) => {
+            let client = client(&args.es)?;
+            let tables: Vec<&'static TableSpec> = args
+                .tables
+                .iter()
+                .map(|table| match table {
+                    MirroredTable::Signals => &SIGNALS,
+                    MirroredTable::Features => &FEATURES,
+                    MirroredTable::Ohlcv => &OHLCV,
+                })
+                .collect();
+            let report = sync(&lake, &client, &tables, printer).await?;
+            print_sync(&report, printer)?;
+            Ok(outcome(&report))
+        }
+        EsCommand::Status(args) => status(&lake, &client(&args.es)?, printer).await,
+    }
+}
+
+/// The client for the settings; an error when no URL is set.
+fn client(args: &EsArgs) -> anyhow::Result<EsClient> {
+    let Some(url) = &args.url else {
+        anyhow::bail!("Elasticsearch is not configured: set BF_ES_URL (or --es-url)");
+    };
+    Ok(EsClient::new(config(url, args)?)?)
+}
+
+fn config(url: &str, args: &EsArgs) -> anyhow::Result<EsConfig> {
+    let mut config = EsConfig::new(url)?;
+    config.auth = match (&args.username, &args.password, &args.api_key) {
+        (_, _, Some(key)) => EsAuth::ApiKey(key.clone()),
+        (Some(username), Some(password), None) => EsAuth::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        },
+        _ => EsAuth::None,
+    };
+    config.ca_cert = args.ca_cert.clone();
+    config.index_prefix = args.index_prefix.clone();
+    Ok(config)
+}
+
+async fn sync(
+    lake: &Lake,
+    client: &EsClient,
+    tables: &[&'static TableSpec],
+    printer: &Printer,
+) -> anyhow::Result<SyncReport> {
+    let progress = printer.step_progress(0, "index");
+    let report = elasticsearch::sync(lake, client, tables, &*progress).await;
+    progress.finish();
+    Ok(report?)
+}
+
+fn outcome(report: &SyncReport) -> Outcome {
+    if report.complete() {
+        Outcome::Success
+    } else {
+        Outcome::SomeFailed
+    }
+}
+
+/// After a lake commit: syncs signals and features when Elasticsearch is
+/// configured. A failure is said in one line and makes the command exit 1;
+/// the lake commit stands and the next sync catches up.
+pub async fn sync_after_commit(args: &EsArgs, lake: &Lake, printer: &Printer) -> Outcome {
+    let Some(url) = &args.url else {
+        return Outcome::Success;
+    };
+    let synced = async {
+        let client = EsClient::new(config(url, args)?)?;
+        sync(lake, &client, &[&SIGNALS, &FEATURES], printer).await
+    };
+    match synced.await {
+        Ok(report) => {
+            if !printer.json() {
+                let _ = print_sync(&report, printer);
+            }
+            outcome(&report)
+        }
+        Err(err) => {
+            printer.warn(&format!(
+                "Elasticsearch sync failed: {err:#}; the lake is committed, `bf es sync` catches up"
+            ));
+            Outcome::SomeFailed
+        }
+    }
+}
+
+fn print_sync(report: &SyncReport, printer: &Printer) -> anyhow::Result<()> {
+    if printer.json() {
+        return Ok(printer.json_value(report)?);
+    }
+    let version = |v: Option<u64>| v.map_or_else(|| "—".to_string(), |v| v.to_string());
+    let rows = report
+        .tables
+        .iter()
+        .map(|t| {
+            vec![
+                t.index.clone(),
+                format!("{} → {}", version(t.from_version), version(t.to_version)),
+                count_text(t.indexed),
+                count_text(t.deleted + t.stale_deleted as usize),
+                count_text(t.bulk.rejected),
+                format!("{:.1} MB", t.bulk.bytes as f64 / 1e6),
+            ]
+        })
+        .collect();
+    let numbers = ["indexed", "deleted", "rejected", "sent"];
+    printer.table(
+        &[
+            "index",
+            "lake version",
+            "indexed",
+            "deleted",
+            "rejected",
+            "sent",
+        ],
+        &numbers,
+        rows,
+    )?;
+    for table in &report.tables {
+        for error in &table.bulk.errors {
+            printer.warn(&format!("{}: {error}", table.index));
+        }
+    }
+    let indexed: usize = report.tables.iter().map(|t| t.indexed).sum();
+    let deleted: usize = report.tables.iter().map(|t| t.deleted).sum();
+    printer.summary(&if report.complete() {
+        format!(
+            "elasticsearch: {} documents indexed, {} deleted; every item acknowledged",
+            count_text(indexed),
+            count_text(deleted)
+        )
+    } else {
+        "elasticsearch: some documents were rejected (listed above); their tables keep the \
+         version synced before, so the next sync sends them again"
+            .to_string()
+    });
+    Ok(())
+}
+
+async fn status(lake: &Lake, client: &EsClient, printer: &Printer) -> anyhow::Result<Outcome> {
+    let statuses = elasticsearch::status(lake, client).await?;
+    if printer.json() {
+        printer.json_value(&statuses)?;
+        return Ok(Outcome::Success);
+    }
+    let number = |v: Option<u64>| v.map_or_else(|| "—".to_string(), |v| count_text(v as usize));
+    let rows = statuses
+        .iter()
+        .map(|s| {
+            let lag = match (s.lake_version, s.synced_version) {
+                (Some(lake), Some(synced)) => format!("{} versions", lake.saturating_sub(synced)),
+                (Some(_), None) => "never synced".to_string(),
+                (None, _) => "—".to_string(),
+            };
+            vec![
+                s.index.clone(),
+                number(s.lake_version),
+                number(s.synced_version),
+                number(s.rows),
+                number(s.documents),
+                lag,
+            ]
+        })
+        .collect();
+    let numbers = ["lake version", "synced version", "rows", "documents"];
+    printer.table(
+        &[
+            "index",
+            "lake version",
+            "synced version",
+            "rows",
+            "documents",
+            "lag",
+        ],
+        &numbers,
+        rows,
+    )?;
+    printer.summary(&format!(
+        "at {}; documents equal rows when the lag is 0 versions",
+        client.config().nodes_text()
+    ));
+    Ok(Outcome::Success)
+}
