@@ -3,4 +3,5 @@
 //! ever a dev-dependency (or a dependency of `bf-bench`): none of it ships in
 //! the `bf` binary.
 
+pub mod es_proxy;
 pub mod yahoo_server;

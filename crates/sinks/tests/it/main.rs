@@ -211,3 +211,71 @@ async fn an_unreachable_server_is_a_clear_error_naming_it() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_through_item_rejections_request_failures_and_lost_answers_ends_equal() {
+    use bf_testkit::es_proxy::{EsFaultProxy, EsFaults};
+    for (server, url) in servers() {
+        let proxy = EsFaultProxy::spawn(
+            &url,
+            EsFaults {
+                item_rejections: 0.10,
+                request_failures: 0.05,
+                dropped_answers: 0.05,
+                seed: 11,
+            },
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let mut config = client(&proxy.url()).config().clone();
+        // Small bodies, so there are many requests to meet faults; short
+        // waits, so the test is quick.
+        config.bulk_bytes = 4 * 1024;
+        config.retry.max_retries = 10;
+        config.retry.first_backoff = std::time::Duration::from_millis(5);
+        config.retry.max_wait = std::time::Duration::from_millis(100);
+        let client = EsClient::new(config).unwrap();
+        let index = format!("{}-ohlcv", client.config().index_prefix);
+
+        lake.upsert(
+            &OHLCV,
+            vec![bars(
+                &["AAA", "BBB", "CCC"],
+                date(2021, 1, 1),
+                date(2021, 4, 30),
+            )],
+        )
+        .await
+        .unwrap();
+        let first = sync(&lake, &client, &[&OHLCV], &()).await.unwrap();
+        assert!(first.complete(), "{server}: {first:?}");
+        use datafusion::prelude::{col, lit};
+        lake.upsert_replacing(&OHLCV, Vec::new(), col("symbol").eq(lit("BBB")))
+            .await
+            .unwrap();
+        lake.upsert(
+            &OHLCV,
+            vec![bars(&["DDD"], date(2021, 1, 1), date(2021, 2, 28))],
+        )
+        .await
+        .unwrap();
+        let second = sync(&lake, &client, &[&OHLCV], &()).await.unwrap();
+        assert!(second.complete(), "{server}: {second:?}");
+
+        let faults = proxy.counts();
+        assert!(
+            faults.items_rejected > 0 && faults.requests_failed > 0 && faults.answers_dropped > 0,
+            "{server}: every kind of fault happened: {faults:?}"
+        );
+        assert!(first.tables[0].bulk.retried > 0, "{server}: {first:?}");
+        let lake_rows = rows(&lake, "SELECT count(*) FROM ohlcv").await;
+        assert_eq!(documents(&url, &index).await, lake_rows, "{server}");
+        let (gone, _) = get(
+            &url,
+            &format!("{index}/_doc/BBB%7C1d%7C2021-01-04%7C2021-01-04T00:00:00Z"),
+        )
+        .await;
+        assert_eq!(gone, 404, "{server}: BBB's documents are deleted");
+    }
+}
