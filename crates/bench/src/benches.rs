@@ -38,6 +38,7 @@ pub async fn run(command: BenchCommand, printer: &Printer) -> anyhow::Result<()>
         BenchCommand::Import(args) => import(args, printer).await,
         BenchCommand::Features(args) => features(args, printer).await,
         BenchCommand::Signals(args) => signals(args, printer).await,
+        BenchCommand::Es(args) => crate::es::es(args, printer).await,
     }
 }
 
@@ -423,7 +424,7 @@ pub(crate) fn bench_symbols(count: usize) -> anyhow::Result<Vec<Symbol>> {
 
 /// Synthetic daily bars of `symbols` from `start` to `end` into `ohlcv`, a few
 /// hundred symbols per commit so generation stays within memory.
-async fn store_synthetic(
+pub(crate) async fn store_synthetic(
     lake: &Lake,
     symbols: &[Symbol],
     start: NaiveDate,
@@ -508,7 +509,7 @@ fn vendor_columns(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
 }
 
 /// The date `count` weekdays after `start`, counting `start` as the first.
-fn nth_weekday_from(start: NaiveDate, count: usize) -> NaiveDate {
+pub(crate) fn nth_weekday_from(start: NaiveDate, count: usize) -> NaiveDate {
     let mut date = start;
     let mut seen = 0;
     loop {

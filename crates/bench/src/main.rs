@@ -4,6 +4,7 @@
 //! `../shared/baselines/` (run side by side, on the same machine and data).
 
 mod benches;
+mod es;
 mod fetch;
 mod present;
 
@@ -70,6 +71,8 @@ pub enum BenchCommand {
     Features(BenchFeaturesArgs),
     /// Generate signals with the built-in strategies from generated features, twice.
     Signals(BenchSignalsArgs),
+    /// Sync generated features and signals into an Elasticsearch-API server, phase by phase.
+    Es(es::BenchEsArgs),
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,8 @@ pub struct BulkOutcome {
     pub retried: usize,
     pub requests: usize,
     pub bytes: usize,
+    /// Summed `took` of the bulk answers: the server's own time (requests overlap).
+    pub server_millis: u64,
     /// The first few rejections, each naming the document.
     pub errors: Vec<String>,
 }
@@ -37,6 +39,7 @@ impl BulkOutcome {
         self.retried += other.retried;
         self.requests += other.requests;
         self.bytes += other.bytes;
+        self.server_millis += other.server_millis;
         let room = ERRORS_KEPT.saturating_sub(self.errors.len());
         self.errors.extend(other.errors.into_iter().take(room));
         self
@@ -45,6 +48,8 @@ impl BulkOutcome {
 
 #[derive(Deserialize)]
 struct BulkResponse {
+    #[serde(default)]
+    took: u64,
     items: Vec<HashMap<String, BulkItem>>,
 }
 
@@ -100,6 +105,7 @@ async fn send_chunk(client: &EsClient, chunk: Chunk) -> Result<BulkOutcome, Sink
         }
         let response: BulkResponse = serde_json::from_slice(&answer.body)
             .map_err(|e| client.response_error(WHAT, e.to_string()))?;
+        outcome.server_millis += response.took;
         if response.items.len() != items.len() {
             return Err(client.response_error(
                 WHAT,

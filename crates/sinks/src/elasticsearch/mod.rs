@@ -5,12 +5,13 @@
 mod bulk;
 mod client;
 mod config;
-mod encode;
+pub mod encode;
 mod mapping;
 mod sync;
 
 pub use bulk::BulkOutcome;
 pub use client::EsClient;
 pub use config::{DEFAULT_BULK_BYTES, DEFAULT_INDEX_PREFIX, EsAuth, EsConfig};
+pub use encode::TableEncoder;
 pub use mapping::{MIRRORED, index_name};
-pub use sync::{SyncReport, TableStatus, TableSync, setup, status, sync};
+pub use sync::{SyncReport, TableStatus, TableSync, drop_indices, setup, status, sync};

@@ -44,6 +44,25 @@ pub async fn setup(client: &EsClient) -> Result<Vec<String>, SinkError> {
     Ok(templates.into_iter().map(|(name, _)| name).collect())
 }
 
+/// Deletes the mirror: every mirrored index and the sync index (a missing
+/// one is fine). The next sync sends everything again.
+pub async fn drop_indices(client: &EsClient) -> Result<(), SinkError> {
+    let prefix = &client.config().index_prefix;
+    let mut indices: Vec<String> = MIRRORED
+        .iter()
+        .map(|s| index_name(prefix, s.name))
+        .collect();
+    indices.push(sync_index(prefix));
+    for index in indices {
+        let what = format!("deleting the index {index}");
+        let answer = client.send(Method::DELETE, &index, None, &what).await?;
+        if !answer.status.is_success() && answer.status != StatusCode::NOT_FOUND {
+            return Err(client.http_error(&what, &answer));
+        }
+    }
+    Ok(())
+}
+
 /// One table's sync.
 #[derive(Debug, Serialize)]
 pub struct TableSync {
