@@ -229,9 +229,9 @@ async fn a_sync_through_item_rejections_request_failures_and_lost_answers_ends_e
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let mut config = client(&proxy.url()).config().clone();
-        // Small bodies, so there are many requests to meet faults; short
-        // waits, so the test is quick.
-        config.bulk_bytes = 4 * 1024;
+        // Small bodies, so that several hundred requests meet the faults
+        // (each kind then happens for sure); short waits, so the test is quick.
+        config.bulk_bytes = 2 * 1024;
         config.retry.max_retries = 10;
         config.retry.first_backoff = std::time::Duration::from_millis(5);
         config.retry.max_wait = std::time::Duration::from_millis(100);
@@ -242,8 +242,8 @@ async fn a_sync_through_item_rejections_request_failures_and_lost_answers_ends_e
             &OHLCV,
             vec![bars(
                 &["AAA", "BBB", "CCC"],
-                date(2021, 1, 1),
-                date(2021, 4, 30),
+                date(2020, 1, 1),
+                date(2021, 12, 31),
             )],
         )
         .await
@@ -264,6 +264,7 @@ async fn a_sync_through_item_rejections_request_failures_and_lost_answers_ends_e
         assert!(second.complete(), "{server}: {second:?}");
 
         let faults = proxy.counts();
+        assert!(faults.requests > 300, "{server}: {faults:?}");
         assert!(
             faults.items_rejected > 0 && faults.requests_failed > 0 && faults.answers_dropped > 0,
             "{server}: every kind of fault happened: {faults:?}"
