@@ -5,3 +5,17 @@
 
 pub mod es_proxy;
 pub mod yahoo_server;
+
+/// (variable, URL) of each Elasticsearch-API server that `scripts/test`
+/// starts (osmem-server, noida-db): Elasticsearch tests run against both.
+pub fn elasticsearch_servers() -> Vec<(&'static str, String)> {
+    ["BF_TEST_ES_OSMEM_URL", "BF_TEST_ES_NOIDA_URL"]
+        .into_iter()
+        .map(|variable| {
+            let url = std::env::var(variable).unwrap_or_else(|_| {
+                panic!("{variable} is not set: run scripts/test, which starts the Elasticsearch test servers")
+            });
+            (variable, url)
+        })
+        .collect()
+}

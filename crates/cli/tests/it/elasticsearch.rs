@@ -8,15 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::Workspace;
 
 fn servers() -> Vec<(&'static str, String)> {
-    ["BF_TEST_ES_OSMEM_URL", "BF_TEST_ES_NOIDA_URL"]
-        .into_iter()
-        .map(|variable| {
-            let url = std::env::var(variable).unwrap_or_else(|_| {
-                panic!("{variable} is not set: run scripts/test, which starts the Elasticsearch test servers")
-            });
-            (variable, url)
-        })
-        .collect()
+    bf_testkit::elasticsearch_servers()
 }
 
 fn prefix() -> String {

@@ -14,17 +14,8 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use serde_json::Value;
 
-/// (name, URL) of each server.
 fn servers() -> Vec<(&'static str, String)> {
-    ["BF_TEST_ES_OSMEM_URL", "BF_TEST_ES_NOIDA_URL"]
-        .into_iter()
-        .map(|variable| {
-            let url = std::env::var(variable).unwrap_or_else(|_| {
-                panic!("{variable} is not set: run scripts/test, which starts the Elasticsearch test servers")
-            });
-            (variable, url)
-        })
-        .collect()
+    bf_testkit::elasticsearch_servers()
 }
 
 /// A client with an index prefix of its own, so tests do not meet.
