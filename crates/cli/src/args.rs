@@ -73,6 +73,9 @@ pub enum Command {
     /// Mirror signals, features and bars into Elasticsearch or OpenSearch.
     #[command(subcommand)]
     Es(EsCommand),
+    /// Kibana: the dashboard over the Elasticsearch indices.
+    #[command(subcommand)]
+    Kibana(KibanaCommand),
     /// Print the effective settings and where each came from.
     Config,
 }
@@ -413,6 +416,13 @@ pub struct EsArgs {
     #[arg(long = "es-url", env = "BF_ES_URL")]
     pub url: Option<String>,
 
+    #[command(flatten)]
+    pub access: EsAccess,
+}
+
+/// Credentials, CA and index names: Elasticsearch's, which Kibana shares.
+#[derive(Debug, Clone, Args)]
+pub struct EsAccess {
     /// User for basic authentication (with BF_ES_PASSWORD).
     #[arg(long = "es-username", env = "BF_ES_USERNAME", requires = "password")]
     pub username: Option<String>,
@@ -482,4 +492,24 @@ pub enum MirroredTable {
     Signals,
     Features,
     Ohlcv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KibanaCommand {
+    /// Load bf's data views and "bf signals" dashboard (or --file) into Kibana.
+    Import(KibanaImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KibanaImportArgs {
+    /// Kibana's URL.
+    #[arg(long, env = "BF_KIBANA_URL", default_value = "http://localhost:5601")]
+    pub url: String,
+
+    /// Saved objects to import instead of bf's own (a Kibana .ndjson export).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub access: EsAccess,
 }

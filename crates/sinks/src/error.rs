@@ -58,6 +58,29 @@ pub enum SinkError {
         message: String,
     },
 
+    #[error("{file}:{line}: not a saved object: {message}")]
+    SavedObjects {
+        file: String,
+        line: usize,
+        message: String,
+    },
+
+    #[error("{0:?} is not a Kibana URL (http://host:5601 or https://host:5601)")]
+    KibanaUrl(String),
+
+    #[error("Kibana at {url} is unreachable: {reason}")]
+    KibanaUnreachable { url: String, reason: String },
+
+    #[error("Kibana at {url} answered HTTP {status} to the saved-objects import: {message}")]
+    KibanaHttp {
+        url: String,
+        status: u16,
+        message: String,
+    },
+
+    #[error("Kibana at {url}: unexpected answer to the saved-objects import: {message}")]
+    KibanaResponse { url: String, message: String },
+
     #[error(transparent)]
     Lake(#[from] LakeError),
 }

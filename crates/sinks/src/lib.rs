@@ -1,9 +1,12 @@
 //! Where lake tables go besides the lake, fed by the lake's row-level change
 //! feed (`Lake::row_changes_since`), never by a source. One module per sink:
 //! `elasticsearch` (Elasticsearch 8 and OpenSearch 2/3 indices); the Kafka
-//! publisher and consumer are to come (issue 14).
+//! publisher and consumer are to come (issue 14). `kibana` holds the
+//! dashboard over the Elasticsearch indices.
 
 pub mod elasticsearch;
 mod error;
+mod http;
+pub mod kibana;
 
 pub use error::SinkError;

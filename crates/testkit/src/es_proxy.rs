@@ -4,17 +4,17 @@
 //! after the server applied the request (the connection closed instead).
 //! Faults are drawn from a seeded generator, so a run can be repeated.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+
+use crate::serve::{Serving, serve};
 
 /// Shares of requests (or bulk items) that meet each fault.
 #[derive(Debug, Clone, Copy)]
@@ -55,15 +55,14 @@ struct State {
 
 /// The running proxy; it stops when dropped.
 pub struct EsFaultProxy {
-    address: SocketAddr,
+    serving: Serving,
     state: Arc<State>,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 impl std::fmt::Debug for EsFaultProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EsFaultProxy")
-            .field("address", &self.address)
+            .field("address", &self.serving.address)
             .finish()
     }
 }
@@ -71,9 +70,6 @@ impl std::fmt::Debug for EsFaultProxy {
 impl EsFaultProxy {
     /// Starts on a free port of 127.0.0.1, on a thread of its own.
     pub fn spawn(upstream: &str, faults: EsFaults) -> std::io::Result<Self> {
-        let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-        std_listener.set_nonblocking(true)?;
-        let address = std_listener.local_addr()?;
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
             faults,
@@ -81,31 +77,14 @@ impl EsFaultProxy {
             http: reqwest::Client::new(),
             counters: Counters::default(),
         });
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = Arc::clone(&state);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let listener =
-                    tokio::net::TcpListener::from_std(std_listener).expect("a bound listener");
-                tokio::select! {
-                    _ = stopped => {}
-                    () = accept_loop(listener, served) => {}
-                }
-            });
-        });
-        Ok(Self {
-            address,
-            state,
-            _shutdown: shutdown,
-        })
+        let serving = serve(0, Arc::clone(&state), |state, request| async move {
+            handle(&state, request).await
+        })?;
+        Ok(Self { serving, state })
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}", self.serving.address)
     }
 
     pub fn counts(&self) -> FaultCounts {
@@ -116,26 +95,6 @@ impl EsFaultProxy {
             requests_failed: c.requests_failed.load(Ordering::SeqCst),
             answers_dropped: c.answers_dropped.load(Ordering::SeqCst),
         }
-    }
-}
-
-async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<State>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let state = Arc::clone(&state);
-                async move { handle(&state, request).await }
-            });
-            // A service error closes the connection without an answer: the
-            // dropped-answer fault.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

@@ -4,6 +4,8 @@
 //! the `bf` binary.
 
 pub mod es_proxy;
+pub mod kibana_stub;
+mod serve;
 pub mod yahoo_server;
 
 /// (variable, URL) of each Elasticsearch-API server that `scripts/test`

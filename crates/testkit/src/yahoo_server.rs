@@ -6,8 +6,6 @@
 //! test suite and `bf bench fetch` run bf against it; it logs every request.
 
 use std::collections::HashSet;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,13 +18,14 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 
 use bf_sources::synthetic::{EPOCH, Synthetic};
 use bf_sources::yahoo::wire::{
     AdjClose, Chart, ChartError, ChartResponse, ChartResult, Dividend, Events, Indicators, Meta,
     Quote, Split,
 };
+
+use crate::serve::{Serving, serve};
 
 /// What the server serves and which faults it injects.
 #[derive(Debug, Clone)]
@@ -101,9 +100,8 @@ struct State {
 /// The running server; it stops when dropped.
 #[derive(Debug)]
 pub struct Server {
-    address: SocketAddr,
+    serving: Serving,
     state: Arc<State>,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -112,40 +110,20 @@ impl Server {
     /// Starts on 127.0.0.1 (`port` 0 = any free port) on a thread of its own,
     /// so callers without an async runtime (tests running `bf`) can use it.
     pub fn spawn(config: ServerConfig, port: u16) -> std::io::Result<Self> {
-        let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
-        std_listener.set_nonblocking(true)?;
-        let address = std_listener.local_addr()?;
         let state = Arc::new(State {
             config: Mutex::new(config),
             requests: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
         });
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = Arc::clone(&state);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let listener =
-                    tokio::net::TcpListener::from_std(std_listener).expect("a bound listener");
-                tokio::select! {
-                    _ = stopped => {}
-                    () = accept_loop(listener, served) => {}
-                }
-            });
-        });
-        Ok(Self {
-            address,
-            state,
-            _shutdown: shutdown,
-        })
+        let serving = serve(port, Arc::clone(&state), |state, request| async move {
+            Ok::<_, std::io::Error>(answer(&state, request).await)
+        })?;
+        Ok(Self { serving, state })
     }
 
     /// The base URL to give bf (`BF_YAHOO_URL`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}", self.serving.address)
     }
 
     pub fn requests(&self) -> Vec<LoggedRequest> {
@@ -173,24 +151,6 @@ impl Server {
             .filter(|day| !day.null && day.bar.date >= start)
             .map(|day| day.bar)
             .collect()
-    }
-}
-
-async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<State>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(answer(&state, request).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

@@ -7,7 +7,7 @@ use bf_lake::Lake;
 use bf_sinks::elasticsearch::{self, EsAuth, EsClient, EsConfig, SyncReport};
 
 use super::Outcome;
-use crate::args::{EsArgs, EsCommand, GlobalArgs, MirroredTable};
+use crate::args::{EsAccess, EsArgs, EsCommand, GlobalArgs, MirroredTable};
 use crate::present::{Printer, count_text};
 
 pub async fn run(
@@ -60,17 +60,22 @@ fn client(args: &EsArgs) -> anyhow::Result<EsClient> {
 
 fn config(url: &str, args: &EsArgs) -> anyhow::Result<EsConfig> {
     let mut config = EsConfig::new(url)?;
-    config.auth = match (&args.username, &args.password, &args.api_key) {
+    config.auth = auth(&args.access);
+    config.ca_cert = args.access.ca_cert.clone();
+    config.index_prefix = args.access.index_prefix.clone();
+    Ok(config)
+}
+
+/// The credentials the settings give, for Elasticsearch and Kibana alike.
+pub fn auth(access: &EsAccess) -> EsAuth {
+    match (&access.username, &access.password, &access.api_key) {
         (_, _, Some(key)) => EsAuth::ApiKey(key.clone()),
         (Some(username), Some(password), None) => EsAuth::Basic {
             username: username.clone(),
             password: password.clone(),
         },
         _ => EsAuth::None,
-    };
-    config.ca_cert = args.ca_cert.clone();
-    config.index_prefix = args.index_prefix.clone();
-    Ok(config)
+    }
 }
 
 async fn sync(

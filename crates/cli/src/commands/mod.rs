@@ -6,6 +6,7 @@ mod config;
 mod data;
 mod es;
 mod features;
+mod kibana;
 mod lake;
 mod run;
 mod signals;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli, context: &Context) -> anyhow::Result<Outcome> {
         Command::Sql(args) => sql::run(args, global, &context.printer).await,
         Command::Lake(command) => lake::run(command, global, &context.printer).await,
         Command::Es(command) => es::run(command, global, &context.printer).await,
+        Command::Kibana(command) => kibana::run(command, &context.printer).await,
         Command::Config => config::run(context),
     }
 }

@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bf_core::retry::Verdict;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
-use super::config::{EsAuth, EsConfig};
+use super::config::EsConfig;
 use crate::SinkError;
+use crate::http::{self, describe, snippet};
 
 pub struct EsClient {
     http: reqwest::Client,
@@ -48,23 +49,8 @@ struct Failure {
 
 impl EsClient {
     pub fn new(config: EsConfig) -> Result<Self, SinkError> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)));
-        if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path).map_err(|source| SinkError::CaCert {
-                path: path.clone(),
-                source,
-            })?;
-            let certificate =
-                reqwest::Certificate::from_pem(&pem).map_err(|source| SinkError::CaCertFormat {
-                    path: path.clone(),
-                    source,
-                })?;
-            builder = builder.add_root_certificate(certificate);
-        }
         Ok(Self {
-            http: builder.build().map_err(SinkError::Client)?,
+            http: http::client(config.ca_cert.as_deref(), config.timeout)?,
             config,
             node: AtomicUsize::new(0),
         })
@@ -111,11 +97,7 @@ impl EsClient {
                 verdict: Verdict::Final,
             })?;
         let mut request = self.http.request(method, url);
-        request = match &self.config.auth {
-            EsAuth::None => request,
-            EsAuth::Basic { username, password } => request.basic_auth(username, Some(password)),
-            EsAuth::ApiKey(key) => request.header(AUTHORIZATION, format!("ApiKey {key}")),
-        };
+        request = http::authorize(request, &self.config.auth);
         if let Some(body) = body {
             request = request
                 .header(CONTENT_TYPE, body.content_type)
@@ -203,32 +185,5 @@ impl EsClient {
             what: what.to_string(),
             message,
         }
-    }
-}
-
-fn describe(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        return "timed out".into();
-    }
-    if err.is_connect() {
-        return "cannot connect".into();
-    }
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
-}
-
-/// The start of an error body, for messages.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.chars().count() > 300 {
-        format!("{}…", text.chars().take(300).collect::<String>())
-    } else {
-        text.to_string()
     }
 }

@@ -56,6 +56,17 @@ pub fn table_template(prefix: &str, spec: &TableSpec) -> Value {
     )
 }
 
+/// The fields of `spec`'s documents, as its template maps them.
+#[cfg(test)]
+pub(crate) fn template_fields(spec: &TableSpec) -> std::collections::BTreeSet<String> {
+    table_template("bf", spec)["template"]["mappings"]["properties"]
+        .as_object()
+        .expect("a template has properties")
+        .keys()
+        .cloned()
+        .collect()
+}
+
 pub fn sync_template(prefix: &str) -> Value {
     template(
         &sync_index(prefix),

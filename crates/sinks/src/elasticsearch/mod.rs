@@ -13,5 +13,7 @@ pub use bulk::BulkOutcome;
 pub use client::EsClient;
 pub use config::{DEFAULT_BULK_BYTES, DEFAULT_INDEX_PREFIX, EsAuth, EsConfig};
 pub use encode::TableEncoder;
+#[cfg(test)]
+pub(crate) use mapping::template_fields;
 pub use mapping::{MIRRORED, index_name};
 pub use sync::{SyncReport, TableStatus, TableSync, drop_indices, setup, status, sync};
