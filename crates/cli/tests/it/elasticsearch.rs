@@ -40,26 +40,60 @@ fn ok(output: std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
 
-/// Every document id of an index.
-fn document_ids(url: &str, index: &str) -> BTreeSet<String> {
+/// Asserts that the documents of `index` are exactly `ids`: as many, and each
+/// one found (searched by id in pages, so any number can be compared).
+fn assert_documents_are(url: &str, index: &str, ids: &BTreeSet<String>, context: &str) {
+    assert_eq!(
+        document_count(url, index),
+        ids.len() as u64,
+        "{context}: count"
+    );
+    let client = reqwest::blocking::Client::new();
+    let ids: Vec<&String> = ids.iter().collect();
+    for page in ids.chunks(2000) {
+        let answer: serde_json::Value = client
+            .post(format!("{url}/{index}/_search"))
+            .json(&serde_json::json!({
+                "size": page.len(), "_source": false,
+                "query": {"ids": {"values": page}},
+            }))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let found: BTreeSet<&str> = answer["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hit| hit["_id"].as_str().unwrap())
+            .collect();
+        let missing: Vec<&&String> = page
+            .iter()
+            .filter(|id| !found.contains(id.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{context}: no document for {} rows, e.g. {:?}",
+            missing.len(),
+            missing.first()
+        );
+    }
+}
+
+/// How many documents an index holds.
+fn document_count(url: &str, index: &str) -> u64 {
     let client = reqwest::blocking::Client::new();
     client
         .post(format!("{url}/{index}/_refresh"))
         .send()
         .unwrap();
     let answer: serde_json::Value = client
-        .post(format!("{url}/{index}/_search"))
-        .json(&serde_json::json!({"size": 10000, "_source": false, "query": {"match_all": {}}}))
+        .get(format!("{url}/{index}/_count"))
         .send()
         .unwrap()
         .json()
         .unwrap();
-    answer["hits"]["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|hit| hit["_id"].as_str().unwrap().to_string())
-        .collect()
+    answer["count"].as_u64().unwrap()
 }
 
 /// The signals table's keys as document ids.
@@ -87,28 +121,39 @@ const RUN: &[&str] = &[
     "2024-12-31",
 ];
 
+/// SPEC's main job on the large demo list (one year, to keep the strict
+/// test server's few hundred documents a second affordable).
+const RUN_LARGE: &[&str] = &[
+    "run",
+    "--source",
+    "synthetic",
+    "--symbol-list",
+    "demo_large",
+    "--start",
+    "2024-01-01",
+    "--end",
+    "2024-12-31",
+];
+
 #[test]
 fn run_mirrors_signals_and_features_and_a_second_run_sends_nothing() {
     for (server, url) in servers() {
         let ws = Workspace::new();
         let prefix = prefix();
-        let said = ok(bf_es(&ws, &url, &prefix, RUN));
+        let said = ok(bf_es(&ws, &url, &prefix, RUN_LARGE));
         assert!(said.contains("every item acknowledged"), "{server}: {said}");
         let signals = signal_keys(&ws);
-        assert!(!signals.is_empty());
+        assert!(signals.len() > 1000, "{}", signals.len());
+        assert_documents_are(&url, &format!("{prefix}-signals"), &signals, server);
+        let features = ws.scalar("SELECT count(*) FROM features") as u64;
+        assert!(features > 20_000, "{features}");
         assert_eq!(
-            document_ids(&url, &format!("{prefix}-signals")),
-            signals,
-            "{server}"
-        );
-        let features = ws.scalar("SELECT count(*) FROM features") as usize;
-        assert_eq!(
-            document_ids(&url, &format!("{prefix}-features")).len(),
+            document_count(&url, &format!("{prefix}-features")),
             features,
             "{server}"
         );
 
-        let again = ok(bf_es(&ws, &url, &prefix, RUN));
+        let again = ok(bf_es(&ws, &url, &prefix, RUN_LARGE));
         assert!(
             again.contains("0 documents indexed, 0 deleted"),
             "{server}: {again}"
@@ -129,16 +174,18 @@ fn run_mirrors_signals_and_features_and_a_second_run_sends_nothing() {
                 &[
                     "signals",
                     "generate",
-                    "--symbols",
-                    "AAA,BBB",
+                    "--symbol-list",
+                    "demo_large",
                     "--strategies",
                     file.to_str().unwrap(),
                 ],
             ));
-            assert_eq!(
-                document_ids(&url, &format!("{prefix}-signals")),
-                signal_keys(&ws),
-                "{server} {threshold}"
+            let context = format!("{server}, threshold {threshold}");
+            assert_documents_are(
+                &url,
+                &format!("{prefix}-signals"),
+                &signal_keys(&ws),
+                &context,
             );
         }
         let status: serde_json::Value = serde_json::from_str(
@@ -187,7 +234,12 @@ fn elasticsearch_down_keeps_the_lake_commit_and_the_next_sync_catches_up() {
         &prefix,
         &["es", "sync", "--tables", "signals,features"],
     ));
-    assert_eq!(document_ids(&url, &format!("{prefix}-signals")), signals);
+    assert_documents_are(
+        &url,
+        &format!("{prefix}-signals"),
+        &signals,
+        "after the outage",
+    );
 }
 
 #[test]
