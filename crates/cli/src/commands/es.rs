@@ -5,6 +5,7 @@ use bf_core::Progress as _;
 use bf_core::tables::{FEATURES, OHLCV, SIGNALS, TableSpec};
 use bf_lake::Lake;
 use bf_sinks::elasticsearch::{self, EsAuth, EsClient, EsConfig, SyncReport};
+use serde::Serialize;
 
 use super::Outcome;
 use crate::args::{EsAccess, EsArgs, EsCommand, GlobalArgs, MirroredTable};
@@ -98,31 +99,64 @@ fn outcome(report: &SyncReport) -> Outcome {
     }
 }
 
+/// What the sync after a lake commit did.
+#[derive(Debug, Serialize)]
+pub struct CommitSync {
+    #[serde(skip)]
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub report: Option<SyncReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A command's `--json` report with the sync after its commit, if any, as
+/// its `elasticsearch` field.
+#[derive(Serialize)]
+pub struct WithSync<'a, T: Serialize> {
+    #[serde(flatten)]
+    pub report: &'a T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elasticsearch: Option<&'a CommitSync>,
+}
+
 /// After a lake commit: syncs signals and features when Elasticsearch is
-/// configured. A failure is said in one line and makes the command exit 1;
-/// the lake commit stands and the next sync catches up.
-pub async fn sync_after_commit(args: &EsArgs, lake: &Lake, printer: &Printer) -> Outcome {
-    let Some(url) = &args.url else {
-        return Outcome::Success;
-    };
+/// configured (`None` when it is not). A failure is said in one line and
+/// makes the command exit 1; the lake commit stands and the next sync
+/// catches up.
+pub async fn sync_after_commit(
+    args: &EsArgs,
+    lake: &Lake,
+    printer: &Printer,
+) -> Option<CommitSync> {
+    let url = args.url.as_ref()?;
     let synced = async {
         let client = EsClient::new(config(url, args)?)?;
         sync(lake, &client, &[&SIGNALS, &FEATURES], printer).await
     };
-    match synced.await {
+    Some(match synced.await {
         Ok(report) => {
             if !printer.json() {
                 let _ = print_sync(&report, printer);
             }
-            outcome(&report)
+            CommitSync {
+                outcome: outcome(&report),
+                report: Some(report),
+                error: None,
+            }
         }
         Err(err) => {
-            printer.warn(&format!(
+            let error = format!(
                 "Elasticsearch sync failed: {err:#}; the lake is committed, `bf es sync` catches up"
-            ));
-            Outcome::SomeFailed
+            );
+            printer.warn(&error);
+            CommitSync {
+                outcome: Outcome::SomeFailed,
+                report: None,
+                error: Some(error),
+            }
         }
-    }
+    })
 }
 
 fn print_sync(report: &SyncReport, printer: &Printer) -> anyhow::Result<()> {

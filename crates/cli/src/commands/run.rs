@@ -8,7 +8,7 @@ use bf_core::{Progress, SymbolLists};
 use bf_lake::Lake;
 use bf_pipeline::run::{RunReport, RunRequest};
 
-use super::{Outcome, data, signals};
+use super::{Outcome, data, es, signals};
 use crate::args::{GlobalArgs, RunArgs, SignalsStatsArgs};
 use crate::present::{Printer, count_text, seconds_text};
 
@@ -34,12 +34,17 @@ pub async fn run(
     report
         .stage_seconds
         .push(("stats", started.elapsed().as_secs_f64()));
-    if printer.json() {
-        printer.json_value(&report)?;
-    } else {
+    if !printer.json() {
         print_summary(&report, printer);
     }
-    let indexed = super::es::sync_after_commit(&args.es, &lake, printer).await;
+    let synced = es::sync_after_commit(&args.es, &lake, printer).await;
+    if printer.json() {
+        printer.json_value(&es::WithSync {
+            report: &report,
+            elasticsearch: synced.as_ref(),
+        })?;
+    }
+    let indexed = synced.map_or(Outcome::Success, |s| s.outcome);
     Ok(
         if report.symbols_failed.is_empty() && indexed == Outcome::Success {
             Outcome::Success

@@ -8,7 +8,7 @@ use bf_signals::stats::{HORIZONS, side_stats};
 use bf_signals::strategy::Strategies;
 use serde::Serialize;
 
-use super::{Outcome, resolve_symbols};
+use super::{Outcome, es, resolve_symbols};
 use crate::args::{
     GlobalArgs, OutputFormat, Side, SignalsCommand, SignalsGenerateArgs, SignalsShowArgs,
     SignalsStatsArgs,
@@ -42,12 +42,17 @@ async fn generate(
         .collect();
     let report =
         generate_and_store(lake, &strategies(args.strategies.as_deref())?, &symbols).await?;
-    if printer.json() {
-        printer.json_value(&report)?;
-    } else {
+    if !printer.json() {
         print_generated(&report, started.elapsed(), printer)?;
     }
-    Ok(super::es::sync_after_commit(&args.es, lake, printer).await)
+    let synced = es::sync_after_commit(&args.es, lake, printer).await;
+    if printer.json() {
+        printer.json_value(&es::WithSync {
+            report: &report,
+            elasticsearch: synced.as_ref(),
+        })?;
+    }
+    Ok(synced.map_or(Outcome::Success, |s| s.outcome))
 }
 
 fn print_generated(

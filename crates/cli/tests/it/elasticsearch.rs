@@ -167,20 +167,31 @@ fn run_mirrors_signals_and_features_and_a_second_run_sends_nothing() {
                 format!("[[strategy]]\nname = \"mine\"\nrule = \"sql\"\nbuy = \"rsi_14 < {threshold}\"\nsell = \"false\"\n"),
             )
             .unwrap();
-            ok(bf_es(
+            let output = bf_es(
                 &ws,
                 &url,
                 &prefix,
                 &[
                     "signals",
                     "generate",
+                    "--json",
                     "--symbol-list",
                     "demo_large",
                     "--strategies",
                     file.to_str().unwrap(),
                 ],
-            ));
+            );
             let context = format!("{server}, threshold {threshold}");
+            let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            let synced = &report["elasticsearch"]["tables"][0];
+            assert_eq!(
+                synced["index"],
+                format!("{prefix}-signals"),
+                "{context}: {report}"
+            );
+            assert_eq!(synced["complete"], true, "{context}: {report}");
+            let changed = synced["indexed"].as_u64().unwrap() + synced["deleted"].as_u64().unwrap();
+            assert!(changed > 0, "{context}: {report}");
             assert_documents_are(
                 &url,
                 &format!("{prefix}-signals"),
