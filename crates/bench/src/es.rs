@@ -9,7 +9,9 @@ use std::time::Instant;
 use anyhow::Context as _;
 use bf_core::tables::{FEATURES, SIGNALS, TableSpec};
 use bf_lake::Lake;
-use bf_sinks::elasticsearch::{EsClient, EsConfig, TableEncoder, drop_indices, sync};
+use bf_sinks::elasticsearch::{
+    DEFAULT_BULK_BYTES, EsClient, EsConfig, TableEncoder, drop_indices, sync,
+};
 use chrono::NaiveDate;
 use clap::Args;
 use serde::Serialize;
@@ -20,8 +22,12 @@ use crate::present::{Printer, count_text};
 #[derive(Debug, Args)]
 pub struct BenchEsArgs {
     /// The server to sync into (its indices PREFIX-* are overwritten).
-    #[arg(long, env = "BF_ES_URL")]
-    pub es_url: String,
+    #[arg(long, env = "BF_ES_URL", required_unless_present = "encode_only")]
+    pub es_url: Option<String>,
+
+    /// Only read and encode (bf's own work): no server needed.
+    #[arg(long)]
+    pub encode_only: bool,
 
     #[arg(long, default_value = "bench")]
     pub index_prefix: String,
@@ -81,31 +87,46 @@ pub async fn es(args: BenchEsArgs, printer: &Printer) -> anyhow::Result<()> {
         prepared.elapsed().as_secs_f64()
     ));
 
-    let mut config = EsConfig::new(&args.es_url)?;
-    config.index_prefix = args.index_prefix.clone();
-    let client = EsClient::new(config)?;
     let mut phases = Vec::new();
     for spec in [&SIGNALS, &FEATURES] {
-        phases.extend(read_and_encode(&lake, spec, client.config().bulk_bytes).await?);
-        // A fresh mirror: the first sync sends every row.
-        drop_indices(&client).await?;
-        for phase in ["first sync", "nothing changed"] {
-            let (started, cpu) = (Instant::now(), cpu_seconds());
-            let report = sync(&lake, &client, &[spec], &()).await?;
-            let table = &report.tables[0];
-            anyhow::ensure!(report.complete(), "{}: {:?}", spec.name, table.bulk.errors);
-            phases.push(phase_of(
-                spec,
-                phase,
-                table.indexed + table.deleted,
-                table.bulk.bytes,
-                started.elapsed().as_secs_f64(),
-                cpu_seconds() - cpu,
-                table.bulk.server_millis as f64 / 1000.0,
-            ));
+        phases.extend(read_and_encode(&lake, spec, DEFAULT_BULK_BYTES).await?);
+    }
+    if let Some(url) = args.es_url.as_ref().filter(|_| !args.encode_only) {
+        let mut config = EsConfig::new(url)?;
+        config.index_prefix = args.index_prefix.clone();
+        let client = EsClient::new(config)?;
+        for spec in [&SIGNALS, &FEATURES] {
+            phases.extend(sync_phases(&lake, &client, spec).await?);
         }
     }
     print(&phases, &args, printer)
+}
+
+/// A first sync into a fresh mirror (every row sent), then one with
+/// nothing changed.
+async fn sync_phases(
+    lake: &Lake,
+    client: &EsClient,
+    spec: &'static TableSpec,
+) -> anyhow::Result<Vec<Phase>> {
+    drop_indices(client).await?;
+    let mut phases = Vec::new();
+    for phase in ["first sync", "nothing changed"] {
+        let (started, cpu) = (Instant::now(), cpu_seconds());
+        let report = sync(lake, client, &[spec], &()).await?;
+        let table = &report.tables[0];
+        anyhow::ensure!(report.complete(), "{}: {:?}", spec.name, table.bulk.errors);
+        phases.push(phase_of(
+            spec,
+            phase,
+            table.indexed + table.deleted,
+            table.bulk.bytes,
+            started.elapsed().as_secs_f64(),
+            cpu_seconds() - cpu,
+            table.bulk.server_millis as f64 / 1000.0,
+        ));
+    }
+    Ok(phases)
 }
 
 /// The lake's rows as the first sync reads them, then encoded into bulk
@@ -203,10 +224,14 @@ fn print(phases: &[Phase], args: &BenchEsArgs, printer: &Printer) -> anyhow::Res
         })
         .collect();
     printer.table(&COLUMNS, &COLUMNS[2..], rows)?;
+    let target = match (&args.es_url, args.encode_only) {
+        (Some(url), false) => format!("into {url} (prefix {})", args.index_prefix),
+        _ => "encoded only".to_string(),
+    };
     printer.summary(&format!(
-        "{} symbols × {} days into {} (prefix {}); CPU s is bf's process; server s sums the \
-         `took` of the bulk answers, which overlap ({} in flight)",
-        args.symbols, args.days, args.es_url, args.index_prefix, 3
+        "{} symbols × {} days {target}; CPU s is bf's process; server s sums the `took` of \
+         the bulk answers, which overlap (3 in flight)",
+        args.symbols, args.days
     ));
     Ok(())
 }

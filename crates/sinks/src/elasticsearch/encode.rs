@@ -1,7 +1,13 @@
-//! Lake rows as bulk request bodies (NDJSON through serde_json): an `index`
-//! action per changed row with `_id` = the table key, and a `delete` action
-//! per removed key. Bodies are cut at a byte budget; each keeps its items'
-//! byte ranges, so items the server rejects can be sent again alone.
+//! Lake rows as bulk request bodies (NDJSON): an `index` action per changed
+//! row with `_id` = the table key, and a `delete` action per removed key.
+//! Bodies are cut at a byte budget; each keeps its items' byte ranges, so
+//! items the server rejects can be sent again alone.
+//!
+//! A sync encodes millions of rows, so each column is resolved to its typed
+//! array once per batch and each document written straight into the body:
+//! field names escaped once, strings escaped and numbers formatted by
+//! serde_json's formatter, dates and timestamps formatted once per distinct
+//! value in a run of equal ones.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -9,13 +15,15 @@ use std::sync::Arc;
 use bf_core::dates::date_from_days;
 use bf_core::tables::{TableSpec, col};
 use chrono::{DateTime, SecondsFormat};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Float64Type, Int64Type, TimestampMicrosecondType,
 };
-use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer as _};
+use serde_json::ser::{CompactFormatter, Formatter as _};
 use serde_json::value::RawValue;
 
 use super::mapping::{LAKE_VERSION, SYNC_RUN, TIMESTAMP};
@@ -43,19 +51,6 @@ impl Chunk {
     }
 }
 
-#[derive(Serialize)]
-struct Target<'a> {
-    _index: &'a str,
-    _id: &'a str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Action<'a> {
-    Index(Target<'a>),
-    Delete(Target<'a>),
-}
-
 /// Encodes one table's rows for one index.
 pub struct TableEncoder<'a> {
     pub spec: &'a TableSpec,
@@ -70,36 +65,33 @@ pub struct TableEncoder<'a> {
 impl TableEncoder<'_> {
     /// An `index` action and document per row of `batch` (the table's schema).
     pub fn upserts(&self, batch: &RecordBatch) -> Result<Vec<Chunk>, SinkError> {
-        let columns = self.columns(batch)?;
-        let keys: Vec<&Column> = self.key_columns(&columns);
+        let arrays = self.utf8_arrays(batch)?;
+        let mut columns = self.columns(batch, &arrays)?;
+        let keys = self.key_columns(&columns);
         let time_column = columns
             .iter()
-            .find(|c| c.name == col::TS)
-            .or_else(|| columns.iter().find(|c| c.name == col::DATE))
+            .position(|c| c.name == col::TS)
+            .or_else(|| columns.iter().position(|c| c.name == col::DATE))
             .expect("every mirrored table has a date");
+        let action = self.action_prefix("index");
+        let mut fixed_fields =
+            format!(",\"{LAKE_VERSION}\":{},\"{SYNC_RUN}\":", self.lake_version).into_bytes();
+        write_str(&mut fixed_fields, self.sync_run);
         let mut chunks = Chunks::new(self.max_bytes);
         let mut id = String::new();
         for row in 0..batch.num_rows() {
-            write_id(&keys, row, &mut id);
+            write_id(&mut columns, &keys, row, &mut id);
             let body = chunks.start_item();
-            write_action(body, &Action::Index(self.target(&id)));
-            let mut document = serde_json::Serializer::new(&mut *body);
-            let mut map = document
-                .serialize_map(None)
-                .map_err(|e| self.error(row, e))?;
-            map.serialize_entry(TIMESTAMP, &time_column.text(row))
-                .map_err(|e| self.error(row, e))?;
-            map.serialize_entry(LAKE_VERSION, &self.lake_version)
-                .map_err(|e| self.error(row, e))?;
-            map.serialize_entry(SYNC_RUN, self.sync_run)
-                .map_err(|e| self.error(row, e))?;
-            for column in &columns {
-                column
-                    .write(&mut map, row)
-                    .map_err(|e| self.error(row, e))?;
+            write_action(body, &action, &id);
+            body.extend_from_slice(b"{\"");
+            body.extend_from_slice(TIMESTAMP.as_bytes());
+            body.extend_from_slice(b"\":");
+            write_str(body, columns[time_column].text(row));
+            body.extend_from_slice(&fixed_fields);
+            for column in &mut columns {
+                column.write(body, row).map_err(|e| self.error(row, e))?;
             }
-            SerializeMap::end(map).map_err(|e| self.error(row, e))?;
-            body.push(b'\n');
+            body.extend_from_slice(b"}\n");
             chunks.end_item();
         }
         Ok(chunks.finish())
@@ -107,55 +99,93 @@ impl TableEncoder<'_> {
 
     /// A `delete` action per row of `keys` (the table's key columns).
     pub fn deletes(&self, keys: &RecordBatch) -> Result<Vec<Chunk>, SinkError> {
-        let columns = self.columns(keys)?;
+        let arrays = self.utf8_arrays(keys)?;
+        let mut columns = self.columns(keys, &arrays)?;
         let key_columns = self.key_columns(&columns);
+        let action = self.action_prefix("delete");
         let mut chunks = Chunks::new(self.max_bytes);
         let mut id = String::new();
         for row in 0..keys.num_rows() {
-            write_id(&key_columns, row, &mut id);
-            write_action(chunks.start_item(), &Action::Delete(self.target(&id)));
+            write_id(&mut columns, &key_columns, row, &mut id);
+            write_action(chunks.start_item(), &action, &id);
             chunks.end_item();
         }
         Ok(chunks.finish())
     }
 
-    fn target<'a>(&'a self, id: &'a str) -> Target<'a> {
-        Target {
-            _index: self.index,
-            _id: id,
-        }
+    /// `{"index":{"_index":"bf-signals","_id":`, to which the id is appended.
+    fn action_prefix(&self, action: &str) -> Vec<u8> {
+        let mut prefix = format!("{{\"{action}\":{{\"_index\":").into_bytes();
+        write_str(&mut prefix, self.index);
+        prefix.extend_from_slice(b",\"_id\":");
+        prefix
     }
 
-    fn columns(&self, batch: &RecordBatch) -> Result<Vec<Column>, SinkError> {
-        let schema = batch.schema();
-        schema
+    /// The batch's columns, text ones as plain UTF-8 (scans may hand text
+    /// over as views).
+    fn utf8_arrays(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>, SinkError> {
+        batch
+            .columns()
+            .iter()
+            .map(|array| match array.data_type() {
+                DataType::Utf8View | DataType::LargeUtf8 => {
+                    cast(array, &DataType::Utf8).map_err(|e| self.error(0, e))
+                }
+                _ => Ok(Arc::clone(array)),
+            })
+            .collect()
+    }
+
+    fn columns<'b>(
+        &self,
+        batch: &'b RecordBatch,
+        arrays: &'b [ArrayRef],
+    ) -> Result<Vec<Column<'b>>, SinkError> {
+        batch
+            .schema_ref()
             .fields()
             .iter()
-            .zip(batch.columns())
+            .zip(arrays)
             .map(|(field, array)| {
-                // Scans may hand text over as views; one representation here.
-                let array = match array.data_type() {
-                    DataType::Utf8View | DataType::LargeUtf8 => {
-                        cast(array, &DataType::Utf8).map_err(|e| self.error(0, e))?
+                let name = field.name().as_str();
+                let values = match array.data_type() {
+                    DataType::Utf8 if name == col::INPUTS => Values::Inputs(array.as_string()),
+                    DataType::Utf8 => Values::Text(array.as_string()),
+                    DataType::Float64 => Values::Float(array.as_primitive::<Float64Type>()),
+                    DataType::Int64 => Values::Int(array.as_primitive::<Int64Type>()),
+                    DataType::Date32 => Values::Date(array.as_primitive::<Date32Type>()),
+                    DataType::Timestamp(_, _) => {
+                        Values::Timestamp(array.as_primitive::<TimestampMicrosecondType>())
                     }
-                    _ => Arc::clone(array),
+                    other => {
+                        return Err(self.error(
+                            0,
+                            format!("column {name} has type {other}, which bf does not index"),
+                        ));
+                    }
                 };
+                let mut key = b",".to_vec();
+                write_str(&mut key, name);
+                key.push(b':');
                 Ok(Column {
-                    name: field.name().clone(),
-                    array,
+                    name,
+                    key,
+                    values,
+                    last_formatted: None,
                 })
             })
             .collect()
     }
 
-    fn key_columns<'c>(&self, columns: &'c [Column]) -> Vec<&'c Column> {
+    /// The positions of the table's key columns among `columns`.
+    fn key_columns(&self, columns: &[Column]) -> Vec<usize> {
         self.spec
             .key
             .iter()
             .map(|key| {
                 columns
                     .iter()
-                    .find(|c| c.name == *key)
+                    .position(|c| c.name == *key)
                     .unwrap_or_else(|| panic!("{} rows without key column {key}", self.spec.name))
             })
             .collect()
@@ -171,80 +201,119 @@ impl TableEncoder<'_> {
 }
 
 /// `AAPL|1d|2024-01-02|sma_cross`: the key columns' values joined.
-fn write_id(keys: &[&Column], row: usize, id: &mut String) {
+fn write_id(columns: &mut [Column], keys: &[usize], row: usize, id: &mut String) {
     id.clear();
-    for (i, column) in keys.iter().enumerate() {
+    for (i, &key) in keys.iter().enumerate() {
         if i > 0 {
             id.push('|');
         }
-        id.push_str(&column.text(row));
+        id.push_str(columns[key].text(row));
     }
 }
 
-fn write_action(body: &mut Vec<u8>, action: &Action) {
-    serde_json::to_writer(&mut *body, action).expect("an action serializes");
-    body.push(b'\n');
+fn write_action(body: &mut Vec<u8>, prefix: &[u8], id: &str) {
+    body.extend_from_slice(prefix);
+    write_str(body, id);
+    body.extend_from_slice(b"}}\n");
 }
 
-struct Column {
-    name: String,
-    array: ArrayRef,
+/// `text` as a JSON string, escaped by serde_json.
+fn write_str(body: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(body, text).expect("writing to memory succeeds");
 }
 
-impl Column {
-    /// The value as text: a key part, or the document's timestamp.
-    fn text(&self, row: usize) -> String {
-        match self.array.data_type() {
-            DataType::Utf8 => self.array.as_string::<i32>().value(row).to_string(),
-            DataType::Date32 => {
-                date_from_days(self.array.as_primitive::<Date32Type>().value(row)).to_string()
+/// A column's array, its type resolved once per batch.
+#[derive(Clone, Copy)]
+enum Values<'a> {
+    Text(&'a StringArray),
+    /// A signal's inputs: a JSON object by feature name, sent as an object.
+    Inputs(&'a StringArray),
+    Float(&'a Float64Array),
+    Int(&'a Int64Array),
+    Date(&'a Date32Array),
+    Timestamp(&'a TimestampMicrosecondArray),
+}
+
+struct Column<'a> {
+    name: &'a str,
+    /// `,"name":`, escaped once.
+    key: Vec<u8>,
+    values: Values<'a>,
+    /// The last date or timestamp formatted and its text: equal values come
+    /// in runs (one ingest time per fetch, a row's date as key and field).
+    last_formatted: Option<(i64, String)>,
+}
+
+impl Column<'_> {
+    /// The value as text: a key part, or a date for the document.
+    fn text(&mut self, row: usize) -> &str {
+        match self.values {
+            Values::Text(array) | Values::Inputs(array) => array.value(row),
+            Values::Date(array) => self.formatted(i64::from(array.value(row)), date_text),
+            Values::Timestamp(array) => self.formatted(array.value(row), timestamp_text),
+            Values::Float(_) | Values::Int(_) => {
+                unreachable!("{} is not a key or date column", self.name)
             }
-            DataType::Timestamp(_, _) => timestamp_text(
-                self.array
-                    .as_primitive::<TimestampMicrosecondType>()
-                    .value(row),
-            ),
-            other => unreachable!("{} ({other}) is not a key or date column", self.name),
         }
     }
 
-    fn write<M: SerializeMap>(&self, map: &mut M, row: usize) -> Result<(), M::Error> {
-        if self.array.is_null(row) {
-            return map.serialize_entry(&self.name, &None::<f64>);
+    fn formatted(&mut self, value: i64, format: fn(i64) -> String) -> &str {
+        if self
+            .last_formatted
+            .as_ref()
+            .is_none_or(|(last, _)| *last != value)
+        {
+            self.last_formatted = Some((value, format(value)));
         }
-        match self.array.data_type() {
-            DataType::Utf8 if self.name == col::INPUTS => {
-                let text = self.array.as_string::<i32>().value(row);
+        &self.last_formatted.as_ref().expect("just set").1
+    }
+
+    /// `,"name":value` into `body`.
+    fn write(&mut self, body: &mut Vec<u8>, row: usize) -> Result<(), String> {
+        body.extend_from_slice(&self.key);
+        let values = self.values;
+        let is_null = match values {
+            Values::Text(a) | Values::Inputs(a) => a.is_null(row),
+            Values::Float(a) => a.is_null(row) || !a.value(row).is_finite(),
+            Values::Int(a) => a.is_null(row),
+            Values::Date(a) => a.is_null(row),
+            Values::Timestamp(a) => a.is_null(row),
+        };
+        // NaN and ±inf as null: never a number Elasticsearch refuses.
+        if is_null {
+            body.extend_from_slice(b"null");
+            return Ok(());
+        }
+        let mut number = CompactFormatter;
+        match values {
+            Values::Text(array) => write_str(body, array.value(row)),
+            Values::Inputs(array) => {
+                let text = array.value(row);
                 match serde_json::from_str::<&RawValue>(text) {
                     Ok(object) if text.trim_start().starts_with('{') => {
-                        map.serialize_entry(&self.name, object)
+                        body.extend_from_slice(object.get().as_bytes());
                     }
-                    _ => Err(serde::ser::Error::custom(format!(
-                        "inputs {text:?} is not a JSON object"
-                    ))),
+                    _ => return Err(format!("inputs {text:?} is not a JSON object")),
                 }
             }
-            DataType::Utf8 => {
-                map.serialize_entry(&self.name, self.array.as_string::<i32>().value(row))
+            Values::Float(array) => number
+                .write_f64(body, array.value(row))
+                .expect("writing to memory succeeds"),
+            Values::Int(array) => number
+                .write_i64(body, array.value(row))
+                .expect("writing to memory succeeds"),
+            Values::Date(_) | Values::Timestamp(_) => {
+                let text = self.text(row);
+                write_str(body, text);
             }
-            // serde_json writes NaN and ±inf as null: never a number Elasticsearch refuses.
-            DataType::Float64 => map.serialize_entry(
-                &self.name,
-                &self.array.as_primitive::<Float64Type>().value(row),
-            ),
-            DataType::Int64 => map.serialize_entry(
-                &self.name,
-                &self.array.as_primitive::<Int64Type>().value(row),
-            ),
-            DataType::Date32 | DataType::Timestamp(_, _) => {
-                map.serialize_entry(&self.name, &self.text(row))
-            }
-            other => Err(serde::ser::Error::custom(format!(
-                "column {} has type {other}, which bf does not index",
-                self.name
-            ))),
         }
+        Ok(())
     }
+}
+
+fn date_text(days: i64) -> String {
+    let days = i32::try_from(days).expect("a Date32 value");
+    date_from_days(days).to_string()
 }
 
 fn timestamp_text(micros: i64) -> String {
@@ -301,12 +370,8 @@ impl Chunks {
 
 #[cfg(test)]
 mod tests {
-    use bf_core::tables::{OHLCV, SIGNALS};
-    use datafusion::arrow::array::{
-        Date32Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
-    };
-
     use super::*;
+    use bf_core::tables::{FEATURES, OHLCV, SIGNALS};
 
     fn lines(chunks: &[Chunk]) -> Vec<serde_json::Value> {
         chunks
@@ -379,6 +444,58 @@ mod tests {
             .upserts(&signals(1.0, "[1, 2]"))
             .unwrap_err();
         assert!(err.to_string().contains("not a JSON object"), "{err}");
+    }
+
+    /// Every column type of the features table: numbers round-trip exactly,
+    /// NaN and nulls are null, timestamps keep their microseconds.
+    #[test]
+    fn a_features_row_keeps_every_value() {
+        let schema = FEATURES.schema();
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|field| -> ArrayRef {
+                match field.data_type() {
+                    DataType::Utf8 => Arc::new(StringArray::from(vec!["A\"\n", "B"])),
+                    DataType::Date32 => Arc::new(Date32Array::from(vec![19724, 19725])),
+                    DataType::Float64 if field.is_nullable() => {
+                        Arc::new(Float64Array::from(vec![Some(0.1 + 0.2), None]))
+                    }
+                    DataType::Float64 => Arc::new(Float64Array::from(vec![1e-300, f64::NAN])),
+                    DataType::Int64 => Arc::new(Int64Array::from(vec![i64::MAX, -1])),
+                    DataType::Timestamp(_, _) => Arc::new(
+                        TimestampMicrosecondArray::from(vec![1_700_000_000_123_456, 0])
+                            .with_timezone("UTC"),
+                    ),
+                    other => panic!("{other}"),
+                }
+            })
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let lines = lines(&encoder(&FEATURES).upserts(&batch).unwrap());
+        assert_eq!(lines[0]["index"]["_id"], "A\"\n|A\"\n|2024-01-02");
+        let (first, second) = (&lines[1], &lines[3]);
+        assert_eq!(first.as_object().unwrap().len(), schema.fields().len() + 3);
+        for field in schema.fields() {
+            let name = field.name().as_str();
+            match field.data_type() {
+                DataType::Float64 if field.is_nullable() => {
+                    assert_eq!(first[name].as_f64(), Some(0.1 + 0.2), "{name}");
+                    assert!(second[name].is_null(), "{name}");
+                }
+                DataType::Float64 => {
+                    assert_eq!(first[name].as_f64(), Some(1e-300), "{name}");
+                    assert!(second[name].is_null(), "{name}: NaN is null");
+                }
+                DataType::Int64 => assert_eq!(first[name].as_i64(), Some(i64::MAX), "{name}"),
+                DataType::Timestamp(_, _) => {
+                    assert_eq!(first[name], "2023-11-14T22:13:20.123456Z", "{name}");
+                    assert_eq!(second[name], "1970-01-01T00:00:00Z", "{name}");
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(second["@timestamp"], "2024-01-03");
     }
 
     #[test]
