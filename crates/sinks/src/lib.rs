@@ -8,5 +8,6 @@ pub mod elasticsearch;
 mod error;
 mod http;
 pub mod kibana;
+mod rows;
 
 pub use error::SinkError;

@@ -1,33 +1,18 @@
 //! Lake rows as bulk request bodies (NDJSON): an `index` action per changed
 //! row with `_id` = the table key, and a `delete` action per removed key.
 //! Bodies are cut at a byte budget; each keeps its items' byte ranges, so
-//! items the server rejects can be sent again alone.
-//!
-//! A sync encodes millions of rows, so each column is resolved to its typed
-//! array once per batch and each document written straight into the body:
-//! field names escaped once, strings escaped and numbers formatted by
-//! serde_json's formatter, dates and timestamps formatted once per distinct
-//! value in a run of equal ones.
+//! items the server rejects can be sent again alone. Documents are the rows
+//! as `crate::rows` writes them, with `@timestamp`, `lake_version` and
+//! `sync_run` first.
 
 use std::ops::Range;
-use std::sync::Arc;
 
-use bf_core::dates::date_from_days;
-use bf_core::tables::{TableSpec, col};
-use chrono::{DateTime, SecondsFormat};
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Float64Type, Int64Type, TimestampMicrosecondType,
-};
-use serde_json::ser::{CompactFormatter, Formatter as _};
-use serde_json::value::RawValue;
+use bf_core::tables::TableSpec;
+use datafusion::arrow::array::RecordBatch;
 
 use super::mapping::{LAKE_VERSION, SYNC_RUN, TIMESTAMP};
 use crate::SinkError;
+use crate::rows::{Rows, utf8_columns, write_str};
 
 /// One bulk request body and the byte range of each item (action line and,
 /// for an index action, document line) in it.
@@ -65,14 +50,9 @@ pub struct TableEncoder<'a> {
 impl TableEncoder<'_> {
     /// An `index` action and document per row of `batch` (the table's schema).
     pub fn upserts(&self, batch: &RecordBatch) -> Result<Vec<Chunk>, SinkError> {
-        let arrays = self.utf8_arrays(batch)?;
-        let mut columns = self.columns(batch, &arrays)?;
-        let keys = self.key_columns(&columns);
-        let time_column = columns
-            .iter()
-            .position(|c| c.name == col::TS)
-            .or_else(|| columns.iter().position(|c| c.name == col::DATE))
-            .expect("every mirrored table has a date");
+        let arrays = utf8_columns(batch).map_err(|e| self.error(0, e))?;
+        let schema = batch.schema();
+        let mut rows = Rows::new(self.spec, &schema, &arrays).map_err(|e| self.error(0, e))?;
         let action = self.action_prefix("index");
         let mut fixed_fields =
             format!(",\"{LAKE_VERSION}\":{},\"{SYNC_RUN}\":", self.lake_version).into_bytes();
@@ -80,17 +60,19 @@ impl TableEncoder<'_> {
         let mut chunks = Chunks::new(self.max_bytes);
         let mut id = String::new();
         for row in 0..batch.num_rows() {
-            write_id(&mut columns, &keys, row, &mut id);
+            rows.id(row, &mut id);
             let body = chunks.start_item();
             write_action(body, &action, &id);
             body.extend_from_slice(b"{\"");
             body.extend_from_slice(TIMESTAMP.as_bytes());
             body.extend_from_slice(b"\":");
-            write_str(body, columns[time_column].text(row));
+            write_str(
+                body,
+                rows.time(row).expect("every mirrored table has a date"),
+            );
             body.extend_from_slice(&fixed_fields);
-            for column in &mut columns {
-                column.write(body, row).map_err(|e| self.error(row, e))?;
-            }
+            rows.write_fields(body, row)
+                .map_err(|e| self.error(row, e))?;
             body.extend_from_slice(b"}\n");
             chunks.end_item();
         }
@@ -99,14 +81,14 @@ impl TableEncoder<'_> {
 
     /// A `delete` action per row of `keys` (the table's key columns).
     pub fn deletes(&self, keys: &RecordBatch) -> Result<Vec<Chunk>, SinkError> {
-        let arrays = self.utf8_arrays(keys)?;
-        let mut columns = self.columns(keys, &arrays)?;
-        let key_columns = self.key_columns(&columns);
+        let arrays = utf8_columns(keys).map_err(|e| self.error(0, e))?;
+        let schema = keys.schema();
+        let mut rows = Rows::new(self.spec, &schema, &arrays).map_err(|e| self.error(0, e))?;
         let action = self.action_prefix("delete");
         let mut chunks = Chunks::new(self.max_bytes);
         let mut id = String::new();
         for row in 0..keys.num_rows() {
-            write_id(&mut columns, &key_columns, row, &mut id);
+            rows.id(row, &mut id);
             write_action(chunks.start_item(), &action, &id);
             chunks.end_item();
         }
@@ -121,76 +103,6 @@ impl TableEncoder<'_> {
         prefix
     }
 
-    /// The batch's columns, text ones as plain UTF-8 (scans may hand text
-    /// over as views).
-    fn utf8_arrays(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>, SinkError> {
-        batch
-            .columns()
-            .iter()
-            .map(|array| match array.data_type() {
-                DataType::Utf8View | DataType::LargeUtf8 => {
-                    cast(array, &DataType::Utf8).map_err(|e| self.error(0, e))
-                }
-                _ => Ok(Arc::clone(array)),
-            })
-            .collect()
-    }
-
-    fn columns<'b>(
-        &self,
-        batch: &'b RecordBatch,
-        arrays: &'b [ArrayRef],
-    ) -> Result<Vec<Column<'b>>, SinkError> {
-        batch
-            .schema_ref()
-            .fields()
-            .iter()
-            .zip(arrays)
-            .map(|(field, array)| {
-                let name = field.name().as_str();
-                let values = match array.data_type() {
-                    DataType::Utf8 if name == col::INPUTS => Values::Inputs(array.as_string()),
-                    DataType::Utf8 => Values::Text(array.as_string()),
-                    DataType::Float64 => Values::Float(array.as_primitive::<Float64Type>()),
-                    DataType::Int64 => Values::Int(array.as_primitive::<Int64Type>()),
-                    DataType::Date32 => Values::Date(array.as_primitive::<Date32Type>()),
-                    DataType::Timestamp(_, _) => {
-                        Values::Timestamp(array.as_primitive::<TimestampMicrosecondType>())
-                    }
-                    other => {
-                        return Err(self.error(
-                            0,
-                            format!("column {name} has type {other}, which bf does not index"),
-                        ));
-                    }
-                };
-                let mut key = b",".to_vec();
-                write_str(&mut key, name);
-                key.push(b':');
-                Ok(Column {
-                    name,
-                    key,
-                    values,
-                    last_formatted: None,
-                })
-            })
-            .collect()
-    }
-
-    /// The positions of the table's key columns among `columns`.
-    fn key_columns(&self, columns: &[Column]) -> Vec<usize> {
-        self.spec
-            .key
-            .iter()
-            .map(|key| {
-                columns
-                    .iter()
-                    .position(|c| c.name == *key)
-                    .unwrap_or_else(|| panic!("{} rows without key column {key}", self.spec.name))
-            })
-            .collect()
-    }
-
     fn error(&self, row: usize, error: impl std::fmt::Display) -> SinkError {
         SinkError::Encode {
             table: self.spec.name.to_string(),
@@ -200,126 +112,10 @@ impl TableEncoder<'_> {
     }
 }
 
-/// `AAPL|1d|2024-01-02|sma_cross`: the key columns' values joined.
-fn write_id(columns: &mut [Column], keys: &[usize], row: usize, id: &mut String) {
-    id.clear();
-    for (i, &key) in keys.iter().enumerate() {
-        if i > 0 {
-            id.push('|');
-        }
-        id.push_str(columns[key].text(row));
-    }
-}
-
 fn write_action(body: &mut Vec<u8>, prefix: &[u8], id: &str) {
     body.extend_from_slice(prefix);
     write_str(body, id);
     body.extend_from_slice(b"}}\n");
-}
-
-/// `text` as a JSON string, escaped by serde_json.
-fn write_str(body: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(body, text).expect("writing to memory succeeds");
-}
-
-/// A column's array, its type resolved once per batch.
-#[derive(Clone, Copy)]
-enum Values<'a> {
-    Text(&'a StringArray),
-    /// A signal's inputs: a JSON object by feature name, sent as an object.
-    Inputs(&'a StringArray),
-    Float(&'a Float64Array),
-    Int(&'a Int64Array),
-    Date(&'a Date32Array),
-    Timestamp(&'a TimestampMicrosecondArray),
-}
-
-struct Column<'a> {
-    name: &'a str,
-    /// `,"name":`, escaped once.
-    key: Vec<u8>,
-    values: Values<'a>,
-    /// The last date or timestamp formatted and its text: equal values come
-    /// in runs (one ingest time per fetch, a row's date as key and field).
-    last_formatted: Option<(i64, String)>,
-}
-
-impl Column<'_> {
-    /// The value as text: a key part, or a date for the document.
-    fn text(&mut self, row: usize) -> &str {
-        match self.values {
-            Values::Text(array) | Values::Inputs(array) => array.value(row),
-            Values::Date(array) => self.formatted(i64::from(array.value(row)), date_text),
-            Values::Timestamp(array) => self.formatted(array.value(row), timestamp_text),
-            Values::Float(_) | Values::Int(_) => {
-                unreachable!("{} is not a key or date column", self.name)
-            }
-        }
-    }
-
-    fn formatted(&mut self, value: i64, format: fn(i64) -> String) -> &str {
-        if self
-            .last_formatted
-            .as_ref()
-            .is_none_or(|(last, _)| *last != value)
-        {
-            self.last_formatted = Some((value, format(value)));
-        }
-        &self.last_formatted.as_ref().expect("just set").1
-    }
-
-    /// `,"name":value` into `body`.
-    fn write(&mut self, body: &mut Vec<u8>, row: usize) -> Result<(), String> {
-        body.extend_from_slice(&self.key);
-        let values = self.values;
-        let is_null = match values {
-            Values::Text(a) | Values::Inputs(a) => a.is_null(row),
-            Values::Float(a) => a.is_null(row) || !a.value(row).is_finite(),
-            Values::Int(a) => a.is_null(row),
-            Values::Date(a) => a.is_null(row),
-            Values::Timestamp(a) => a.is_null(row),
-        };
-        // NaN and ±inf as null: never a number Elasticsearch refuses.
-        if is_null {
-            body.extend_from_slice(b"null");
-            return Ok(());
-        }
-        let mut number = CompactFormatter;
-        match values {
-            Values::Text(array) => write_str(body, array.value(row)),
-            Values::Inputs(array) => {
-                let text = array.value(row);
-                match serde_json::from_str::<&RawValue>(text) {
-                    Ok(object) if text.trim_start().starts_with('{') => {
-                        body.extend_from_slice(object.get().as_bytes());
-                    }
-                    _ => return Err(format!("inputs {text:?} is not a JSON object")),
-                }
-            }
-            Values::Float(array) => number
-                .write_f64(body, array.value(row))
-                .expect("writing to memory succeeds"),
-            Values::Int(array) => number
-                .write_i64(body, array.value(row))
-                .expect("writing to memory succeeds"),
-            Values::Date(_) | Values::Timestamp(_) => {
-                let text = self.text(row);
-                write_str(body, text);
-            }
-        }
-        Ok(())
-    }
-}
-
-fn date_text(days: i64) -> String {
-    let days = i32::try_from(days).expect("a Date32 value");
-    date_from_days(days).to_string()
-}
-
-fn timestamp_text(micros: i64) -> String {
-    DateTime::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|| micros.to_string())
 }
 
 /// Items packed into bodies of at most `max_bytes` (an item larger than that
@@ -370,8 +166,15 @@ impl Chunks {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
+
     use bf_core::tables::{FEATURES, OHLCV, SIGNALS};
+    use datafusion::arrow::array::{
+        ArrayRef, Date32Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
+    use datafusion::arrow::datatypes::DataType;
+
+    use super::*;
 
     fn lines(chunks: &[Chunk]) -> Vec<serde_json::Value> {
         chunks
