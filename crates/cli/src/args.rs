@@ -73,6 +73,9 @@ pub enum Command {
     /// Mirror signals, features and bars into Elasticsearch or OpenSearch.
     #[command(subcommand)]
     Es(EsCommand),
+    /// Kafka: the lake's changes as messages, and a consumer group into Elasticsearch.
+    #[command(subcommand)]
+    Stream(StreamCommand),
     /// Kibana: the dashboard over the Elasticsearch indices.
     #[command(subcommand)]
     Kibana(KibanaCommand),
@@ -512,4 +515,118 @@ pub struct KibanaImportArgs {
 
     #[command(flatten)]
     pub access: EsAccess,
+}
+
+/// Where Kafka is and how bf names and creates its topics.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka brokers, host:port,...
+    #[arg(
+        long = "kafka-brokers",
+        env = "BF_KAFKA_BROKERS",
+        default_value = "localhost:9092"
+    )]
+    pub brokers: String,
+
+    /// Topics are PREFIX.ohlcv, PREFIX.features, PREFIX.signals, PREFIX.checkpoints, PREFIX.dead-letter.
+    #[arg(
+        long = "kafka-topic-prefix",
+        env = "BF_KAFKA_TOPIC_PREFIX",
+        default_value = "bf"
+    )]
+    pub topic_prefix: String,
+
+    /// librdkafka properties for every client, key=value,... (security.protocol, sasl.*, ssl.*).
+    #[arg(
+        long = "kafka-properties",
+        env = "BF_KAFKA_PROPERTIES",
+        hide_env_values = true
+    )]
+    pub properties: Option<String>,
+
+    /// Partitions of the table topics bf creates.
+    #[arg(long = "kafka-partitions", env = "BF_KAFKA_PARTITIONS", default_value_t = 6,
+          value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub partitions: i32,
+
+    /// Replication factor of the topics bf creates.
+    #[arg(long = "kafka-replication", env = "BF_KAFKA_REPLICATION", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..=32))]
+    pub replication: i32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StreamCommand {
+    /// Send every row changed since the last published lake version, one message each.
+    Publish(StreamPublishArgs),
+    /// A consumer group that indexes the messages into Elasticsearch.
+    Consume(StreamConsumeArgs),
+    /// Per topic and partition: end offset, committed offset, lag; published versions.
+    Status(StreamStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StreamPublishArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Tables to publish.
+    #[arg(long, value_delimiter = ',', default_value = "ohlcv,features,signals")]
+    pub tables: Vec<MirroredTable>,
+
+    /// Keep publishing new lake versions until Ctrl-C.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Seconds between looks at the lake with --follow.
+    #[arg(long, default_value = "5", value_parser = timeout_seconds)]
+    pub poll: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StreamSink {
+    Elasticsearch,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamConsumeArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub es: EsArgs,
+
+    /// Where the messages go.
+    #[arg(long, value_enum, default_value = "elasticsearch")]
+    pub sink: StreamSink,
+
+    /// Consumer group: consumers of one group share the partitions.
+    #[arg(long, env = "BF_KAFKA_GROUP", default_value = "bf-es")]
+    pub group: String,
+
+    /// Tables to consume.
+    #[arg(long, value_delimiter = ',', default_value = "ohlcv,features,signals")]
+    pub tables: Vec<MirroredTable>,
+
+    /// Keep consuming until Ctrl-C; without it, stop at the end offsets found at start.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Most messages indexed and committed together.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamStatusArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Consumer group whose committed offsets to show.
+    #[arg(long, env = "BF_KAFKA_GROUP", default_value = "bf-es")]
+    pub group: String,
+
+    /// Tables whose topics to show.
+    #[arg(long, value_delimiter = ',', default_value = "ohlcv,features,signals")]
+    pub tables: Vec<MirroredTable>,
 }

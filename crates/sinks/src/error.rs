@@ -81,6 +81,24 @@ pub enum SinkError {
     #[error("Kibana at {url}: unexpected answer to the saved-objects import: {message}")]
     KibanaResponse { url: String, message: String },
 
+    #[error("Kafka at {brokers}: {what}")]
+    Kafka {
+        brokers: String,
+        what: String,
+        // Boxed: librdkafka's error is large, and every result carries this type.
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+
+    #[error("Kafka topic {topic} cannot be created: {reason}")]
+    KafkaTopic { topic: String, reason: String },
+
+    #[error("Kafka property {0:?} has no value: write key=value")]
+    KafkaProperty(String),
+
+    #[error("Kafka at {brokers}: {message}")]
+    KafkaDelivery { brokers: String, message: String },
+
     #[error(transparent)]
     Lake(#[from] LakeError),
 }

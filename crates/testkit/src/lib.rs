@@ -21,3 +21,12 @@ pub fn elasticsearch_servers() -> Vec<(&'static str, String)> {
         })
         .collect()
 }
+
+/// The Kafka broker that `scripts/test` starts (noida-db's), `host:port`.
+pub fn kafka_brokers() -> String {
+    std::env::var("BF_TEST_KAFKA_BROKERS").unwrap_or_else(|_| {
+        panic!(
+            "BF_TEST_KAFKA_BROKERS is not set: run scripts/test, which starts the Kafka test broker"
+        )
+    })
+}

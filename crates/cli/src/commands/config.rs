@@ -151,13 +151,21 @@ fn env_origin(variable: &str, context: &Context) -> &'static str {
     }
 }
 
-/// Secrets show only that they are set; URLs lose any password.
+/// Secrets show only that they are set; URLs lose any password; librdkafka
+/// properties keep their keys and lose secret values.
 fn mask(variable: &str, value: &str) -> String {
     let upper = variable.to_ascii_uppercase();
-    if ["SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY", "API_KEY"]
-        .iter()
-        .any(|s| upper.contains(s))
-    {
+    if upper == "BF_KAFKA_PROPERTIES" {
+        return value
+            .split([',', '\n'])
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if is_secret(&key.to_ascii_uppercase()) => format!("{key}=****"),
+                _ => pair.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    if is_secret(&upper) {
         return format!("****{}", if value.is_empty() { " (empty)" } else { "" });
     }
     match url::Url::parse(value) {
@@ -167,6 +175,20 @@ fn mask(variable: &str, value: &str) -> String {
         }
         _ => value.to_string(),
     }
+}
+
+fn is_secret(upper: &str) -> bool {
+    [
+        "SECRET",
+        "PASSWORD",
+        "TOKEN",
+        "ACCESS_KEY",
+        "API_KEY",
+        "KEY.PEM",
+        "JAAS",
+    ]
+    .iter()
+    .any(|s| upper.contains(s))
 }
 
 #[cfg(test)]
@@ -182,5 +204,12 @@ mod tests {
             "s3://user:****@host/bucket"
         );
         assert_eq!(mask("BF_LAKE", "./lake"), "./lake");
+        assert_eq!(
+            mask(
+                "BF_KAFKA_PROPERTIES",
+                "security.protocol=SASL_SSL,sasl.password=pw,ssl.key.pem=x"
+            ),
+            "security.protocol=SASL_SSL,sasl.password=****,ssl.key.pem=****"
+        );
     }
 }

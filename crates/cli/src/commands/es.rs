@@ -53,10 +53,15 @@ pub async fn run(
 
 /// The client for the settings; an error when no URL is set.
 fn client(args: &EsArgs) -> anyhow::Result<EsClient> {
+    Ok(EsClient::new(config_for(args)?)?)
+}
+
+/// The settings; an error when no URL is set.
+pub fn config_for(args: &EsArgs) -> anyhow::Result<EsConfig> {
     let Some(url) = &args.url else {
         anyhow::bail!("Elasticsearch is not configured: set BF_ES_URL (or --es-url)");
     };
-    Ok(EsClient::new(config(url, args)?)?)
+    config(url, args)
 }
 
 fn config(url: &str, args: &EsArgs) -> anyhow::Result<EsConfig> {

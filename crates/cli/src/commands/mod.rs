@@ -11,6 +11,7 @@ mod lake;
 mod run;
 mod signals;
 mod sql;
+mod stream;
 mod symbols;
 
 use std::collections::HashSet;
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli, context: &Context) -> anyhow::Result<Outcome> {
         Command::Lake(command) => lake::run(command, global, &context.printer).await,
         Command::Es(command) => es::run(command, global, &context.printer).await,
         Command::Kibana(command) => kibana::run(command, &context.printer).await,
+        Command::Stream(command) => stream::run(command, global, &context.printer).await,
         Command::Config => config::run(context),
     }
 }

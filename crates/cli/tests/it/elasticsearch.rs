@@ -42,7 +42,7 @@ fn ok(output: std::process::Output) -> String {
 
 /// Asserts that the documents of `index` are exactly `ids`: as many, and each
 /// one found (searched by id in pages, so any number can be compared).
-fn assert_documents_are(url: &str, index: &str, ids: &BTreeSet<String>, context: &str) {
+pub fn assert_documents_are(url: &str, index: &str, ids: &BTreeSet<String>, context: &str) {
     assert_eq!(
         document_count(url, index),
         ids.len() as u64,
@@ -81,7 +81,7 @@ fn assert_documents_are(url: &str, index: &str, ids: &BTreeSet<String>, context:
 }
 
 /// How many documents an index holds.
-fn document_count(url: &str, index: &str) -> u64 {
+pub fn document_count(url: &str, index: &str) -> u64 {
     let client = reqwest::blocking::Client::new();
     client
         .post(format!("{url}/{index}/_refresh"))
@@ -97,7 +97,7 @@ fn document_count(url: &str, index: &str) -> u64 {
 }
 
 /// The signals table's keys as document ids.
-fn signal_keys(ws: &Workspace) -> BTreeSet<String> {
+pub fn signal_keys(ws: &Workspace) -> BTreeSet<String> {
     let csv = ws.ok(&[
         "sql",
         "SELECT symbol || '|' || \"interval\" || '|' || CAST(date AS VARCHAR) || '|' || strategy FROM signals",

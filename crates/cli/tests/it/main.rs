@@ -9,6 +9,7 @@ mod kibana;
 mod reliability;
 mod s3;
 mod signals;
+mod stream;
 mod yahoo;
 
 use std::path::{Path, PathBuf};

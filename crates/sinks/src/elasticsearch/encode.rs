@@ -16,7 +16,7 @@ use crate::rows::{Rows, utf8_columns, write_str};
 
 /// One bulk request body and the byte range of each item (action line and,
 /// for an index action, document line) in it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Chunk {
     pub body: Vec<u8>,
     pub items: Vec<Range<usize>>,
@@ -120,7 +120,7 @@ fn write_action(body: &mut Vec<u8>, prefix: &[u8], id: &str) {
 
 /// Items packed into bodies of at most `max_bytes` (an item larger than that
 /// gets a body of its own).
-struct Chunks {
+pub(crate) struct Chunks {
     max_bytes: usize,
     done: Vec<Chunk>,
     current: Chunk,
@@ -128,7 +128,7 @@ struct Chunks {
 }
 
 impl Chunks {
-    fn new(max_bytes: usize) -> Self {
+    pub(crate) fn new(max_bytes: usize) -> Self {
         Self {
             max_bytes,
             done: Vec::new(),
@@ -137,12 +137,12 @@ impl Chunks {
         }
     }
 
-    fn start_item(&mut self) -> &mut Vec<u8> {
+    pub(crate) fn start_item(&mut self) -> &mut Vec<u8> {
         self.item_start = self.current.body.len();
         &mut self.current.body
     }
 
-    fn end_item(&mut self) {
+    pub(crate) fn end_item(&mut self) {
         let end = self.current.body.len();
         if end > self.max_bytes && self.item_start > 0 {
             // This item overflows: it opens the next body.
@@ -156,7 +156,7 @@ impl Chunks {
         }
     }
 
-    fn finish(mut self) -> Vec<Chunk> {
+    pub(crate) fn finish(mut self) -> Vec<Chunk> {
         if !self.current.items.is_empty() {
             self.done.push(self.current);
         }

@@ -2,7 +2,7 @@
 //! `features` and `ohlcv` tables: index templates, a bulk writer and an
 //! incremental sync driven by the lake's row-level change feed.
 
-mod bulk;
+pub(crate) mod bulk;
 mod client;
 mod config;
 pub mod encode;

@@ -1,0 +1,251 @@
+//! `bf stream publish | consume | status` against the Kafka broker and the
+//! Elasticsearch-API servers that `scripts/test` starts.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use super::Workspace;
+use super::elasticsearch::{assert_documents_are, document_count, signal_keys};
+
+/// Topic and index prefixes of their own for each test.
+fn prefixes() -> (String, String) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{}-{n}", std::process::id());
+    (format!("stream{id}"), format!("stream{id}"))
+}
+
+/// `bf` with Kafka and (for `consume`) Elasticsearch settings.
+fn bf(
+    ws: &Workspace,
+    topics: &str,
+    es: Option<(&str, &str)>,
+    args: &[&str],
+) -> std::process::Output {
+    let mut command = ws.command(args);
+    command
+        .env("BF_KAFKA_BROKERS", bf_testkit::kafka_brokers())
+        .env("BF_KAFKA_TOPIC_PREFIX", topics)
+        .env("BF_KAFKA_PARTITIONS", "3");
+    if let Some((url, prefix)) = es {
+        command
+            .env("BF_ES_URL", url)
+            .env("BF_ES_INDEX_PREFIX", prefix);
+    }
+    command.output().unwrap()
+}
+
+fn json(output: std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn run_synthetic(ws: &Workspace, end: &str) {
+    ws.ok(&[
+        "run",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "AAA,BBB,CCC,DDD",
+        "--start",
+        "2024-01-01",
+        "--end",
+        end,
+    ]);
+}
+
+/// A strategy "mine" buying below an RSI threshold: a higher one fires more.
+fn mine(ws: &Workspace, threshold: u32) {
+    let file = ws.path().join("mine.toml");
+    std::fs::write(
+        &file,
+        format!("[[strategy]]\nname = \"mine\"\nrule = \"sql\"\nbuy = \"rsi_14 < {threshold}\"\nsell = \"false\"\n"),
+    )
+    .unwrap();
+    ws.ok(&[
+        "signals",
+        "generate",
+        "--symbols",
+        "AAA,BBB,CCC,DDD",
+        "--strategies",
+        file.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn the_lake_reaches_elasticsearch_through_kafka_and_only_changes_are_sent_again() {
+    for (server, url) in bf_testkit::elasticsearch_servers() {
+        let ws = Workspace::new();
+        let (topics, indices) = prefixes();
+        let es = Some((url.as_str(), indices.as_str()));
+        run_synthetic(&ws, "2024-06-30");
+        mine(&ws, 40);
+
+        let published = json(bf(&ws, &topics, None, &["stream", "publish", "--json"]));
+        let features = ws.scalar("SELECT count(*) FROM features") as u64;
+        let signals = signal_keys(&ws);
+        let by_table = |report: &serde_json::Value, table: &str| {
+            report["tables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["table"] == table)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(
+            by_table(&published, "features")["upserts"],
+            features,
+            "{published}"
+        );
+        assert_eq!(
+            by_table(&published, "signals")["upserts"],
+            signals.len(),
+            "{published}"
+        );
+
+        let consumed = json(bf(&ws, &topics, es, &["stream", "consume", "--json"]));
+        assert_eq!(consumed["dead_lettered"], 0, "{consumed}");
+        assert_documents_are(&url, &format!("{indices}-signals"), &signals, server);
+        assert_eq!(
+            document_count(&url, &format!("{indices}-features")),
+            features,
+            "{server}"
+        );
+
+        // New bars, and a strategy that fires less: only the changes travel,
+        // and signals that no longer fire are deleted from the index.
+        run_synthetic(&ws, "2024-08-31");
+        mine(&ws, 30);
+        let again = json(bf(&ws, &topics, None, &["stream", "publish", "--json"]));
+        let changed_features = by_table(&again, "features");
+        assert_eq!(
+            changed_features["from_version"],
+            by_table(&published, "features")["to_version"]
+        );
+        let new_features = ws.scalar("SELECT count(*) FROM features") as u64 - features;
+        // A new dividend restates every adjusted close before it: rows whose
+        // values changed are sent again, never fewer than the new ones.
+        assert!(
+            changed_features["upserts"].as_u64().unwrap() >= new_features,
+            "{again}"
+        );
+        assert!(
+            by_table(&again, "signals")["deletes"].as_u64().unwrap() > 0,
+            "{again}"
+        );
+
+        json(bf(&ws, &topics, es, &["stream", "consume", "--json"]));
+        assert_documents_are(
+            &url,
+            &format!("{indices}-signals"),
+            &signal_keys(&ws),
+            server,
+        );
+        assert_eq!(
+            document_count(&url, &format!("{indices}-features")),
+            ws.scalar("SELECT count(*) FROM features") as u64,
+            "{server}"
+        );
+
+        let nothing = json(bf(&ws, &topics, None, &["stream", "publish", "--json"]));
+        for table in nothing["tables"].as_array().unwrap() {
+            assert_eq!(table["upserts"], 0, "{nothing}");
+            assert_eq!(table["deletes"], 0, "{nothing}");
+        }
+        let status = json(bf(&ws, &topics, None, &["stream", "status", "--json"]));
+        for topic in status.as_array().unwrap() {
+            assert_eq!(topic["lake_version"], topic["published_version"], "{topic}");
+            for partition in topic["partitions"].as_array().unwrap() {
+                assert_eq!(partition["lag"], 0, "{topic}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_poison_message_goes_to_the_dead_letter_topic_and_the_rest_is_indexed() {
+    let (_, url) = bf_testkit::elasticsearch_servers().remove(1);
+    let ws = Workspace::new();
+    let (topics, indices) = prefixes();
+    run_synthetic(&ws, "2024-03-31");
+    json(bf(
+        &ws,
+        &topics,
+        None,
+        &["stream", "publish", "--json", "--tables", "signals"],
+    ));
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bf_testkit::kafka_brokers())
+        .create()
+        .unwrap();
+    let topic = format!("{topics}.signals");
+    producer
+        .send(
+            BaseRecord::to(&topic)
+                .partition(0)
+                .key("AAA|1d|2024-01-02|x")
+                .payload("not json"),
+        )
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let output = bf(
+        &ws,
+        &topics,
+        Some((&url, &indices)),
+        &["stream", "consume", "--tables", "signals"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{topic} partition 0 offset"))
+            && stderr.contains("not a JSON object")
+            && stderr.contains(&format!("{topics}.dead-letter"))
+            && stderr.contains("1 dead-lettered"),
+        "{stderr}"
+    );
+    assert_documents_are(
+        &url,
+        &format!("{indices}-signals"),
+        &signal_keys(&ws),
+        "poison",
+    );
+
+    // Committed past the poison message: a second consumer run has nothing to do.
+    let again = json(bf(
+        &ws,
+        &topics,
+        Some((&url, &indices)),
+        &["stream", "consume", "--json", "--tables", "signals"],
+    ));
+    assert_eq!(again["messages"], 0, "{again}");
+}
+
+#[test]
+fn kafka_down_is_one_line_naming_the_brokers() {
+    let ws = Workspace::new();
+    run_synthetic(&ws, "2024-01-31");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let brokers = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let output = ws
+        .command(&["stream", "publish"])
+        .env("BF_KAFKA_BROKERS", &brokers)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&brokers) && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
