@@ -604,6 +604,11 @@ pub struct StreamConsumeArgs {
     #[arg(long, env = "BF_KAFKA_GROUP", default_value = "bf-es")]
     pub group: String,
 
+    /// Static member name (group.instance.id): restarted under the same name,
+    /// a consumer takes its partitions back at once, without a rebalance.
+    #[arg(long, env = "BF_KAFKA_INSTANCE")]
+    pub instance: Option<String>,
+
     /// Tables to consume.
     #[arg(long, value_delimiter = ',', default_value = "ohlcv,features,signals")]
     pub tables: Vec<MirroredTable>,

@@ -29,7 +29,7 @@ pub async fn run(
                     return Ok(Outcome::Success);
                 }
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => return Ok(Outcome::Success),
+                    () = stop_requested() => return Ok(Outcome::Success),
                     () = tokio::time::sleep(Duration::from_secs_f64(args.poll)) => {}
                 }
             }
@@ -40,14 +40,12 @@ pub async fn run(
             let es = EsClient::new(super::es::config_for(&args.es)?)?;
             let request = ConsumeRequest {
                 group: args.group.clone(),
+                instance: args.instance.clone(),
                 tables: specs(&args.tables),
                 follow: args.follow,
                 batch_messages: args.batch as usize,
             };
-            let stop = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            let report = kafka::consume(&config, &es, &request, stop).await?;
+            let report = kafka::consume(&config, &es, &request, stop_requested()).await?;
             if printer.json() {
                 printer.json_value(&report)?;
             } else {
@@ -115,6 +113,17 @@ pub async fn run(
             printer.summary(&format!("group {} at {}", args.group, config.brokers));
             Ok(Outcome::Success)
         }
+    }
+}
+
+/// Ctrl-C or SIGTERM (what `docker stop` sends): the consumer then leaves
+/// its group at once instead of holding its partitions until it times out.
+async fn stop_requested() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
 }
 

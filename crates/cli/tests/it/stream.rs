@@ -28,6 +28,8 @@ fn bf(
     command
         .env("BF_KAFKA_BROKERS", bf_testkit::kafka_brokers())
         .env("BF_KAFKA_TOPIC_PREFIX", topics)
+        // A group of each test's own: groups span topics, and tests run at once.
+        .env("BF_KAFKA_GROUP", topics)
         .env("BF_KAFKA_PARTITIONS", "3");
     if let Some((url, prefix)) = es {
         command
@@ -247,5 +249,175 @@ fn kafka_down_is_one_line_naming_the_brokers() {
     assert!(
         stderr.contains(&brokers) && !stderr.contains("panicked"),
         "{stderr}"
+    );
+}
+
+/// Waits (up to two minutes) until the test's group has no lag on any topic.
+fn wait_for_no_lag(ws: &Workspace, topics: &str) {
+    for _ in 0..120 {
+        let status = json(bf(ws, topics, None, &["stream", "status", "--json"]));
+        let lag: i64 = status
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["partitions"].as_array().unwrap())
+            .map(|p| p["lag"].as_i64().unwrap())
+            .sum();
+        if lag == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("group {topics} still lags after two minutes");
+}
+
+/// A `bf` running in the background, killed if the test ends before it.
+struct Running(Option<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Running {
+    /// Killed at once (SIGKILL), as a crash would.
+    fn kill(mut self) {
+        drop(self.0.take().map(|mut child| {
+            let _ = child.kill();
+            child.wait()
+        }));
+    }
+
+    /// Ctrl-C, and its `--json` report.
+    fn interrupt(mut self) -> serde_json::Value {
+        let child = self.0.take().expect("running");
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        json(child.wait_with_output().unwrap())
+    }
+}
+
+fn spawn(ws: &Workspace, topics: &str, es: (&str, &str), args: &[&str]) -> Running {
+    Running(Some(
+        ws.command(args)
+            .env("BF_KAFKA_BROKERS", bf_testkit::kafka_brokers())
+            .env("BF_KAFKA_TOPIC_PREFIX", topics)
+            .env("BF_KAFKA_GROUP", topics)
+            .env("BF_KAFKA_PARTITIONS", "3")
+            .env("BF_ES_URL", es.0)
+            .env("BF_ES_INDEX_PREFIX", es.1)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ))
+}
+
+/// A publisher and a consumer killed mid-work and restarted: the index ends
+/// equal to the lake.
+#[test]
+fn killed_and_restarted_publisher_and_consumer_end_with_the_index_equal_to_the_lake() {
+    let (_, url) = bf_testkit::elasticsearch_servers().remove(1);
+    let ws = Workspace::new();
+    let (topics, indices) = prefixes();
+    let es = (url.as_str(), indices.as_str());
+    large_run(&ws, "2024-06-30");
+    let publisher = spawn(&ws, &topics, es, &PUBLISH);
+    std::thread::sleep(Duration::from_millis(1500));
+    publisher.kill();
+    // A static member, killed while indexing and restarted under its name,
+    // takes its partitions back at once.
+    let static_member = [&CONSUME[..], &["--instance", "a"]].concat();
+    let consumer = spawn(&ws, &topics, es, &static_member);
+    json(bf(&ws, &topics, None, &PUBLISH));
+    std::thread::sleep(Duration::from_secs(4));
+    consumer.kill();
+    let restarted = spawn(&ws, &topics, es, &static_member);
+    wait_for_no_lag(&ws, &topics);
+    restarted.interrupt();
+    assert_lake_equals_index(&ws, &url, &indices);
+}
+
+/// Two consumers of one group share the partitions; when one leaves, the
+/// other takes over all of them.
+#[test]
+fn two_consumers_share_the_partitions_and_one_takes_over() {
+    let (_, url) = bf_testkit::elasticsearch_servers().remove(1);
+    let ws = Workspace::new();
+    let (topics, indices) = prefixes();
+    let es = (url.as_str(), indices.as_str());
+    large_run(&ws, "2024-03-31");
+    let first = spawn(&ws, &topics, es, &CONSUME);
+    let second = spawn(&ws, &topics, es, &CONSUME);
+    json(bf(&ws, &topics, None, &PUBLISH));
+    wait_for_no_lag(&ws, &topics);
+    let second = second.interrupt();
+    // New bars reach every partition, all consumed by the one left.
+    large_run(&ws, "2024-04-30");
+    json(bf(&ws, &topics, None, &PUBLISH));
+    wait_for_no_lag(&ws, &topics);
+    let first = first.interrupt();
+    assert_lake_equals_index(&ws, &url, &indices);
+    let partitions = |report: &serde_json::Value| report["partitions"].as_array().unwrap().len();
+    assert!(
+        partitions(&second) > 0,
+        "the second consumer had partitions: {second}"
+    );
+    assert_eq!(
+        partitions(&first),
+        6,
+        "the first took over all of them: {first}"
+    );
+}
+
+const PUBLISH: [&str; 5] = [
+    "stream",
+    "publish",
+    "--json",
+    "--tables",
+    "features,signals",
+];
+const CONSUME: [&str; 8] = [
+    "stream",
+    "consume",
+    "--json",
+    "--follow",
+    "--batch",
+    "500",
+    "--tables",
+    "features,signals",
+];
+
+fn large_run(ws: &Workspace, end: &str) {
+    ws.ok(&[
+        "run",
+        "--source",
+        "synthetic",
+        "--symbol-list",
+        "demo_large",
+        "--start",
+        "2024-01-01",
+        "--end",
+        end,
+    ]);
+}
+
+fn assert_lake_equals_index(ws: &Workspace, url: &str, indices: &str) {
+    assert_documents_are(
+        url,
+        &format!("{indices}-signals"),
+        &signal_keys(ws),
+        "signals",
+    );
+    assert_eq!(
+        document_count(url, &format!("{indices}-features")),
+        ws.scalar("SELECT count(*) FROM features") as u64
     );
 }

@@ -4,7 +4,7 @@
 //! acknowledged them. A message that cannot be indexed (not JSON, no key, an
 //! unknown topic) goes to the dead-letter topic with where it came from.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use bf_core::tables::{TableSpec, col};
@@ -27,6 +27,9 @@ use crate::rows::write_str;
 #[derive(Debug, Clone)]
 pub struct ConsumeRequest {
     pub group: String,
+    /// A static member name (`group.instance.id`): a consumer restarted under
+    /// the same name takes its partitions back at once, without a rebalance.
+    pub instance: Option<String>,
     pub tables: Vec<&'static TableSpec>,
     /// Keep consuming; without it, stop at the end offsets found at start.
     pub follow: bool,
@@ -46,6 +49,8 @@ pub struct ConsumeReport {
     /// Documents Elasticsearch refused for good (named in `errors`).
     pub rejected: usize,
     pub commits: usize,
+    /// The partitions (`topic/partition`) this consumer indexed messages of.
+    pub partitions: BTreeSet<String>,
     pub errors: Vec<String>,
 }
 
@@ -71,12 +76,18 @@ pub async fn consume(
     let names: Vec<&str> = request.tables.iter().map(|t| t.name).collect();
     topics::ensure(config, &names).await?;
     setup(es).await?;
-    let consumer: StreamConsumer = config
-        .client()
+    let mut client = config.client();
+    if let Some(instance) = &request.instance {
+        client.set("group.instance.id", instance);
+    }
+    let consumer: StreamConsumer = client
         .set("group.id", &request.group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        // A consumer killed without leaving is evicted after 10 s; a rebalance
+        // waits for members at most a minute (librdkafka's default is 5).
         .set("session.timeout.ms", "10000")
+        .set("max.poll.interval.ms", "60000")
         .create()
         .map_err(|e| config.error("connecting", e))?;
     let topics: Vec<String> = names.iter().map(|t| config.table_topic(t)).collect();
@@ -203,6 +214,11 @@ impl Run<'_> {
     /// without committing; without, fails.
     async fn index_and_commit(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<(), SinkError> {
         self.report.messages += batch.len();
+        for message in batch {
+            self.report
+                .partitions
+                .insert(format!("{}/{}", message.topic(), message.partition()));
+        }
         let mut latest: HashMap<(&'static str, &str), usize> = HashMap::new();
         for (position, message) in batch.iter().enumerate() {
             match self.check(message) {
