@@ -47,7 +47,7 @@ struct Counters {
 
 struct State {
     upstream: String,
-    faults: EsFaults,
+    faults: Mutex<EsFaults>,
     rng: Mutex<StdRng>,
     http: reqwest::Client,
     counters: Counters,
@@ -72,7 +72,7 @@ impl EsFaultProxy {
     pub fn spawn(upstream: &str, faults: EsFaults) -> std::io::Result<Self> {
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
-            faults,
+            faults: Mutex::new(faults),
             rng: Mutex::new(StdRng::seed_from_u64(faults.seed)),
             http: reqwest::Client::new(),
             counters: Counters::default(),
@@ -87,6 +87,11 @@ impl EsFaultProxy {
         format!("http://{}", self.serving.address)
     }
 
+    /// Changes the faults from now on (a server going down, coming back).
+    pub fn set_faults(&self, faults: EsFaults) {
+        *self.state.faults.lock().expect("faults lock") = faults;
+    }
+
     pub fn counts(&self) -> FaultCounts {
         let c = &self.state.counters;
         FaultCounts {
@@ -96,6 +101,10 @@ impl EsFaultProxy {
             answers_dropped: c.answers_dropped.load(Ordering::SeqCst),
         }
     }
+}
+
+fn faults(state: &State) -> EsFaults {
+    *state.faults.lock().expect("faults lock")
 }
 
 fn roll(state: &State) -> f64 {
@@ -114,7 +123,7 @@ async fn handle(
         .await
         .map_err(std::io::Error::other)?
         .to_bytes();
-    if roll(state) < state.faults.request_failures {
+    if roll(state) < faults(state).request_failures {
         let failed = counters.requests_failed.fetch_add(1, Ordering::SeqCst);
         let status = if failed.is_multiple_of(2) {
             StatusCode::TOO_MANY_REQUESTS
@@ -156,7 +165,7 @@ async fn handle(
             response.bytes().await.map_err(std::io::Error::other)?,
         )
     };
-    if roll(state) < state.faults.dropped_answers {
+    if roll(state) < faults(state).dropped_answers {
         counters.answers_dropped.fetch_add(1, Ordering::SeqCst);
         return Err(std::io::Error::other("answer dropped by the fault proxy"));
     }
@@ -220,7 +229,7 @@ fn reject_items(state: &State, body: &[u8]) -> (Vec<u8>, Vec<Option<Value>>) {
     let mut forwarded = Vec::new();
     let mut answers = Vec::new();
     for item in bulk_items(body) {
-        if roll(state) < state.faults.item_rejections {
+        if roll(state) < faults(state).item_rejections {
             answers.push(Some(json!({item.action: {
                 "_index": item.index,
                 "_id": item.id,

@@ -421,3 +421,45 @@ fn assert_lake_equals_index(ws: &Workspace, url: &str, indices: &str) {
         ws.scalar("SELECT count(*) FROM features") as u64
     );
 }
+
+/// Elasticsearch refusing every request for a while: the consumer waits,
+/// commits nothing, and indexes everything once it is back.
+#[test]
+fn a_consumer_waits_out_an_elasticsearch_outage() {
+    use bf_testkit::es_proxy::{EsFaultProxy, EsFaults};
+    let (_, url) = bf_testkit::elasticsearch_servers().remove(1);
+    let down = EsFaults {
+        item_rejections: 0.0,
+        request_failures: 1.0,
+        dropped_answers: 0.0,
+        seed: 7,
+    };
+    let proxy = EsFaultProxy::spawn(&url, down).unwrap();
+    let ws = Workspace::new();
+    let (topics, indices) = prefixes();
+    large_run(&ws, "2024-02-29");
+    json(bf(&ws, &topics, None, &PUBLISH));
+    let proxy_url = proxy.url();
+    let consumer = spawn(&ws, &topics, (&proxy_url, &indices), &CONSUME);
+    std::thread::sleep(Duration::from_secs(6));
+    let status = json(bf(&ws, &topics, None, &["stream", "status", "--json"]));
+    let committed: i64 = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["partitions"].as_array().unwrap())
+        .filter_map(|p| p["committed"].as_i64())
+        .sum();
+    assert_eq!(
+        committed, 0,
+        "nothing committed while Elasticsearch is down: {status}"
+    );
+    assert!(proxy.counts().requests_failed > 1, "{:?}", proxy.counts());
+    proxy.set_faults(EsFaults {
+        request_failures: 0.0,
+        ..down
+    });
+    wait_for_no_lag(&ws, &topics);
+    consumer.interrupt();
+    assert_lake_equals_index(&ws, &url, &indices);
+}

@@ -75,7 +75,16 @@ pub async fn consume(
 ) -> Result<ConsumeReport, SinkError> {
     let names: Vec<&str> = request.tables.iter().map(|t| t.name).collect();
     topics::ensure(config, &names).await?;
-    setup(es).await?;
+    // The index templates; with `follow`, Elasticsearch may come later.
+    let mut delays = es.config().retry.delays();
+    while let Err(error) = setup(es).await {
+        if !request.follow {
+            return Err(error);
+        }
+        let wait = delays.next().unwrap_or(es.config().retry.max_wait);
+        tracing::warn!(%error, ?wait, "Elasticsearch unavailable; waiting to install the templates");
+        tokio::time::sleep(wait).await;
+    }
     let mut client = config.client();
     if let Some(instance) = &request.instance {
         client.set("group.instance.id", instance);
