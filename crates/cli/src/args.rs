@@ -423,6 +423,13 @@ pub struct EsArgs {
     pub access: EsAccess,
 }
 
+impl EsArgs {
+    /// The URL setting, unless it is empty (`BF_ES_URL=` turns the mirror off).
+    pub fn configured_url(&self) -> Option<&str> {
+        self.url.as_deref().filter(|url| !url.trim().is_empty())
+    }
+}
+
 /// Credentials, CA and index names: Elasticsearch's, which Kibana shares.
 #[derive(Debug, Clone, Args)]
 pub struct EsAccess {

@@ -58,7 +58,7 @@ fn client(args: &EsArgs) -> anyhow::Result<EsClient> {
 
 /// The settings; an error when no URL is set.
 pub fn config_for(args: &EsArgs) -> anyhow::Result<EsConfig> {
-    let Some(url) = &args.url else {
+    let Some(url) = args.configured_url() else {
         anyhow::bail!("Elasticsearch is not configured: set BF_ES_URL (or --es-url)");
     };
     config(url, args)
@@ -134,7 +134,7 @@ pub async fn sync_after_commit(
     lake: &Lake,
     printer: &Printer,
 ) -> Option<CommitSync> {
-    let url = args.url.as_ref()?;
+    let url = args.configured_url()?;
     let synced = async {
         let client = EsClient::new(config(url, args)?)?;
         sync(lake, &client, &[&SIGNALS, &FEATURES], printer).await
