@@ -93,11 +93,16 @@ fn collect(
             continue;
         }
         let (value, origin) = effective(arg, variable, context);
+        // An unset secret says so: "****" would read as set.
+        let value = match value {
+            Some(value) => mask(variable, &value),
+            None => "(unset)".to_string(),
+        };
         settings.insert(
             variable.to_string(),
             Setting {
                 variable: variable.to_string(),
-                value: mask(variable, &value),
+                value,
                 origin,
                 used_by,
             },
@@ -113,7 +118,8 @@ fn collect(
     }
 }
 
-fn effective(arg: &Arg, variable: &str, context: &Context) -> (String, &'static str) {
+/// The value in effect (`None`: unset) and where it came from.
+fn effective(arg: &Arg, variable: &str, context: &Context) -> (Option<String>, &'static str) {
     // Global flags given on this command line win over everything; the matches
     // of `bf config` hold no other command's flags.
     if arg.is_global_set()
@@ -125,10 +131,10 @@ fn effective(arg: &Arg, variable: &str, context: &Context) -> (String, &'static 
             .and_then(|mut v| v.next())
             .map(|v| v.to_string_lossy().into_owned())
             .unwrap_or_else(|| "true".into());
-        return (value, "command line");
+        return (Some(value), "command line");
     }
     if let Ok(value) = std::env::var(variable) {
-        return (value, env_origin(variable, context));
+        return (Some(value), env_origin(variable, context));
     }
     let default = arg
         .get_default_values()
@@ -136,11 +142,7 @@ fn effective(arg: &Arg, variable: &str, context: &Context) -> (String, &'static 
         .map(|v| v.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(",");
-    if default.is_empty() {
-        ("(unset)".into(), "default")
-    } else {
-        (default, "default")
-    }
+    ((!default.is_empty()).then_some(default), "default")
 }
 
 fn env_origin(variable: &str, context: &Context) -> &'static str {
