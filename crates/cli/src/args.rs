@@ -453,6 +453,11 @@ pub struct EsAccess {
     #[arg(long = "es-ca-cert", env = "BF_ES_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
 
+    /// Seconds one request may take (a bulk request to a slow cluster needs more).
+    #[arg(long = "es-timeout", env = "BF_ES_TIMEOUT", default_value_t = 60.0,
+          value_parser = timeout_seconds)]
+    pub es_timeout: f64,
+
     /// Indices are PREFIX-signals, PREFIX-features, PREFIX-ohlcv and PREFIX-sync.
     #[arg(long = "es-index-prefix", env = "BF_ES_INDEX_PREFIX", default_value = "bf",
           value_parser = index_prefix)]

@@ -69,6 +69,7 @@ fn config(url: &str, args: &EsArgs) -> anyhow::Result<EsConfig> {
     config.auth = auth(&args.access);
     config.ca_cert = args.access.ca_cert.clone();
     config.index_prefix = args.access.index_prefix.clone();
+    config.timeout = std::time::Duration::from_secs_f64(args.access.es_timeout);
     Ok(config)
 }
 

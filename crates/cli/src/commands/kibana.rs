@@ -19,6 +19,7 @@ async fn import(args: &KibanaImportArgs, printer: &Printer) -> anyhow::Result<Ou
     let mut config = KibanaConfig::new(&args.url)?;
     config.auth = auth(&args.access);
     config.ca_cert = args.access.ca_cert.clone();
+    config.timeout = std::time::Duration::from_secs_f64(args.access.es_timeout);
     let objects = match &args.file {
         Some(path) => {
             let text = std::fs::read_to_string(path)

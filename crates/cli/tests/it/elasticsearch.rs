@@ -25,6 +25,9 @@ fn bf_es(ws: &Workspace, url: &str, prefix: &str, args: &[&str]) -> std::process
     ws.command(args)
         .env("BF_ES_URL", url)
         .env("BF_ES_INDEX_PREFIX", prefix)
+        // osmem-server indexes a few hundred documents a second, slower
+        // still while the whole suite runs: a 5 MiB bulk can take minutes.
+        .env("BF_ES_TIMEOUT", "600")
         .output()
         .unwrap()
 }
@@ -121,7 +124,7 @@ const RUN: &[&str] = &[
     "2024-12-31",
 ];
 
-/// SPEC's main job on the large demo list (one year, to keep the strict
+/// SPEC's main job on the large demo list (half a year, to keep the strict
 /// test server's few hundred documents a second affordable).
 const RUN_LARGE: &[&str] = &[
     "run",
@@ -130,7 +133,7 @@ const RUN_LARGE: &[&str] = &[
     "--symbol-list",
     "demo_large",
     "--start",
-    "2024-01-01",
+    "2024-07-01",
     "--end",
     "2024-12-31",
 ];
@@ -146,7 +149,7 @@ fn run_mirrors_signals_and_features_and_a_second_run_sends_nothing() {
         assert!(signals.len() > 1000, "{}", signals.len());
         assert_documents_are(&url, &format!("{prefix}-signals"), &signals, server);
         let features = ws.scalar("SELECT count(*) FROM features") as u64;
-        assert!(features > 20_000, "{features}");
+        assert!(features > 10_000, "{features}");
         assert_eq!(
             document_count(&url, &format!("{prefix}-features")),
             features,

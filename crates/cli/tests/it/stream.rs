@@ -34,7 +34,8 @@ fn bf(
     if let Some((url, prefix)) = es {
         command
             .env("BF_ES_URL", url)
-            .env("BF_ES_INDEX_PREFIX", prefix);
+            .env("BF_ES_INDEX_PREFIX", prefix)
+            .env("BF_ES_TIMEOUT", "600");
     }
     command.output().unwrap()
 }
@@ -313,6 +314,7 @@ fn spawn(ws: &Workspace, topics: &str, es: (&str, &str), args: &[&str]) -> Runni
             .env("BF_KAFKA_PARTITIONS", "3")
             .env("BF_ES_URL", es.0)
             .env("BF_ES_INDEX_PREFIX", es.1)
+            .env("BF_ES_TIMEOUT", "600")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
