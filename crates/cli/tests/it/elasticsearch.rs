@@ -32,7 +32,13 @@ fn bf_es(ws: &Workspace, url: &str, prefix: &str, args: &[&str]) -> std::process
         .unwrap()
 }
 
+/// Asserts exit 0, showing both streams otherwise; returns stderr.
 fn ok(output: std::process::Output) -> String {
+    assert_succeeded(&output);
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+pub fn assert_succeeded(output: &std::process::Output) {
     assert!(
         output.status.success(),
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -40,7 +46,6 @@ fn ok(output: std::process::Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stderr).to_string()
 }
 
 /// Asserts that the documents of `index` are exactly `ids`: as many, and each

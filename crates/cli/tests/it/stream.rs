@@ -7,7 +7,7 @@ use std::time::Duration;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::Workspace;
-use super::elasticsearch::{assert_documents_are, document_count, signal_keys};
+use super::elasticsearch::{assert_documents_are, assert_succeeded, document_count, signal_keys};
 
 /// Topic and index prefixes of their own for each test.
 fn prefixes() -> (String, String) {
@@ -41,13 +41,7 @@ fn bf(
 }
 
 fn json(output: std::process::Output) -> serde_json::Value {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
