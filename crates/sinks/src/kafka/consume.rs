@@ -180,6 +180,15 @@ async fn next_batch(consumer: &StreamConsumer, most: usize) -> Vec<BorrowedMessa
     batch
 }
 
+/// A message that can be indexed: its table, key, whether it deletes, and
+/// its row (without `op`).
+struct Checked<'m> {
+    spec: &'static TableSpec,
+    key: &'m str,
+    delete: bool,
+    value: Map<String, Value>,
+}
+
 struct Run<'a> {
     config: &'a KafkaConfig,
     es: &'a EsClient,
@@ -228,20 +237,21 @@ impl Run<'_> {
                 .partitions
                 .insert(format!("{}/{}", message.topic(), message.partition()));
         }
-        let mut latest: HashMap<(&'static str, &str), usize> = HashMap::new();
+        let mut latest: HashMap<(&'static str, &str), (usize, Checked)> = HashMap::new();
         for (position, message) in batch.iter().enumerate() {
             match self.check(message) {
-                Ok((table, key)) => {
-                    if latest.insert((table, key), position).is_some() {
+                Ok(checked) => {
+                    let key = (checked.spec.name, checked.key);
+                    if latest.insert(key, (position, checked)).is_some() {
                         self.report.superseded += 1;
                     }
                 }
                 Err(reason) => self.dead_letter(message, &reason)?,
             }
         }
-        let mut positions: Vec<usize> = latest.into_values().collect();
-        positions.sort_unstable();
-        let chunks = self.chunks(batch, &positions);
+        let mut messages: Vec<(usize, Checked)> = latest.into_values().collect();
+        messages.sort_unstable_by_key(|(position, _)| *position);
+        let chunks = self.chunks(messages.into_iter().map(|(_, checked)| checked));
         let mut delays = self.es.config().retry.delays();
         let outcome = loop {
             let sent = bulk::send_all(
@@ -268,46 +278,49 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The table and key of a message worth indexing, or why it is not.
-    fn check<'m>(
-        &self,
-        message: &'m BorrowedMessage<'_>,
-    ) -> Result<(&'static str, &'m str), String> {
+    /// A message worth indexing, parsed, or why it is not.
+    fn check<'m>(&self, message: &'m BorrowedMessage<'_>) -> Result<Checked<'m>, String> {
         let spec = self
             .config
             .table_of(message.topic())
             .ok_or_else(|| format!("topic {} is not one of bf's tables", message.topic()))?;
         let key = message.key().ok_or("no key")?;
         let key = std::str::from_utf8(key).map_err(|_| "the key is not UTF-8".to_string())?;
-        let value: Map<String, Value> =
-            message
-                .payload()
-                .ok_or("no value".to_string())
-                .and_then(|p| {
-                    serde_json::from_slice(p)
-                        .map_err(|e| format!("the value is not a JSON object: {e}"))
-                })?;
-        match value.get("op").and_then(Value::as_str) {
-            Some("upsert" | "delete") => Ok((spec.name, key)),
-            other => Err(format!("op is {other:?}, not \"upsert\" or \"delete\"")),
-        }
+        let mut value: Map<String, Value> = message
+            .payload()
+            .ok_or("no value".to_string())
+            .and_then(|p| {
+                serde_json::from_slice(p)
+                    .map_err(|e| format!("the value is not a JSON object: {e}"))
+            })?;
+        let delete = match value.remove("op").as_ref().and_then(Value::as_str) {
+            Some("upsert") => false,
+            Some("delete") => true,
+            other => return Err(format!("op is {other:?}, not \"upsert\" or \"delete\"")),
+        };
+        Ok(Checked {
+            spec,
+            key,
+            delete,
+            value,
+        })
     }
 
-    /// Bulk bodies for the messages at `positions` (checked already).
-    fn chunks(&mut self, batch: &[BorrowedMessage<'_>], positions: &[usize]) -> Vec<Chunk> {
+    /// Bulk bodies for checked messages, in order.
+    fn chunks<'m>(&mut self, messages: impl Iterator<Item = Checked<'m>>) -> Vec<Chunk> {
         let prefix = &self.es.config().index_prefix;
         let sync_run = format!("stream:{}", self.request.group);
         let mut chunks = Chunks::new(self.es.config().bulk_bytes);
-        for &position in positions {
-            let message = &batch[position];
-            let spec = self.config.table_of(message.topic()).expect("checked");
-            let key = std::str::from_utf8(message.key().expect("checked")).expect("checked");
-            let mut value: Map<String, Value> =
-                serde_json::from_slice(message.payload().expect("checked")).expect("checked");
-            let op = value.remove("op");
+        for Checked {
+            spec,
+            key,
+            delete,
+            mut value,
+        } in messages
+        {
             let body = chunks.start_item();
             let index = index_name(prefix, spec.name);
-            let action = if op.as_ref().and_then(Value::as_str) == Some("delete") {
+            let action = if delete {
                 self.report.deleted += 1;
                 "delete"
             } else {
