@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, FixedOffset, NaiveDate};
 use clap::builder::{BoolishValueParser, TypedValueParser as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -119,6 +119,8 @@ pub enum SourceKind {
 pub enum DataCommand {
     /// Fetch price history into the lake; only what is new is added.
     Fetch(FetchArgs),
+    /// Poll Yahoo for new intraday bars while each exchange is open, until Ctrl-C.
+    Watch(WatchArgs),
     /// Import CSV or Parquet files of OHLCV from any vendor.
     Import(ImportArgs),
     /// Per symbol and interval: rows, first and last date, last ingest, source.
@@ -154,6 +156,13 @@ pub struct FetchArgs {
     #[arg(long, env = "BF_SEED", default_value_t = 42)]
     pub seed: u64,
 
+    #[command(flatten)]
+    pub yahoo: YahooArgs,
+}
+
+/// How bf talks to Yahoo's chart API.
+#[derive(Debug, Args)]
+pub struct YahooArgs {
     /// Base URL of Yahoo's chart API (a local server in tests).
     #[arg(long, env = "BF_YAHOO_URL", default_value = bf_sources::yahoo::DEFAULT_BASE_URL)]
     pub yahoo_url: String,
@@ -175,6 +184,37 @@ pub struct FetchArgs {
     /// Seconds before a request to Yahoo times out (and is retried).
     #[arg(long, env = "BF_TIMEOUT", default_value_t = 30.0, value_parser = timeout_seconds)]
     pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub selection: SymbolSelection,
+
+    /// Bar interval (intraday: 1m, 2m, 5m, 15m, 30m, 60m, 90m).
+    #[arg(long, env = "BF_INTERVAL", default_value = "1m", value_parser = intraday_interval)]
+    pub interval: bf_core::Interval,
+
+    /// Time between polls of an open exchange (e.g. 30s, 1m); default: the interval.
+    #[arg(long, value_parser = duration_seconds)]
+    pub every: Option<f64>,
+
+    /// First date to catch up from when a symbol has no bars of the interval
+    /// yet (YYYY-MM-DD); default: five days ago.
+    #[arg(long)]
+    pub start: Option<NaiveDate>,
+
+    #[command(flatten)]
+    pub yahoo: YahooArgs,
+
+    /// Run the watch's clock from this instant (RFC 3339) instead of the
+    /// system time: a replay against a local Yahoo-format server.
+    #[arg(long)]
+    pub now: Option<DateTime<FixedOffset>>,
+
+    /// Simulated seconds per real second of the clock started by --now.
+    #[arg(long, default_value_t = 1.0, requires = "now", value_parser = clock_speed)]
+    pub clock_speed: f64,
 }
 
 #[derive(Debug, Args)]
@@ -399,6 +439,51 @@ fn rate_limit(text: &str) -> Result<f64, String> {
 }
 
 /// A timeout in seconds: more than 0, at most a day.
+/// A span such as `90`, `90s`, `5m` or `1h`, in seconds (more than 0, at most a day).
+fn duration_seconds(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m or h)")),
+    };
+    timeout_seconds(number)
+        .map(|n| n * scale)
+        .and_then(|seconds| {
+            if seconds <= 86_400.0 {
+                Ok(seconds)
+            } else {
+                Err("must be at most a day".into())
+            }
+        })
+}
+
+fn intraday_interval(text: &str) -> Result<bf_core::Interval, String> {
+    let interval: bf_core::Interval = text.parse().map_err(|e| format!("{e}"))?;
+    if interval.is_intraday() {
+        Ok(interval)
+    } else {
+        Err(format!(
+            "{interval} is not an intraday interval (1m, 2m, 5m, 15m, 30m, 60m, 90m)"
+        ))
+    }
+}
+
+fn clock_speed(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(speed) if speed.is_finite() && speed > 0.0 && speed <= 1e6 => Ok(speed),
+        _ => Err(format!(
+            "{text:?}: expected a number more than 0, at most 1000000"
+        )),
+    }
+}
+
 fn timeout_seconds(text: &str) -> Result<f64, String> {
     let seconds: f64 = text
         .trim()
@@ -590,8 +675,8 @@ pub struct StreamPublishArgs {
     #[arg(long)]
     pub follow: bool,
 
-    /// Seconds between looks at the lake with --follow.
-    #[arg(long, default_value = "5", value_parser = timeout_seconds)]
+    /// Time between looks at the lake with --follow (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = duration_seconds)]
     pub poll: f64,
 }
 

@@ -95,6 +95,14 @@ impl Printer {
         writeln!(out)
     }
 
+    /// One event of a long-running command as one line of JSON on stdout.
+    pub fn json_line(&self, value: &impl Serialize) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(&mut out, value).map_err(io::Error::other)?;
+        writeln!(out)?;
+        out.flush()
+    }
+
     /// A plain result line on stdout.
     pub fn line(&self, text: &str) -> io::Result<()> {
         writeln!(io::stdout().lock(), "{text}")

@@ -34,6 +34,20 @@ impl Interval {
         }
     }
 
+    /// The length of an intraday bar in minutes; `None` for daily and longer.
+    pub const fn minutes(self) -> Option<u32> {
+        Some(match self {
+            Self::M1 => 1,
+            Self::M2 => 2,
+            Self::M5 => 5,
+            Self::M15 => 15,
+            Self::M30 => 30,
+            Self::M60 => 60,
+            Self::M90 => 90,
+            Self::D1 | Self::W1 | Self::Mo1 => return None,
+        })
+    }
+
     /// Whether a bar is shorter than a trading day (stored with its UTC start time).
     pub const fn is_intraday(self) -> bool {
         !matches!(self, Self::D1 | Self::W1 | Self::Mo1)
@@ -77,5 +91,7 @@ mod tests {
         assert_eq!("1h".parse::<Interval>().unwrap(), Interval::M60);
         assert!("3d".parse::<Interval>().is_err());
         assert!(Interval::M5.is_intraday() && !Interval::D1.is_intraday());
+        assert_eq!(Interval::M90.minutes(), Some(90));
+        assert_eq!(Interval::W1.minutes(), None);
     }
 }

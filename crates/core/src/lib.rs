@@ -2,6 +2,7 @@
 //! names, keys and Arrow schemas of every lake table. Every other crate speaks in
 //! these types, so a table or column name is written exactly once, here.
 
+mod clock;
 pub mod dates;
 mod error;
 mod interval;
@@ -12,6 +13,7 @@ mod symbol;
 pub mod symbol_list;
 pub mod tables;
 
+pub use clock::Clock;
 pub use error::CoreError;
 pub use interval::Interval;
 pub use last_bar::LastBar;

@@ -9,7 +9,9 @@ use std::time::Instant;
 use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
 use bf_core::{Interval, Progress, Symbol};
 use bf_lake::{Lake, UpsertMetrics};
-use bf_sources::{FetchWindow, OnDone, SourceError, SourceSettings, SymbolBars, SymbolRequest};
+use bf_sources::{
+    FetchWindow, OnDone, SourceError, SourceSettings, SymbolBars, SymbolRequest, TradingSession,
+};
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use serde::Serialize;
@@ -40,6 +42,9 @@ pub struct FetchedSymbol {
     pub readjusted: bool,
     /// Why the symbol failed; `None` when it was fetched.
     pub error: Option<String>,
+    /// The exchange's current or next session, when the source reports it.
+    #[serde(skip)]
+    pub session: Option<TradingSession>,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,8 +75,17 @@ pub async fn fetch(
     request: &FetchRequest,
     progress: Arc<dyn Progress>,
 ) -> Result<FetchReport, PipelineError> {
+    fetch_as_of(lake, request, chrono::Utc::now().date_naive(), progress).await
+}
+
+/// [`fetch`] with `today` given (the default end, and the sources' history limits).
+pub async fn fetch_as_of(
+    lake: &Lake,
+    request: &FetchRequest,
+    today: NaiveDate,
+    progress: Arc<dyn Progress>,
+) -> Result<FetchReport, PipelineError> {
     let started = Instant::now();
-    let today = chrono::Utc::now().date_naive();
     let end = request.end.unwrap_or(today);
     if request.start > end {
         return Err(PipelineError::StartAfterEnd {
@@ -154,6 +168,7 @@ fn sort_results(
             invalid_rows: 0,
             readjusted: false,
             error: None,
+            session: None,
         };
         match result {
             Ok(got) => {
@@ -166,6 +181,7 @@ fn sort_results(
                 entry.null_rows = got.null_rows;
                 entry.invalid_rows = got.invalid.len();
                 entry.readjusted = got.readjusted;
+                entry.session = got.session;
                 bars.push(got.bars);
                 actions.push(got.actions);
             }

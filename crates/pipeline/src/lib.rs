@@ -9,6 +9,7 @@ mod error;
 pub mod fetch;
 pub mod import;
 pub mod run;
+pub mod watch;
 
 pub use error::PipelineError;
 

@@ -6,12 +6,14 @@
 mod bars;
 mod error;
 pub mod import;
+mod session;
 mod source;
 pub mod synthetic;
 pub mod yahoo;
 
 pub use bars::{ActionsBuilder, Bar, BarsBuilder, RawPrices};
 pub use error::SourceError;
+pub use session::TradingSession;
 pub use source::{
     FetchWindow, InvalidBar, OnDone, RequestCounts, Source, SourceSettings, SymbolBars,
     SymbolRequest,

@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use bf_core::{Interval, LastBar, Symbol};
 use chrono::NaiveDate;
 
-use crate::SourceError;
 use crate::synthetic::Synthetic;
 use crate::yahoo::{Yahoo, YahooConfig};
+use crate::{SourceError, TradingSession};
 
 /// One symbol to fetch, and the last bar the lake holds of it.
 #[derive(Debug, Clone)]
@@ -44,6 +44,8 @@ pub struct SymbolBars {
     pub invalid: Vec<InvalidBar>,
     /// A new dividend or split re-adjusted history, so all of it was fetched again.
     pub readjusted: bool,
+    /// The exchange's current or next regular session, when the source says.
+    pub session: Option<TradingSession>,
 }
 
 /// A bar a source sent that is not stored, and why.

@@ -317,6 +317,7 @@ impl Source for Synthetic {
                         null_rows: 0,
                         invalid: Vec::new(),
                         readjusted: fetched.readjusted,
+                        session: None,
                     })
                 })
                 .collect()

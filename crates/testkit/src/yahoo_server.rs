@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bf_core::{Interval, Symbol};
+use bf_core::{Clock, Interval, Symbol};
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeZone, Weekday};
 use chrono_tz::Tz;
@@ -21,8 +21,8 @@ use hyper::{Request, Response, StatusCode};
 
 use bf_sources::synthetic::{EPOCH, Synthetic};
 use bf_sources::yahoo::wire::{
-    AdjClose, Chart, ChartError, ChartResponse, ChartResult, Dividend, Events, Indicators, Meta,
-    Quote, Split,
+    AdjClose, Chart, ChartError, ChartResponse, ChartResult, CurrentTradingPeriod, Dividend,
+    Events, Indicators, Meta, Quote, Split, TradingPeriod,
 };
 
 use crate::serve::{Serving, serve};
@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub seed: u64,
     /// The server's today: the last bar served, and the date adjustments are as of.
     pub as_of: NaiveDate,
+    /// The server's now: intraday bars are served once complete by it, and
+    /// `currentTradingPeriod` is the session it falls in (or the next one).
+    /// `None`: the whole of `as_of`'s session has traded.
+    pub clock: Option<Clock>,
     /// Symbols answered with 404 and Yahoo's error body.
     pub unknown: HashSet<String>,
     /// Every n-th trading day of a series is sent with null prices.
@@ -54,6 +58,7 @@ impl ServerConfig {
         Self {
             seed: 42,
             as_of,
+            clock: None,
             unknown: HashSet::new(),
             null_every: None,
             throttle_every: None,
@@ -262,6 +267,9 @@ fn exchange(symbol: &str) -> (Tz, u32, u32) {
     }
 }
 
+/// Every served session lasts 6.5 hours, as New York's does.
+const SESSION_SECONDS: i64 = 390 * 60;
+
 /// Session open of `date` in seconds since the epoch.
 fn session_open(zone: &Tz, hour: u32, minute: u32, date: NaiveDate) -> i64 {
     let local = date.and_hms_opt(hour, minute, 0).expect("valid time");
@@ -326,6 +334,7 @@ fn chart(
 ) -> ChartResponse {
     let (zone, hour, minute) = exchange(symbol);
     let series = daily_series(config, symbol);
+    let server_now = config.clock.map(|clock| clock.now().timestamp());
     let mut timestamps = Vec::new();
     let mut quote = Quote::default();
     let mut adjclose = Vec::new();
@@ -343,7 +352,8 @@ fn chart(
     for day in &series {
         let (bar, null) = (&day.bar, day.null);
         if interval.is_intraday() {
-            intraday_bars(bar, null, interval, period1, period2, &mut push);
+            let range = (period1, period2, server_now.unwrap_or(i64::MAX));
+            intraday_bars(bar, null, interval, range, &mut push);
             continue;
         }
         if bar.ts < period1 || bar.ts >= period2 {
@@ -393,6 +403,11 @@ fn chart(
         timezone: Some(now.format("%Z").to_string()),
         exchange_timezone_name: zone.name().to_string(),
         data_granularity: Some(interval.as_str().to_string()),
+        current_trading_period: Some(trading_period(
+            &zone,
+            (hour, minute),
+            server_now.unwrap_or_else(|| session_open(&zone, hour, minute, config.as_of)),
+        )),
     };
     let empty = timestamps.is_empty();
     let events = (!dividends.is_empty() || !splits.is_empty()).then(|| Events {
@@ -415,28 +430,63 @@ fn chart(
     }
 }
 
+/// The session `now` falls in, or the next one once the day's has closed
+/// (weekdays only, as the generator trades), with four hours of pre-market
+/// and of after-hours around it.
+fn trading_period(zone: &Tz, (hour, minute): (u32, u32), now: i64) -> CurrentTradingPeriod {
+    let mut date = DateTime::from_timestamp(now, 0)
+        .expect("valid time")
+        .with_timezone(zone)
+        .date_naive();
+    loop {
+        let open = session_open(zone, hour, minute, date);
+        let trading = !matches!(date.weekday(), Weekday::Sat | Weekday::Sun);
+        if trading && now < open + SESSION_SECONDS {
+            let period = |start: i64, end: i64| {
+                let offset = DateTime::from_timestamp(start, 0)
+                    .expect("valid time")
+                    .with_timezone(zone)
+                    .offset()
+                    .fix();
+                TradingPeriod {
+                    timezone: DateTime::from_timestamp(start, 0)
+                        .expect("valid time")
+                        .with_timezone(zone)
+                        .format("%Z")
+                        .to_string(),
+                    start,
+                    end,
+                    gmtoffset: i64::from(offset.local_minus_utc()),
+                }
+            };
+            let close = open + SESSION_SECONDS;
+            return CurrentTradingPeriod {
+                pre: Some(period(open - 4 * 3600, open)),
+                regular: period(open, close),
+                post: Some(period(close, close + 4 * 3600)),
+            };
+        }
+        date = date.succ_opt().expect("a later date");
+    }
+}
+
 /// The day's session (6.5 hours) cut into bars of `interval`, walking from the
-/// open to the close.
+/// open to the close; a bar is served once it is complete by `now`.
 fn intraday_bars(
     day: &ServedBar,
     null: bool,
     interval: Interval,
-    period1: i64,
-    period2: i64,
+    (period1, period2, now): (i64, i64, i64),
     push: &mut impl FnMut(i64, Option<(f64, f64, f64, f64, f64, i64)>),
 ) {
-    let minutes: i64 = interval
-        .as_str()
-        .trim_end_matches('m')
-        .parse()
-        .unwrap_or(60);
-    let count = (390 / minutes).max(1);
+    let minutes = i64::from(interval.minutes().unwrap_or(60));
+    let count = (SESSION_SECONDS / 60 / minutes).max(1);
     if matches!(day.date.weekday(), Weekday::Sat | Weekday::Sun) {
         return;
     }
     for k in 0..count {
         let ts = day.ts + k * minutes * 60;
-        if ts < period1 || ts >= period2 {
+        if ts < period1 || ts >= period2 || ts + minutes * 60 > now {
             continue;
         }
         let at = |j: i64| day.open + (day.close - day.open) * j as f64 / count as f64;

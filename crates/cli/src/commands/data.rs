@@ -13,7 +13,9 @@ use bf_sources::SourceSettings;
 use bf_sources::yahoo;
 
 use super::{Outcome, resolve_symbols};
-use crate::args::{DataCommand, FetchArgs, GlobalArgs, ImportArgs, OutputFormat, SourceKind};
+use crate::args::{
+    DataCommand, FetchArgs, GlobalArgs, ImportArgs, OutputFormat, SourceKind, YahooArgs,
+};
 use crate::present::{Printer, batch_rows, count_text, seconds_text};
 
 pub async fn run(
@@ -25,6 +27,7 @@ pub async fn run(
     let lake = Lake::open(&global.lake)?;
     match command {
         DataCommand::Fetch(args) => fetch(args, &lake, lists, printer).await,
+        DataCommand::Watch(args) => super::watch::run(args, &lake, lists, printer).await,
         DataCommand::Import(args) => import(args, &lake, printer).await,
         DataCommand::Status => status(&lake, printer).await,
     }
@@ -34,15 +37,7 @@ pub async fn run(
 pub fn fetch_request(args: &FetchArgs, lists: &SymbolLists) -> anyhow::Result<FetchRequest> {
     let source = match args.source {
         SourceKind::Synthetic => SourceSettings::Synthetic { seed: args.seed },
-        SourceKind::Yahoo => SourceSettings::Yahoo(yahoo::YahooConfig {
-            base_url: args.yahoo_url.clone(),
-            concurrency: args.concurrency as usize,
-            requests_per_second: args.rate_limit,
-            max_retries: args.retries,
-            // Validated when parsed: finite, positive, at most a day.
-            timeout: std::time::Duration::from_secs_f64(args.timeout),
-            ..yahoo::YahooConfig::default()
-        }),
+        SourceKind::Yahoo => yahoo_source(&args.yahoo),
     };
     Ok(FetchRequest {
         symbols: resolve_symbols(&args.selection, lists)?,
@@ -51,6 +46,18 @@ pub fn fetch_request(args: &FetchArgs, lists: &SymbolLists) -> anyhow::Result<Fe
         interval: args.interval,
         full: args.full,
         source,
+    })
+}
+
+pub fn yahoo_source(args: &YahooArgs) -> SourceSettings {
+    SourceSettings::Yahoo(yahoo::YahooConfig {
+        base_url: args.yahoo_url.clone(),
+        concurrency: args.concurrency as usize,
+        requests_per_second: args.rate_limit,
+        max_retries: args.retries,
+        // Validated when parsed: finite, positive, at most a day.
+        timeout: std::time::Duration::from_secs_f64(args.timeout),
+        ..yahoo::YahooConfig::default()
     })
 }
 

@@ -13,6 +13,7 @@ mod signals;
 mod sql;
 mod stream;
 mod symbols;
+mod watch;
 
 use std::collections::HashSet;
 
@@ -72,5 +73,21 @@ pub fn resolve_symbols(
             Ok(symbols)
         }
         (None, None) => anyhow::bail!("name the symbols with --symbol-list NAME or --symbols A,B"),
+    }
+}
+
+/// Ctrl-C or SIGTERM (what `docker stop` sends), so that a long-running
+/// command stops cleanly (a consumer leaves its group at once, a watch after
+/// its commit). The handlers are installed on the call, not on the first
+/// poll, so a signal that arrives while the command works is not missed.
+pub fn stop_requested() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).expect("a SIGINT handler installs");
+    let mut terminate = signal(SignalKind::terminate()).expect("a SIGTERM handler installs");
+    async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
     }
 }

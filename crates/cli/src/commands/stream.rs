@@ -8,7 +8,7 @@ use bf_lake::Lake;
 use bf_sinks::elasticsearch::EsClient;
 use bf_sinks::kafka::{self, ConsumeRequest, KafkaConfig, PublishReport};
 
-use super::Outcome;
+use super::{Outcome, stop_requested};
 use crate::args::{GlobalArgs, KafkaArgs, MirroredTable, StreamCommand, StreamSink};
 use crate::present::{Printer, count_text};
 
@@ -22,6 +22,8 @@ pub async fn run(
             let lake = Lake::open(&global.lake)?;
             let config = config(&args.kafka)?;
             let tables = specs(&args.tables);
+            let stop = stop_requested();
+            tokio::pin!(stop);
             loop {
                 let report = kafka::publish(&lake, &config, &tables).await?;
                 print_publish(&report, &config, printer)?;
@@ -29,7 +31,7 @@ pub async fn run(
                     return Ok(Outcome::Success);
                 }
                 tokio::select! {
-                    () = stop_requested() => return Ok(Outcome::Success),
+                    () = &mut stop => return Ok(Outcome::Success),
                     () = tokio::time::sleep(Duration::from_secs_f64(args.poll)) => {}
                 }
             }
@@ -113,17 +115,6 @@ pub async fn run(
             printer.summary(&format!("group {} at {}", args.group, config.brokers));
             Ok(Outcome::Success)
         }
-    }
-}
-
-/// Ctrl-C or SIGTERM (what `docker stop` sends): the consumer then leaves
-/// its group at once instead of holding its partitions until it times out.
-async fn stop_requested() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler installs");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
     }
 }
 

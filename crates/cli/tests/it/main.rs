@@ -10,6 +10,7 @@ mod reliability;
 mod s3;
 mod signals;
 mod stream;
+mod watch;
 mod yahoo;
 
 use std::path::{Path, PathBuf};

@@ -16,8 +16,8 @@ use chrono_tz::Tz;
 
 use super::YahooError;
 use super::wire::{ChartResult, Events};
-use crate::InvalidBar;
 use crate::bars::{Bar, RawPrices};
+use crate::{InvalidBar, TradingSession};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Action {
@@ -32,6 +32,7 @@ pub struct Converted {
     pub actions: Vec<Action>,
     pub null_rows: usize,
     pub invalid: Vec<InvalidBar>,
+    pub session: Option<TradingSession>,
 }
 
 pub fn convert(
@@ -120,7 +121,18 @@ pub fn convert(
     if let Some(events) = &result.events {
         convert_events(symbol, &zone, events, &mut out)?;
     }
+    out.session = session(zone, result);
     Ok(out)
+}
+
+/// The regular period Yahoo reports, when both of its bounds are valid times.
+fn session(zone: Tz, result: &ChartResult) -> Option<TradingSession> {
+    let regular = &result.meta.current_trading_period.as_ref()?.regular;
+    let (open, close) = (
+        DateTime::from_timestamp(regular.start, 0)?,
+        DateTime::from_timestamp(regular.end, 0)?,
+    );
+    (open < close).then_some(TradingSession { zone, open, close })
 }
 
 /// Dividends and splits, dated in the exchange's zone; a non-positive amount
@@ -230,6 +242,40 @@ mod tests {
             .result
             .unwrap()
             .remove(0)
+    }
+
+    #[test]
+    fn the_regular_period_becomes_the_session_in_the_exchange_zone() {
+        let mut result = result(
+            "America/New_York",
+            "[1704817800,1704817860,1704817920,1704817980]",
+            QUOTE,
+        );
+        assert_eq!(convert("X", &result, Interval::M1).unwrap().session, None);
+        let period = |start, end| super::super::wire::TradingPeriod {
+            timezone: "EST".into(),
+            start,
+            end,
+            gmtoffset: -18000,
+        };
+        result.meta.current_trading_period = Some(super::super::wire::CurrentTradingPeriod {
+            pre: None,
+            regular: period(1704810600, 1704834000),
+            post: None,
+        });
+        let session = convert("X", &result, Interval::M1)
+            .unwrap()
+            .session
+            .unwrap();
+        assert_eq!(session.zone, chrono_tz::America::New_York);
+        assert_eq!(
+            (session.open.timestamp(), session.close.timestamp()),
+            (1704810600, 1704834000)
+        );
+        // An empty or inverted period is no session.
+        result.meta.current_trading_period.as_mut().unwrap().regular =
+            period(1704834000, 1704810600);
+        assert_eq!(convert("X", &result, Interval::M1).unwrap().session, None);
     }
 
     const QUOTE: &str = r#"{"open":[10,null,10,10],"high":[11,null,9,11],"low":[9,null,9.5,9],"close":[10,null,9.2,10.5],"volume":[100,null,5,null]}"#;

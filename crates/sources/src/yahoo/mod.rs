@@ -175,6 +175,7 @@ async fn fetch_symbol(
         null_rows: converted.null_rows,
         invalid: converted.invalid,
         readjusted,
+        session: converted.session,
     })
 }
 
@@ -226,6 +227,7 @@ async fn fetch_range(
                 all.actions.push(action);
             }
         }
+        all.session = part.session.or(all.session);
         all.null_rows += part.null_rows;
         all.invalid.extend(part.invalid);
         period1 = period2;

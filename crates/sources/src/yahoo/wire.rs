@@ -57,6 +57,28 @@ pub struct Meta {
     pub exchange_timezone_name: String,
     #[serde(default)]
     pub data_granularity: Option<String>,
+    /// The exchange's pre-market, regular and after-hours periods of the
+    /// current (or, once closed, the coming) trading day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_trading_period: Option<CurrentTradingPeriod>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurrentTradingPeriod {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre: Option<TradingPeriod>,
+    pub regular: TradingPeriod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<TradingPeriod>,
+}
+
+/// One period, its bounds in seconds since the epoch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TradingPeriod {
+    pub timezone: String,
+    pub start: i64,
+    pub end: i64,
+    pub gmtoffset: i64,
 }
 
 /// Dividends and splits keyed by their timestamp as a string, as Yahoo sends them.
@@ -121,6 +143,9 @@ mod tests {
       "firstTradeDate":345479400,"regularMarketTime":1700859600,"hasPrePostMarketData":true,
       "gmtoffset":-18000,"timezone":"EST","exchangeTimezoneName":"America/New_York",
       "regularMarketPrice":189.97,"dataGranularity":"1d","range":"",
+      "currentTradingPeriod":{"pre":{"timezone":"EST","start":1700816400,"end":1700836200,"gmtoffset":-18000},
+        "regular":{"timezone":"EST","start":1700836200,"end":1700859600,"gmtoffset":-18000},
+        "post":{"timezone":"EST","start":1700859600,"end":1700874000,"gmtoffset":-18000}},
       "validRanges":["1d","5d","1mo","max"]},
       "timestamp":[1598621400,1598880600,1598967000],
       "events":{"dividends":{"1596807000":{"amount":0.82,"date":1596807000}},
@@ -134,6 +159,11 @@ mod tests {
         let response: ChartResponse = serde_json::from_str(REAL_SHAPE).unwrap();
         let result = &response.chart.result.unwrap()[0];
         assert_eq!(result.meta.exchange_timezone_name, "America/New_York");
+        let periods = result.meta.current_trading_period.as_ref().unwrap();
+        assert_eq!(
+            (periods.regular.start, periods.regular.end),
+            (1700836200, 1700859600)
+        );
         assert_eq!(result.timestamp.as_ref().unwrap().len(), 3);
         let quote = &result.indicators.quote[0];
         assert_eq!(quote.close, vec![Some(499.23), Some(129.04), None]);
