@@ -459,3 +459,92 @@ fn a_consumer_waits_out_an_elasticsearch_outage() {
     consumer.interrupt();
     assert_lake_equals_index(&ws, &url, &indices);
 }
+
+/// Yahoo → `bf data watch` → lake → `bf stream publish --follow` → Kafka →
+/// `bf stream consume --follow` → Elasticsearch: each new bar is searchable
+/// seconds after the watch committed it (real seconds, printed), and the
+/// index ends equal to the lake.
+#[test]
+fn a_watched_bar_reaches_elasticsearch_within_seconds() {
+    use super::watch::{SPEED, Watch, at, is, utc};
+    use bf_testkit::yahoo_server::{Server, ServerConfig};
+    use chrono::DurationRound as _;
+    let (_, url) = bf_testkit::elasticsearch_servers().remove(1);
+    let ws = Workspace::new();
+    let (topics, indices) = prefixes();
+    let es = (url.as_str(), indices.as_str());
+    let mut config = ServerConfig::new(chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap());
+    let clock = bf_core::Clock::simulated(utc("2026-11-30T14:29:00Z"), SPEED);
+    config.clock = Some(clock);
+    let server = Server::spawn(config, 0).unwrap();
+    let publisher = spawn(
+        &ws,
+        &topics,
+        es,
+        &[
+            "stream", "publish", "--json", "--follow", "--poll", "200ms", "--tables", "ohlcv",
+        ],
+    );
+    let consumer = spawn(
+        &ws,
+        &topics,
+        es,
+        &[
+            "stream", "consume", "--json", "--follow", "--tables", "ohlcv",
+        ],
+    );
+    let mut watch = Watch::start(&ws, &server, clock, "AAPL");
+    let index = format!("{indices}-ohlcv");
+    let mut latencies = Vec::new();
+    while latencies.len() < 3 {
+        let poll = watch.wait_for("poll with a new bar", |e| {
+            is(e, "poll") && e["bars_inserted"] == 1 && at(e) > utc("2026-11-30T14:31:00Z")
+        });
+        let committed = std::time::Instant::now();
+        let bar = at(&poll)
+            .duration_trunc(chrono::TimeDelta::minutes(1))
+            .unwrap()
+            - chrono::TimeDelta::minutes(1);
+        while count_from(&url, &index, bar) == 0 {
+            assert!(
+                committed.elapsed() < Duration::from_secs(60),
+                "the bar of {bar} never reached {index}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        latencies.push(committed.elapsed());
+    }
+    eprintln!("bar committed → searchable: {latencies:?}");
+    let (code, _, stderr) = watch.stop("-INT");
+    assert_eq!(code, Some(0), "{stderr}");
+    json(bf(
+        &ws,
+        &topics,
+        None,
+        &["stream", "publish", "--json", "--tables", "ohlcv"],
+    ));
+    wait_for_no_lag(&ws, &topics);
+    publisher.kill();
+    consumer.interrupt();
+    assert_eq!(
+        document_count(&url, &index),
+        ws.scalar("SELECT count(*) FROM ohlcv") as u64
+    );
+}
+
+/// Documents of `index` whose bar starts at or after `from`.
+fn count_from(url: &str, index: &str, from: chrono::DateTime<chrono::Utc>) -> u64 {
+    let client = reqwest::blocking::Client::new();
+    client
+        .post(format!("{url}/{index}/_refresh"))
+        .send()
+        .unwrap();
+    let answer: serde_json::Value = client
+        .post(format!("{url}/{index}/_count"))
+        .json(&serde_json::json!({"query": {"range": {"ts": {"gte": from.to_rfc3339()}}}}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    answer["count"].as_u64().unwrap_or(0)
+}

@@ -13,21 +13,22 @@ use serde_json::Value;
 
 use super::Workspace;
 
-const SPEED: f64 = 60.0;
+pub const SPEED: f64 = 60.0;
 
-fn utc(text: &str) -> DateTime<Utc> {
+pub fn utc(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap().to_utc()
 }
 
-/// A running `bf data watch --json` and the events it printed so far.
-struct Watch {
-    child: Child,
+/// A running `bf data watch --json` and the events it printed so far;
+/// killed if the test ends before it is stopped.
+pub struct Watch {
+    child: Option<Child>,
     events: mpsc::Receiver<Value>,
     seen: Vec<Value>,
 }
 
 impl Watch {
-    fn start(ws: &Workspace, server: &Server, clock: Clock, symbols: &str) -> Self {
+    pub fn start(ws: &Workspace, server: &Server, clock: Clock, symbols: &str) -> Self {
         let mut command: Command = ws.command(&[
             "data",
             "watch",
@@ -65,14 +66,14 @@ impl Watch {
             }
         });
         Self {
-            child,
+            child: Some(child),
             events,
             seen: Vec::new(),
         }
     }
 
     /// Waits (at most a minute) for an event that `wanted` accepts.
-    fn wait_for(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -89,32 +90,43 @@ impl Watch {
     }
 
     /// Sends `signal` and returns the exit code, the events left and stderr.
-    fn stop(mut self, signal: &str) -> (Option<i32>, Vec<Value>, String) {
+    pub fn stop(mut self, signal: &str) -> (Option<i32>, Vec<Value>, String) {
+        let child = self.child.take().expect("running");
         let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
+            .args([signal, &child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
         let stopped = Instant::now();
-        let output = self.child.wait_with_output().unwrap();
+        let output = child.wait_with_output().unwrap();
         assert!(
             stopped.elapsed() < Duration::from_secs(10),
             "a stop takes effect after the poll in progress"
         );
-        self.seen.extend(self.events.try_iter());
+        let mut seen = std::mem::take(&mut self.seen);
+        seen.extend(self.events.try_iter());
         (
             output.status.code(),
-            self.seen,
+            seen,
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
     }
 }
 
-fn is(event: &Value, kind: &str) -> bool {
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn is(event: &Value, kind: &str) -> bool {
     event["event"] == kind
 }
 
-fn at(event: &Value) -> DateTime<Utc> {
+pub fn at(event: &Value) -> DateTime<Utc> {
     utc(event["at"].as_str().unwrap())
 }
 
