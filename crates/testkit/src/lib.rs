@@ -4,6 +4,7 @@
 //! the `bf` binary.
 
 pub mod es_proxy;
+pub mod kafka_broker;
 pub mod kibana_stub;
 mod serve;
 pub mod yahoo_server;

@@ -6,11 +6,11 @@ use std::time::Duration;
 use bf_core::tables::{FEATURES, OHLCV, SIGNALS, TableSpec};
 use bf_lake::Lake;
 use bf_sinks::elasticsearch::EsClient;
-use bf_sinks::kafka::{self, ConsumeRequest, KafkaConfig, PublishReport};
+use bf_sinks::kafka::{self, ConsumeRequest, FollowRound, KafkaConfig, PublishReport};
 
 use super::{Outcome, stop_requested};
 use crate::args::{GlobalArgs, KafkaArgs, MirroredTable, StreamCommand, StreamSink};
-use crate::present::{Printer, count_text};
+use crate::present::{Printer, count_text, error_chain, seconds_text};
 
 pub async fn run(
     command: StreamCommand,
@@ -22,19 +22,34 @@ pub async fn run(
             let lake = Lake::open(&global.lake)?;
             let config = config(&args.kafka)?;
             let tables = specs(&args.tables);
-            let stop = stop_requested();
-            tokio::pin!(stop);
-            loop {
+            if !args.follow {
                 let report = kafka::publish(&lake, &config, &tables).await?;
                 print_publish(&report, &config, printer)?;
-                if !args.follow {
-                    return Ok(Outcome::Success);
-                }
-                tokio::select! {
-                    () = &mut stop => return Ok(Outcome::Success),
-                    () = tokio::time::sleep(Duration::from_secs_f64(args.poll)) => {}
-                }
+                return Ok(Outcome::Success);
             }
+            let mut output = Ok(());
+            let poll = Duration::from_secs_f64(args.poll);
+            kafka::publish_follow(&lake, &config, &tables, poll, stop_requested(), |round| {
+                let shown = match round {
+                    // Following, a round that sent nothing says nothing.
+                    FollowRound::Published(report) if sent(report) == 0 => Ok(()),
+                    FollowRound::Published(report) => print_publish(report, &config, printer),
+                    FollowRound::Failed { error, retry_in } => {
+                        printer.warn(&format!(
+                            "{}; trying again in {}",
+                            error_chain(error),
+                            seconds_text(retry_in)
+                        ));
+                        Ok(())
+                    }
+                };
+                if output.is_ok() {
+                    output = shown;
+                }
+            })
+            .await?;
+            output?;
+            Ok(Outcome::Success)
         }
         StreamCommand::Consume(args) => {
             let StreamSink::Elasticsearch = args.sink;
@@ -140,6 +155,10 @@ fn specs(tables: &[MirroredTable]) -> Vec<&'static TableSpec> {
         .collect()
 }
 
+fn sent(report: &PublishReport) -> usize {
+    report.tables.iter().map(|t| t.upserts + t.deletes).sum()
+}
+
 fn print_publish(
     report: &PublishReport,
     config: &KafkaConfig,
@@ -148,7 +167,7 @@ fn print_publish(
     if printer.json() {
         return Ok(printer.json_value(report)?);
     }
-    let sent: usize = report.tables.iter().map(|t| t.upserts + t.deletes).sum();
+    let sent = sent(report);
     let versions: Vec<String> = report
         .tables
         .iter()

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::data::yahoo_source;
 use super::{Outcome, resolve_symbols, stop_requested};
 use crate::args::WatchArgs;
-use crate::present::{Printer, count_text};
+use crate::present::{Printer, count_text, error_chain};
 
 /// Days caught up when a symbol has no bars of the interval yet.
 const FIRST_CATCH_UP_DAYS: i64 = 5;
@@ -120,7 +120,7 @@ fn print_event(printer: &Printer, event: &WatchEvent<'_>) -> std::io::Result<()>
             Ok(())
         }
         WatchEvent::Failed { at, error } => {
-            let chain = anyhow_chain(error);
+            let chain = error_chain(error);
             if printer.json() {
                 return printer.json_line(&json!({
                     "event": "poll_failed", "at": at.to_rfc3339(), "error": chain,
@@ -166,16 +166,4 @@ fn print_event(printer: &Printer, event: &WatchEvent<'_>) -> std::io::Result<()>
 
 fn time_text(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%SZ").to_string()
-}
-
-/// An error and its causes on one line.
-fn anyhow_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

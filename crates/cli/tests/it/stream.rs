@@ -24,9 +24,20 @@ fn bf(
     es: Option<(&str, &str)>,
     args: &[&str],
 ) -> std::process::Output {
+    bf_on(&bf_testkit::kafka_brokers(), ws, topics, es, args)
+}
+
+/// [`bf`] with the Kafka broker at `brokers`.
+fn bf_on(
+    brokers: &str,
+    ws: &Workspace,
+    topics: &str,
+    es: Option<(&str, &str)>,
+    args: &[&str],
+) -> std::process::Output {
     let mut command = ws.command(args);
     command
-        .env("BF_KAFKA_BROKERS", bf_testkit::kafka_brokers())
+        .env("BF_KAFKA_BROKERS", brokers)
         .env("BF_KAFKA_TOPIC_PREFIX", topics)
         // A group of each test's own: groups span topics, and tests run at once.
         .env("BF_KAFKA_GROUP", topics)
@@ -249,8 +260,23 @@ fn kafka_down_is_one_line_naming_the_brokers() {
 
 /// Waits (up to two minutes) until the test's group has no lag on any topic.
 fn wait_for_no_lag(ws: &Workspace, topics: &str) {
+    wait_for_no_lag_on(&bf_testkit::kafka_brokers(), ws, topics);
+}
+
+/// Waits until every lake version is published and consumed by the group.
+fn wait_for_no_lag_on(brokers: &str, ws: &Workspace, topics: &str) {
+    let mut status = serde_json::Value::Null;
     for _ in 0..120 {
-        let status = json(bf(ws, topics, None, &["stream", "status", "--json"]));
+        status = json(bf_on(
+            brokers,
+            ws,
+            topics,
+            None,
+            &["stream", "status", "--json"],
+        ));
+        let unpublished = status.as_array().unwrap().iter().any(|t| {
+            !t["published_version"].is_null() && t["lake_version"] != t["published_version"]
+        });
         let lag: i64 = status
             .as_array()
             .unwrap()
@@ -258,12 +284,12 @@ fn wait_for_no_lag(ws: &Workspace, topics: &str) {
             .flat_map(|t| t["partitions"].as_array().unwrap())
             .map(|p| p["lag"].as_i64().unwrap())
             .sum();
-        if lag == 0 {
+        if lag == 0 && !unpublished {
             return;
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    panic!("group {topics} still lags after two minutes");
+    panic!("group {topics} still lags after two minutes: {status:#}");
 }
 
 /// A `bf` running in the background, killed if the test ends before it.
@@ -300,9 +326,19 @@ impl Running {
 }
 
 fn spawn(ws: &Workspace, topics: &str, es: (&str, &str), args: &[&str]) -> Running {
+    spawn_on(&bf_testkit::kafka_brokers(), ws, topics, es, args)
+}
+
+fn spawn_on(
+    brokers: &str,
+    ws: &Workspace,
+    topics: &str,
+    es: (&str, &str),
+    args: &[&str],
+) -> Running {
     Running(Some(
         ws.command(args)
-            .env("BF_KAFKA_BROKERS", bf_testkit::kafka_brokers())
+            .env("BF_KAFKA_BROKERS", brokers)
             .env("BF_KAFKA_TOPIC_PREFIX", topics)
             .env("BF_KAFKA_GROUP", topics)
             .env("BF_KAFKA_PARTITIONS", "3")
@@ -338,6 +374,32 @@ fn killed_and_restarted_publisher_and_consumer_end_with_the_index_equal_to_the_l
     let restarted = spawn(&ws, &topics, es, &static_member);
     wait_for_no_lag(&ws, &topics);
     restarted.interrupt();
+    assert_lake_equals_index(&ws, &url, &indices);
+}
+
+/// The broker killed (SIGKILL) while a publisher and a consumer follow the
+/// lake, the lake changing while it is down, then restarted on its data:
+/// both carry on by themselves and the index ends equal to the lake.
+#[test]
+fn a_broker_killed_and_restarted_under_a_following_publisher_and_consumer_loses_nothing() {
+    let mut broker = bf_testkit::kafka_broker::KafkaBroker::start().unwrap();
+    let brokers = broker.brokers();
+    let (_, url) = bf_testkit::elasticsearch_servers().remove(1);
+    let ws = Workspace::new();
+    let (topics, indices) = prefixes();
+    let es = (url.as_str(), indices.as_str());
+    large_run(&ws, "2024-03-31");
+    let follow = [&PUBLISH[..], &["--follow", "--poll", "500ms"]].concat();
+    let publisher = spawn_on(&brokers, &ws, &topics, es, &follow);
+    let consumer = spawn_on(&brokers, &ws, &topics, es, &CONSUME);
+    std::thread::sleep(Duration::from_secs(3));
+    broker.kill();
+    large_run(&ws, "2024-06-30");
+    std::thread::sleep(Duration::from_secs(2));
+    broker.restart().unwrap();
+    wait_for_no_lag_on(&brokers, &ws, &topics);
+    publisher.kill();
+    consumer.interrupt();
     assert_lake_equals_index(&ws, &url, &indices);
 }
 

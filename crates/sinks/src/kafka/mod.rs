@@ -13,5 +13,5 @@ mod topics;
 
 pub use config::{KafkaConfig, parse_properties};
 pub use consume::{ConsumeReport, ConsumeRequest, consume};
-pub use publish::{PublishReport, TablePublish, publish};
+pub use publish::{FollowRound, PublishReport, TablePublish, publish, publish_follow};
 pub use status::{PartitionStatus, TopicStatus, status};

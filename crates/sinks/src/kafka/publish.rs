@@ -54,6 +54,58 @@ struct Checkpoint {
     lake_version: u64,
 }
 
+/// One round of [`publish_follow`].
+#[derive(Debug)]
+pub enum FollowRound<'a> {
+    Published(&'a PublishReport),
+    /// The round failed; the next one starts after `retry_in`.
+    Failed {
+        error: &'a SinkError,
+        retry_in: Duration,
+    },
+}
+
+/// Longest wait between rounds after failures (the broker down for a while).
+const MAX_FOLLOW_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Publishes every `poll` until `stop`. A failed round (the broker or the
+/// lake unreachable) is reported and tried again, waiting twice as long
+/// after each failure up to 30 s; nothing is skipped, since a round starts
+/// from the checkpoints. The first round's error ends it: a setting is wrong.
+pub async fn publish_follow(
+    lake: &Lake,
+    config: &KafkaConfig,
+    tables: &[&'static TableSpec],
+    poll: Duration,
+    stop: impl std::future::Future<Output = ()>,
+    mut on_round: impl FnMut(FollowRound<'_>),
+) -> Result<(), SinkError> {
+    tokio::pin!(stop);
+    let (mut first, mut wait) = (true, poll);
+    loop {
+        match publish(lake, config, tables).await {
+            Ok(report) => {
+                wait = poll;
+                on_round(FollowRound::Published(&report));
+            }
+            Err(error) if first => return Err(error),
+            Err(error) => {
+                wait = (wait * 2).clamp(poll, MAX_FOLLOW_BACKOFF.max(poll));
+                on_round(FollowRound::Failed {
+                    error: &error,
+                    retry_in: wait,
+                });
+            }
+        }
+        first = false;
+        tokio::select! {
+            biased;
+            () = &mut stop => return Ok(()),
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
 /// Publishes what changed in each of `tables` since its checkpoint.
 pub async fn publish(
     lake: &Lake,
