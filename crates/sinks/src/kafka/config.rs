@@ -128,4 +128,21 @@ mod tests {
         );
         assert!(config.table_of("bf.other").is_none() && config.table_of("xbf.signals").is_none());
     }
+
+    /// librdkafka is built with OpenSSL: TLS, and SASL SCRAM over it, are
+    /// settings away (without it, creating the client fails on them).
+    #[test]
+    fn tls_and_scram_properties_are_accepted() {
+        use rdkafka::producer::BaseProducer;
+        let properties = parse_properties(
+            "security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-512,sasl.username=bf,sasl.password=x",
+        )
+        .unwrap();
+        let config = KafkaConfig {
+            properties,
+            ..KafkaConfig::new("127.0.0.1:1")
+        };
+        let created: Result<BaseProducer, _> = config.client().create();
+        assert!(created.is_ok(), "{:?}", created.err());
+    }
 }
