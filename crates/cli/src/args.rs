@@ -79,6 +79,9 @@ pub enum Command {
     /// Kibana: the dashboard over the Elasticsearch indices.
     #[command(subcommand)]
     Kibana(KibanaCommand),
+    /// The infrastructure under docker compose: MinIO, Kafka, Elasticsearch, Kibana.
+    #[command(subcommand)]
+    Infra(InfraCommand),
     /// Print the effective settings and where each came from.
     Config,
 }
@@ -731,4 +734,69 @@ pub struct StreamStatusArgs {
     /// Tables whose topics to show.
     #[arg(long, value_delimiter = ',', default_value = "ohlcv,features,signals")]
     pub tables: Vec<MirroredTable>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InfraCommand {
+    /// Start the stack, wait until every service is healthy, bootstrap it
+    /// (bucket, topics, index templates, dashboard) and write the client settings to .env.
+    Start(InfraStartArgs),
+    /// Stop the stack; its data stays in named volumes unless --volumes.
+    Stop(InfraStopArgs),
+    /// Container state and health per service.
+    Status(InfraDirArgs),
+    /// The services' logs.
+    Logs(InfraLogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InfraDirArgs {
+    /// Folder of docker-compose.yml and the stack's .env (secrets, ports).
+    #[arg(long = "infra-dir", env = "BF_INFRA_DIR", default_value = "infra")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InfraStartArgs {
+    #[command(flatten)]
+    pub dir: InfraDirArgs,
+
+    /// Services to start (minio, kafka, elasticsearch, kibana); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub services: Vec<String>,
+
+    /// How long the services may take to become healthy (e.g. 180s, 5m).
+    #[arg(long = "timeout", id = "infra_timeout", default_value = "180s", value_parser = duration_seconds)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct InfraStopArgs {
+    #[command(flatten)]
+    pub dir: InfraDirArgs,
+
+    /// Also delete the named volumes: every service's data (asks first).
+    #[arg(long)]
+    pub volumes: bool,
+
+    /// Do not ask before deleting the volumes.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfraLogsArgs {
+    #[command(flatten)]
+    pub dir: InfraDirArgs,
+
+    /// One service; default all.
+    pub service: Option<String>,
+
+    /// Keep printing new lines until Ctrl-C.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Lines of each log to show first.
+    #[arg(long, default_value_t = 100)]
+    pub tail: usize,
 }

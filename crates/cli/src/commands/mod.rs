@@ -6,6 +6,7 @@ mod config;
 mod data;
 mod es;
 mod features;
+mod infra;
 mod kibana;
 mod lake;
 mod run;
@@ -55,6 +56,7 @@ pub async fn run(cli: Cli, context: &Context) -> anyhow::Result<Outcome> {
         Command::Lake(command) => lake::run(command, global, &context.printer).await,
         Command::Es(command) => es::run(command, global, &context.printer).await,
         Command::Kibana(command) => kibana::run(command, &context.printer).await,
+        Command::Infra(command) => infra::run(command, &context.printer).await,
         Command::Stream(command) => stream::run(command, global, &context.printer).await,
         Command::Config => config::run(context),
     }

@@ -15,3 +15,4 @@ pub use config::{KafkaConfig, parse_properties};
 pub use consume::{ConsumeReport, ConsumeRequest, consume};
 pub use publish::{FollowRound, PublishReport, TablePublish, publish, publish_follow};
 pub use status::{PartitionStatus, TopicStatus, status};
+pub use topics::{create_all as create_topics, ping};
