@@ -110,6 +110,10 @@ def serialised(app, mirror):
 
     def handle(environ, start_response):
         global raw_uri
+        # MinIO's liveness endpoint, which `bf infra start` waits on.
+        if environ.get("PATH_INFO") == "/minio/health/live":
+            start_response("200 OK", [("Content-Length", "0")])
+            return [b""]
         with lock:
             raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
             body = b"".join(app(environ, start_response))

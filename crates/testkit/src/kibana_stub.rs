@@ -4,7 +4,8 @@
 //! `file` whose name ends `.ndjson`, credentials when configured — and
 //! answers in Kibana's shape: `success`, `successCount`, `successResults`
 //! and per-object `errors` (missing references, conflicts without
-//! `overwrite=true`, unknown types, objects from a newer Kibana).
+//! `overwrite=true`, unknown types, objects from a newer Kibana), and
+//! `GET /api/status` (available, once the not-ready answers are spent).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,9 +112,6 @@ async fn handle(state: &State, request: Request<hyper::body::Incoming>) -> Respo
         );
     }
     let (parts, body) = request.into_parts();
-    if parts.method != hyper::Method::POST || parts.uri.path() != "/api/saved_objects/_import" {
-        return refuse(StatusCode::NOT_FOUND, "Not Found");
-    }
     if let Some((user, password)) = &state.options.basic_auth {
         let expected = format!(
             "Basic {}",
@@ -126,6 +124,22 @@ async fn handle(state: &State, request: Request<hyper::body::Incoming>) -> Respo
                 "[security_exception]: unable to authenticate user",
             );
         }
+    }
+    if parts.method == hyper::Method::GET && parts.uri.path() == "/api/status" {
+        return json_response(
+            StatusCode::OK,
+            &json!({
+                "name": "kibana-stub",
+                "version": {"number": STUB_KIBANA_VERSION},
+                "status": {"overall": {
+                    "level": "available",
+                    "summary": "All services and plugins are available",
+                }},
+            }),
+        );
+    }
+    if parts.method != hyper::Method::POST || parts.uri.path() != "/api/saved_objects/_import" {
+        return refuse(StatusCode::NOT_FOUND, "Not Found");
     }
     if !parts.headers.contains_key("kbn-xsrf") {
         return refuse(

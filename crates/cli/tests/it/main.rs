@@ -5,6 +5,7 @@ mod charts;
 mod elasticsearch;
 mod features;
 mod hostile;
+mod infra;
 mod kibana;
 mod reliability;
 mod s3;
