@@ -204,6 +204,15 @@ fn a_poison_message_goes_to_the_dead_letter_topic_and_the_rest_is_indexed() {
                 .payload("not json"),
         )
         .unwrap();
+    // JSON, but with a field the index's strict mapping refuses.
+    producer
+        .send(
+            BaseRecord::to(&topic)
+                .partition(0)
+                .key("AAA|1d|2024-01-03|x")
+                .payload(r#"{"op":"upsert","symbol":"AAA","no_such_field":1}"#),
+        )
+        .unwrap();
     producer.flush(Duration::from_secs(10)).unwrap();
 
     let output = bf(
@@ -218,7 +227,8 @@ fn a_poison_message_goes_to_the_dead_letter_topic_and_the_rest_is_indexed() {
         stderr.contains(&format!("{topic} partition 0 offset"))
             && stderr.contains("not a JSON object")
             && stderr.contains(&format!("{topics}.dead-letter"))
-            && stderr.contains("1 dead-lettered"),
+            && stderr.contains("Elasticsearch refused it")
+            && stderr.contains("2 dead-lettered"),
         "{stderr}"
     );
     assert_documents_are(

@@ -27,6 +27,18 @@ pub struct BulkOutcome {
     pub server_millis: u64,
     /// The first few rejections, each naming the document.
     pub errors: Vec<String>,
+    /// Every item refused for good, for a caller that keeps them (the
+    /// stream consumer dead-letters their messages).
+    #[serde(skip)]
+    pub refused: Vec<RefusedItem>,
+}
+
+/// One document the server did not take, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedItem {
+    pub index: String,
+    pub id: String,
+    pub reason: String,
 }
 
 /// Rejections kept word for word; beyond this, only counted.
@@ -42,6 +54,7 @@ impl BulkOutcome {
         self.server_millis += other.server_millis;
         let room = ERRORS_KEPT.saturating_sub(self.errors.len());
         self.errors.extend(other.errors.into_iter().take(room));
+        self.refused.extend(other.refused);
         self
     }
 }
@@ -58,6 +71,8 @@ struct BulkItem {
     status: u16,
     #[serde(default, rename = "_id")]
     id: Option<String>,
+    #[serde(default, rename = "_index")]
+    index: Option<String>,
     #[serde(default)]
     error: Option<serde_json::Value>,
 }
@@ -116,7 +131,7 @@ async fn send_chunk(client: &EsClient, chunk: Chunk) -> Result<BulkOutcome, Sink
                 ),
             ));
         }
-        let mut throttled = Vec::new();
+        let (mut throttled, mut throttled_items) = (Vec::new(), Vec::new());
         for (index, item) in response.items.into_iter().enumerate() {
             let Some((action, item)) = item.into_iter().next() else {
                 return Err(client.response_error(WHAT, "an empty item".into()));
@@ -124,11 +139,16 @@ async fn send_chunk(client: &EsClient, chunk: Chunk) -> Result<BulkOutcome, Sink
             match item.status {
                 200..=299 => outcome.acknowledged += 1,
                 404 if action == "delete" => outcome.acknowledged += 1,
-                429 | 503 => throttled.push(index),
+                429 | 503 => {
+                    throttled.push(index);
+                    throttled_items.push(item);
+                }
                 status => {
                     outcome.rejected += 1;
+                    let error = item_error(&action, &item, status);
+                    outcome.refused.push(refused(&item, error.clone()));
                     if outcome.errors.len() < ERRORS_KEPT {
-                        outcome.errors.push(item_error(&action, &item, status));
+                        outcome.errors.push(error);
                     }
                 }
             }
@@ -137,12 +157,16 @@ async fn send_chunk(client: &EsClient, chunk: Chunk) -> Result<BulkOutcome, Sink
             return Ok(outcome);
         }
         let Some(wait) = delays.next() else {
+            let retries = client.config().retry.max_retries;
             outcome.rejected += throttled.len();
             outcome.errors.push(format!(
-                "{} items still refused with 429/503 after {} retries",
+                "{} items still refused with 429/503 after {retries} retries",
                 throttled.len(),
-                client.config().retry.max_retries
             ));
+            for item in &throttled_items {
+                let reason = format!("still refused with 429/503 after {retries} retries");
+                outcome.refused.push(refused(item, reason));
+            }
             return Ok(outcome);
         };
         tracing::info!(
@@ -157,6 +181,14 @@ async fn send_chunk(client: &EsClient, chunk: Chunk) -> Result<BulkOutcome, Sink
             items,
         }
         .subset(&throttled);
+    }
+}
+
+fn refused(item: &BulkItem, reason: String) -> RefusedItem {
+    RefusedItem {
+        index: item.index.clone().unwrap_or_default(),
+        id: item.id.clone().unwrap_or_default(),
+        reason,
     }
 }
 

@@ -251,6 +251,17 @@ impl Run<'_> {
         }
         let mut messages: Vec<(usize, Checked)> = latest.into_values().collect();
         messages.sort_unstable_by_key(|(position, _)| *position);
+        // Which message each document came from, for the ones refused.
+        let prefix = &self.es.config().index_prefix;
+        let sources: HashMap<(String, String), usize> = messages
+            .iter()
+            .map(|(position, c)| {
+                (
+                    (index_name(prefix, c.spec.name), c.key.to_string()),
+                    *position,
+                )
+            })
+            .collect();
         let chunks = self.chunks(messages.into_iter().map(|(_, checked)| checked));
         let mut delays = self.es.config().retry.delays();
         let outcome = loop {
@@ -271,8 +282,18 @@ impl Run<'_> {
             }
         };
         self.report.rejected += outcome.rejected;
-        for error in outcome.errors {
-            self.report.error(format!("Elasticsearch refused {error}"));
+        // A refused document would be lost once the offsets move past it:
+        // its message goes to the dead-letter topic, with the server's reason.
+        for refused in &outcome.refused {
+            match sources.get(&(refused.index.clone(), refused.id.clone())) {
+                Some(&position) => {
+                    let reason = format!("Elasticsearch refused it: {}", refused.reason);
+                    self.dead_letter(&batch[position], &reason)?;
+                }
+                None => self
+                    .report
+                    .error(format!("Elasticsearch refused {}", refused.reason)),
+            }
         }
         self.commit(batch);
         Ok(())
