@@ -7,5 +7,6 @@ mod error;
 pub mod generate;
 pub mod stats;
 pub mod strategy;
+mod vectorised;
 
 pub use error::SignalsError;

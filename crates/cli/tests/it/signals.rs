@@ -228,3 +228,50 @@ fn changing_a_strategy_removes_the_signals_it_no_longer_fires() {
         builtin
     );
 }
+
+/// Strategies over stored columns only run without a window operator (the
+/// frame sorted once, `prev_` as shifted columns); one that computes a
+/// series of its own sends every strategy through the window query. Both
+/// give the same signals, value for value, strengths and inputs included.
+#[test]
+fn the_vectorised_and_the_window_evaluation_give_the_same_signals() {
+    let ws = prepared();
+    // Two symbols' series meet in the frame: the first rows of each must
+    // not see the other's last row as their previous one.
+    let builtins = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/strategies.toml"
+    ))
+    .unwrap();
+    let with_window = ws.path().join("with-window.toml");
+    std::fs::write(
+        &with_window,
+        format!("{builtins}\n[[strategy]]\nname = \"computed\"\nrule = \"sma_cross\"\nfast = 10\nslow = 30\n"),
+    )
+    .unwrap();
+    let signals = |ws: &Workspace| {
+        ws.ok(&[
+            "sql",
+            "SELECT symbol, date, strategy, side, strength, price, inputs FROM signals \
+             WHERE strategy <> 'computed' ORDER BY symbol, date, strategy",
+            "--format",
+            "csv",
+            "--max-rows",
+            "1000000",
+        ])
+    };
+    ws.ok(&["signals", "generate", "--symbol-list", "demo_small"]);
+    let vectorised = signals(&ws);
+    ws.ok(&[
+        "signals",
+        "generate",
+        "--symbol-list",
+        "demo_small",
+        "--strategies",
+        with_window.to_str().unwrap(),
+    ]);
+    assert!(ws.scalar("SELECT count(*) FROM signals WHERE strategy = 'computed'") > 0);
+    let window = signals(&ws);
+    assert!(vectorised.lines().count() > 100);
+    assert_eq!(vectorised, window);
+}
