@@ -105,7 +105,7 @@ impl Evaluation {
             .map(|name| {
                 with_sides
                     .field_with_name(name)
-                    .cloned()
+                    .map(|f| f.clone())
                     .map_err(DataFusionError::from)
             })
             .collect::<Result<_, _>>()?;
