@@ -15,7 +15,6 @@ use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::prelude::{SessionContext, col as column_expr, lit};
-use futures::StreamExt as _;
 
 use crate::strategy::{CompiledStrategy, ComputedSeries, Strategies};
 use crate::{SignalsError, vectorised};
@@ -145,8 +144,14 @@ pub async fn generate(
     }
     let filter = symbol_filter(symbols);
     let fired = if vectorised::applies(&plan.compiled) {
-        match evaluate_vectorised(&ctx, plan, &filter).await {
-            Ok(fired) => fired,
+        let used: Vec<String> = used_columns(&plan.compiled).into_iter().collect();
+        let query = vectorised::frame_query(&used, FEATURES.name, &filter);
+        let evaluated = match collect(&ctx, &query).await {
+            Ok(frame) => vectorised::evaluate(&ctx, &frame, &used, &plan.compiled),
+            Err(error) => Err(error),
+        };
+        match evaluated {
+            Ok(fired) => fired.into_iter().collect(),
             Err(error) => return Err(blame(&ctx, plan, &filter, error).await),
         }
     } else {
@@ -165,25 +170,6 @@ pub async fn generate(
         }
     }
     Ok(out)
-}
-
-/// The fired rows, batch by batch over the sorted frame (see `vectorised`).
-async fn evaluate_vectorised(
-    ctx: &SessionContext,
-    plan: &Plan,
-    filter: &str,
-) -> Result<Vec<RecordBatch>, DataFusionError> {
-    let used: Vec<String> = used_columns(&plan.compiled).into_iter().collect();
-    let query = vectorised::frame_query(&used, FEATURES.name, filter);
-    let mut frame = ctx.sql(&query).await?.execute_stream().await?;
-    let state = ctx.state();
-    let mut evaluation =
-        vectorised::Evaluation::new(&state, frame.schema().as_ref(), &used, &plan.compiled)?;
-    let mut fired = Vec::new();
-    while let Some(batch) = frame.next().await {
-        fired.extend(evaluation.push(&batch?)?);
-    }
-    Ok(fired)
 }
 
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, DataFusionError> {
