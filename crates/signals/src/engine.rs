@@ -16,8 +16,8 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::prelude::{SessionContext, col as column_expr, lit};
 
+use crate::SignalsError;
 use crate::strategy::{CompiledStrategy, ComputedSeries, Strategies};
-use crate::{SignalsError, vectorised};
 
 const WINDOW: &str = "OVER (PARTITION BY symbol, \"interval\" ORDER BY date)";
 
@@ -143,22 +143,9 @@ pub async fn generate(
         return Err(SignalsError::NoFeatures);
     }
     let filter = symbol_filter(symbols);
-    let fired = if vectorised::applies(&plan.compiled) {
-        let used: Vec<String> = used_columns(&plan.compiled).into_iter().collect();
-        let query = vectorised::frame_query(&used, FEATURES.name, &filter);
-        let evaluated = match collect(&ctx, &query).await {
-            Ok(frame) => vectorised::evaluate(&ctx, &frame, &used, &plan.compiled),
-            Err(error) => Err(error),
-        };
-        match evaluated {
-            Ok(fired) => fired.into_iter().collect(),
-            Err(error) => return Err(blame(&ctx, plan, &filter, error).await),
-        }
-    } else {
-        match collect(&ctx, &signals_sql(&plan.compiled, &filter)).await {
-            Ok(fired) => fired,
-            Err(error) => return Err(blame(&ctx, plan, &filter, error).await),
-        }
+    let fired = match collect(&ctx, &signals_sql(&plan.compiled, &filter)).await {
+        Ok(fired) => fired,
+        Err(error) => return Err(blame(&ctx, plan, &filter, error).await),
     };
     let mut out = Vec::new();
     for batch in &fired {
@@ -269,15 +256,6 @@ fn frame_columns(computed: &[ComputedSeries]) -> Vec<String> {
         .collect()
 }
 
-/// The frame columns the strategies use (their `prev_` included), and `close`.
-fn used_columns(strategies: &[CompiledStrategy]) -> BTreeSet<String> {
-    strategies
-        .iter()
-        .flat_map(|s| s.columns.iter().cloned())
-        .chain(["close".to_string()])
-        .collect()
-}
-
 /// `WITH base AS (…), frame AS (…)`: the features rows with `close`, the
 /// computed series, and `prev_<column>` for every numeric column — or, given
 /// `used`, only for those columns (each LAG costs a pass over every row).
@@ -325,11 +303,24 @@ fn frame_sql(
 /// one of its conditions is true, else null), the rows where any fired, and
 /// for those the clamped strength and the inputs as a JSON object.
 fn signals_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
-    let used = used_columns(strategies);
+    let used: BTreeSet<String> = strategies
+        .iter()
+        .flat_map(|s| s.columns.iter().cloned())
+        .chain(["close".to_string()])
+        .collect();
     let sides: Vec<String> = strategies
         .iter()
         .enumerate()
-        .map(|(i, s)| format!("{} AS side_{i}", side_sql(s)))
+        .map(|(i, s)| {
+            format!(
+                "CASE WHEN ({buy}) IS TRUE AND NOT (({sell}) IS TRUE) THEN '{b}' \
+                 WHEN ({sell}) IS TRUE AND NOT (({buy}) IS TRUE) THEN '{s}' END AS side_{i}",
+                buy = s.buy,
+                sell = s.sell,
+                b = side::BUY,
+                s = side::SELL
+            )
+        })
         .collect();
     let any_fired: Vec<String> = (0..strategies.len())
         .map(|i| format!("side_{i} IS NOT NULL"))
@@ -338,11 +329,13 @@ fn signals_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            format!(
-                "side_{i}, {} AS strength_{i}, {} AS inputs_{i}",
-                strength_sql(s, i),
-                inputs_json(&s.inputs)
-            )
+            let strength = format!(
+                "greatest(0.0, least(1.0, coalesce(CAST(CASE WHEN side_{i} = '{b}' THEN ({bs}) ELSE ({ss}) END AS DOUBLE), 0.0))) AS strength_{i}",
+                b = side::BUY,
+                bs = s.buy_strength,
+                ss = s.sell_strength
+            );
+            format!("side_{i}, {strength}, {} AS inputs_{i}", inputs_json(&s.inputs))
         })
         .collect();
     format!(
@@ -355,32 +348,8 @@ fn signals_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
     )
 }
 
-/// A strategy's side on a row: BUY or SELL when exactly one of its
-/// conditions is true, else null.
-pub(crate) fn side_sql(strategy: &CompiledStrategy) -> String {
-    format!(
-        "CASE WHEN ({buy}) IS TRUE AND NOT (({sell}) IS TRUE) THEN '{b}' \
-         WHEN ({sell}) IS TRUE AND NOT (({buy}) IS TRUE) THEN '{s}' END",
-        buy = strategy.buy,
-        sell = strategy.sell,
-        b = side::BUY,
-        s = side::SELL
-    )
-}
-
-/// The strength of strategy `index` on a row where `side_{index}` fired,
-/// clamped to [0, 1] (0 where its expression gives null).
-pub(crate) fn strength_sql(strategy: &CompiledStrategy, index: usize) -> String {
-    format!(
-        "greatest(0.0, least(1.0, coalesce(CAST(CASE WHEN side_{index} = '{b}' THEN ({bs}) ELSE ({ss}) END AS DOUBLE), 0.0)))",
-        b = side::BUY,
-        bs = strategy.buy_strength,
-        ss = strategy.sell_strength
-    )
-}
-
 /// `{"sma_20": 101.2, "prev_sma_20": 100.9, …}` built in SQL; nulls as null.
-pub(crate) fn inputs_json(columns: &[String]) -> String {
+fn inputs_json(columns: &[String]) -> String {
     if columns.is_empty() {
         return "'{}'".into();
     }

@@ -7,6 +7,5 @@ mod error;
 pub mod generate;
 pub mod stats;
 pub mod strategy;
-mod vectorised;
 
 pub use error::SignalsError;
