@@ -5,7 +5,7 @@
 //! unknown topic) goes to the dead-letter topic with where it came from.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bf_core::tables::{TableSpec, col};
 use futures::stream;
@@ -123,10 +123,11 @@ pub async fn consume(
         next_offsets: HashMap::new(),
     };
     tokio::pin!(stop);
+    let mut warned = Warned::default();
     loop {
         let batch = tokio::select! {
             () = &mut stop => break,
-            batch = next_batch(&consumer, request.batch_messages) => batch,
+            batch = next_batch(&consumer, request.batch_messages, &mut warned) => batch,
         };
         if batch.is_empty() {
             if !request.follow && run.reached(&end_offsets)? {
@@ -160,9 +161,32 @@ fn end_offsets(
     Ok(ends)
 }
 
+/// Consumer errors come in bursts while a broker is down (one per
+/// reconnect attempt and per partition): each kind is said once every 30 s.
+#[derive(Default)]
+struct Warned {
+    last: HashMap<String, Instant>,
+}
+
+impl Warned {
+    fn warn(&mut self, error: &rdkafka::error::KafkaError) {
+        const EVERY: Duration = Duration::from_secs(30);
+        let text = error.to_string();
+        if self.last.get(&text).is_none_or(|at| at.elapsed() >= EVERY) {
+            // Broker gone, rebalance in progress: librdkafka reconnects.
+            tracing::warn!(%error, "Kafka consumer error; continuing (the same error is said again after 30 s at most)");
+            self.last.insert(text, Instant::now());
+        }
+    }
+}
+
 /// Up to `most` messages: waits up to a second for the first, then takes
 /// what arrives within 100 ms of the previous one.
-async fn next_batch(consumer: &StreamConsumer, most: usize) -> Vec<BorrowedMessage<'_>> {
+async fn next_batch<'c>(
+    consumer: &'c StreamConsumer,
+    most: usize,
+    warned: &mut Warned,
+) -> Vec<BorrowedMessage<'c>> {
     let mut batch = Vec::new();
     let mut wait = Duration::from_secs(1);
     while batch.len() < most {
@@ -170,8 +194,7 @@ async fn next_batch(consumer: &StreamConsumer, most: usize) -> Vec<BorrowedMessa
             Err(_) => break,
             Ok(Ok(message)) => batch.push(message),
             Ok(Err(error)) => {
-                // Broker gone, rebalance in progress: librdkafka reconnects.
-                tracing::warn!(%error, "Kafka consumer error; continuing");
+                warned.warn(&error);
                 break;
             }
         }
