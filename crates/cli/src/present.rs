@@ -364,18 +364,6 @@ pub fn batch_rows(batches: &[RecordBatch]) -> io::Result<Vec<Vec<String>>> {
     Ok(rows)
 }
 
-/// An error and its causes on one line, for warnings of commands that go on.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// `1234567` → `1,234,567`.
 pub fn count_text(n: usize) -> String {
     let digits = n.to_string();

@@ -1,5 +1,18 @@
 use std::path::PathBuf;
 
+/// An error and its causes on one line (`what: why: root cause`), for
+/// messages that carry on (per-file reports, warnings of commands that go on).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Errors in bf's shared vocabulary: malformed symbols, intervals and symbol lists.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {

@@ -14,7 +14,7 @@ pub mod symbol_list;
 pub mod tables;
 
 pub use clock::Clock;
-pub use error::CoreError;
+pub use error::{CoreError, error_chain};
 pub use interval::Interval;
 pub use last_bar::LastBar;
 pub use progress::Progress;

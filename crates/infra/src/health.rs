@@ -61,13 +61,9 @@ pub async fn check(
         Check::KafkaMetadata => {
             let mut config = KafkaConfig::new(&endpoints.kafka);
             config.timeout = Duration::from_secs(3);
-            kafka::ping(&config).await.map_err(|e| {
-                let mut text = e.to_string();
-                if let Some(source) = std::error::Error::source(&e) {
-                    text = format!("{text}: {source}");
-                }
-                text
-            })
+            kafka::ping(&config)
+                .await
+                .map_err(|e| bf_core::error_chain(&e))
         }
     };
     match result {

@@ -51,13 +51,7 @@ pub(crate) fn describe(err: &reqwest::Error) -> String {
     if err.is_connect() {
         return "cannot connect".into();
     }
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
+    bf_core::error_chain(err)
 }
 
 /// The start of an error body, for messages.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bf_core::error_chain;
 use bf_core::tables::{FEATURES, OHLCV, SIGNALS, TableSpec};
 use bf_lake::Lake;
 use bf_sinks::elasticsearch::EsClient;
@@ -10,7 +11,7 @@ use bf_sinks::kafka::{self, ConsumeRequest, FollowRound, KafkaConfig, PublishRep
 
 use super::{Outcome, stop_requested};
 use crate::args::{GlobalArgs, KafkaArgs, MirroredTable, StreamCommand, StreamSink};
-use crate::present::{Printer, count_text, error_chain, seconds_text};
+use crate::present::{Printer, count_text, seconds_text};
 
 pub async fn run(
     command: StreamCommand,

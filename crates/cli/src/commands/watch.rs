@@ -1,7 +1,7 @@
 //! `bf data watch`: live intraday bars into `ohlcv` until Ctrl-C or SIGTERM.
 
 use anyhow::Context as _;
-use bf_core::{Clock, SymbolLists};
+use bf_core::{Clock, SymbolLists, error_chain};
 use bf_lake::Lake;
 use bf_pipeline::fetch::FetchRequest;
 use bf_pipeline::watch::{self, WatchEvent, WatchRequest};
@@ -11,7 +11,7 @@ use serde_json::json;
 use super::data::yahoo_source;
 use super::{Outcome, resolve_symbols, stop_requested};
 use crate::args::WatchArgs;
-use crate::present::{Printer, count_text, error_chain};
+use crate::present::{Printer, count_text};
 
 /// Days caught up when a symbol has no bars of the interval yet.
 const FIRST_CATCH_UP_DAYS: i64 = 5;

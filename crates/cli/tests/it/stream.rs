@@ -7,7 +7,9 @@ use std::time::Duration;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::Workspace;
-use super::elasticsearch::{assert_documents_are, assert_succeeded, document_count, signal_keys};
+use super::elasticsearch::{
+    assert_documents_are, assert_succeeded, document_count, documents_matching, signal_keys,
+};
 
 /// Topic and index prefixes of their own for each test.
 fn prefixes() -> (String, String) {
@@ -577,7 +579,14 @@ fn a_watched_bar_reaches_elasticsearch_within_seconds() {
             .duration_trunc(chrono::TimeDelta::minutes(1))
             .unwrap()
             - chrono::TimeDelta::minutes(1);
-        while count_from(&url, &index, bar) == 0 {
+        while documents_matching(
+            &url,
+            &index,
+            serde_json::json!({"range": {"ts": {"gte": bar.to_rfc3339()}}}),
+        )
+        .unwrap_or(0)
+            == 0
+        {
             assert!(
                 committed.elapsed() < Duration::from_secs(60),
                 "the bar of {bar} never reached {index}"
@@ -602,21 +611,4 @@ fn a_watched_bar_reaches_elasticsearch_within_seconds() {
         document_count(&url, &index),
         ws.scalar("SELECT count(*) FROM ohlcv") as u64
     );
-}
-
-/// Documents of `index` whose bar starts at or after `from`.
-fn count_from(url: &str, index: &str, from: chrono::DateTime<chrono::Utc>) -> u64 {
-    let client = reqwest::blocking::Client::new();
-    client
-        .post(format!("{url}/{index}/_refresh"))
-        .send()
-        .unwrap();
-    let answer: serde_json::Value = client
-        .post(format!("{url}/{index}/_count"))
-        .json(&serde_json::json!({"query": {"range": {"ts": {"gte": from.to_rfc3339()}}}}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    answer["count"].as_u64().unwrap_or(0)
 }

@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
-use bf_core::{Interval, Symbol};
+use bf_core::{Interval, Symbol, error_chain};
 use rayon::prelude::*;
 
 use crate::SourceError;
@@ -198,17 +198,6 @@ fn symbol_from_file_name(path: &Path) -> Result<Symbol, SourceError> {
         path: path.to_path_buf(),
         message: format!("no symbol column, and the file name does not name a symbol: {e}"),
     })
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

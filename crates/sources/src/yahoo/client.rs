@@ -273,13 +273,7 @@ fn describe(err: &reqwest::Error) -> String {
     } else if err.is_connect() {
         "cannot connect".into()
     } else {
-        let mut text = err.to_string();
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            text = format!("{text}: {cause}");
-            source = cause.source();
-        }
-        text
+        bf_core::error_chain(err)
     }
 }
 
