@@ -82,6 +82,9 @@ pub enum Command {
     /// The infrastructure under docker compose: MinIO, Kafka, Elasticsearch, Kibana.
     #[command(subcommand)]
     Infra(InfraCommand),
+    /// The distributed engine (Ballista): scheduler, executors, status.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Print the effective settings and where each came from.
     Config,
 }
@@ -247,6 +250,101 @@ pub enum FeaturesCommand {
 pub struct FeaturesBuildArgs {
     #[command(flatten)]
     pub selection: SymbolSelection,
+
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+}
+
+/// Where work runs: embedded (the default) or on a Ballista cluster.
+#[derive(Debug, Args)]
+pub struct ClusterArg {
+    /// Run on the cluster whose scheduler is at df://HOST:PORT (empty: embedded).
+    #[arg(long = "cluster", env = "BF_CLUSTER", value_name = "df://HOST:PORT")]
+    pub address: Option<String>,
+}
+
+impl ClusterArg {
+    pub fn scheduler(
+        &self,
+    ) -> Result<Option<bf_cluster::SchedulerAddress>, bf_cluster::ClusterError> {
+        self.address
+            .as_deref()
+            .filter(|a| !a.trim().is_empty())
+            .map(bf_cluster::SchedulerAddress::parse)
+            .transpose()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Run a scheduler (Ballista's, with bf's functions); its REST API is on the same port.
+    Scheduler(SchedulerArgs),
+    /// Run an executor that takes tasks from a scheduler.
+    Executor(ExecutorArgs),
+    /// The scheduler's executors and recent jobs.
+    Status(ClusterStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Address to listen on (gRPC and REST).
+    #[arg(long, env = "BF_SCHEDULER_BIND", default_value = "127.0.0.1:50050")]
+    pub bind: std::net::SocketAddr,
+
+    /// Seconds without a heartbeat before an executor counts as lost.
+    #[arg(long, env = "BF_EXECUTOR_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub executor_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutorArgs {
+    /// The scheduler: df://HOST:PORT or HOST:PORT.
+    #[arg(long, env = "BF_SCHEDULER", default_value = "df://127.0.0.1:50050")]
+    pub scheduler: String,
+
+    /// Tasks at once (0: one per core).
+    #[arg(long, env = "BF_EXECUTOR_SLOTS", default_value_t = 0)]
+    pub slots: usize,
+
+    /// Folder for shuffle and spill files (default: a temporary folder, removed at exit).
+    #[arg(long, env = "BF_EXECUTOR_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Address to listen on.
+    #[arg(long, env = "BF_EXECUTOR_BIND", default_value = "127.0.0.1")]
+    pub bind_host: String,
+
+    /// Host the scheduler and other executors reach this one by (default: --bind-host).
+    #[arg(long, env = "BF_EXECUTOR_ADVERTISE")]
+    pub advertise_host: Option<String>,
+
+    /// Arrow Flight port for shuffle reads (default: a free one).
+    #[arg(long, env = "BF_EXECUTOR_FLIGHT_PORT")]
+    pub flight_port: Option<u16>,
+
+    /// gRPC port the scheduler launches tasks on (default: a free one).
+    #[arg(long, env = "BF_EXECUTOR_GRPC_PORT")]
+    pub grpc_port: Option<u16>,
+
+    /// Seconds to keep trying to reach the scheduler at start (0: fail at once).
+    #[arg(long, env = "BF_EXECUTOR_CONNECT_TIMEOUT", default_value_t = 30)]
+    pub connect_timeout: u16,
+
+    /// Seconds between heartbeats to the scheduler.
+    #[arg(long, env = "BF_EXECUTOR_HEARTBEAT", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub heartbeat: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterStatusArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+
+    /// How many recent jobs to list.
+    #[arg(long, env = "BF_CLUSTER_JOBS", default_value_t = 10)]
+    pub jobs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +401,9 @@ pub struct SignalsGenerateArgs {
 
     #[command(flatten)]
     pub es: EsArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArg,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -422,6 +523,9 @@ pub struct SqlArgs {
     #[arg(long, env = "BF_SQL_MAX_ROWS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000).map(|n| n as usize))]
     pub max_rows: usize,
+
+    #[command(flatten)]
+    pub cluster: ClusterArg,
 }
 
 /// Longest `bf lake vacuum --retain-hours`: 100 years (time arithmetic

@@ -72,17 +72,41 @@ pub struct BuildReport {
     pub phases: Phases,
 }
 
-/// Builds features for the requested symbols.
-pub async fn build(
+/// What a build will do, decided before any row is computed.
+#[derive(Debug)]
+pub struct BuildPlan {
+    /// Series with no features yet, with their `ohlcv` row counts.
+    pub fresh: Vec<(Series, usize)>,
+    /// Series whose bars changed since their features were built.
+    pub rebuild: Vec<(Series, usize)>,
+    /// Kernels only look back, so rows of a rebuilt series before its first
+    /// changed bar come out as stored.
+    pub write_from: HashMap<Series, i32>,
+    /// `features` as the plan saw it (`None`: no table yet).
+    pub features_version: Option<u64>,
+    pub stamp: Stamp,
+    /// The counts known before building.
+    pub report: BuildReport,
+    /// No symbols were named: a group holding every series needs no filter.
+    pub all_symbols: bool,
+}
+
+/// Decides which series a build recomputes: those never built and those
+/// whose `ohlcv` rows changed since.
+pub async fn plan_build(lake: &Lake, request: &BuildRequest) -> Result<BuildPlan, FeaturesError> {
+    Ok(plan_in_session(lake, request).await?.0)
+}
+
+/// [`plan_build`], and the session it read the lake with.
+async fn plan_in_session(
     lake: &Lake,
     request: &BuildRequest,
-    progress: &dyn Progress,
-) -> Result<BuildReport, FeaturesError> {
+) -> Result<(BuildPlan, SessionContext), FeaturesError> {
     let started = Instant::now();
     let ohlcv_version = lake.version(&OHLCV).await?.ok_or(FeaturesError::NoBars)?;
     // Read before the session: the plan then sees at least this version, and
     // an append finding the table moved on compares instead (`Lake::append`).
-    let mut features_version = lake.version(&FEATURES).await?;
+    let features_version = lake.version(&FEATURES).await?;
     let ctx = lake.session().await?;
     let (inventory, built) = stored_series(&ctx, request.symbols.as_deref()).await?;
     let mut report = BuildReport {
@@ -91,26 +115,50 @@ pub async fn build(
         missing: missing_symbols(request.symbols.as_deref(), &inventory),
         ..BuildReport::default()
     };
-    let plan = plan(lake, &inventory, &built, ohlcv_version, &mut report).await;
-    report.series_built = plan.fresh.len() + plan.rebuild.len();
-    report.phases.plan = started.elapsed();
-
-    let group_rows = request.group_rows.unwrap_or(GROUP_ROWS);
-    let stamp = Stamp {
-        ohlcv_version: ohlcv_version as i64,
-        computed_at: now_micros(),
-    };
-    let mut done = 0;
-    progress.advance(done, report.series_built, None);
     let Plan {
         fresh,
         rebuild,
         write_from,
+    } = plan(lake, &inventory, &built, ohlcv_version, &mut report).await;
+    report.series_built = fresh.len() + rebuild.len();
+    report.phases.plan = started.elapsed();
+    let plan = BuildPlan {
+        all_symbols: request.symbols.is_none(),
+        fresh,
+        rebuild,
+        write_from,
+        features_version,
+        stamp: Stamp {
+            ohlcv_version: ohlcv_version as i64,
+            computed_at: now_micros(),
+        },
+        report,
+    };
+    Ok((plan, ctx))
+}
+
+/// Builds features for the requested symbols.
+pub async fn build(
+    lake: &Lake,
+    request: &BuildRequest,
+    progress: &dyn Progress,
+) -> Result<BuildReport, FeaturesError> {
+    let (plan, ctx) = plan_in_session(lake, request).await?;
+    let BuildPlan {
+        fresh,
+        rebuild,
+        write_from,
+        mut features_version,
+        stamp,
+        mut report,
+        all_symbols,
     } = plan;
+    let group_rows = request.group_rows.unwrap_or(GROUP_ROWS);
+    let mut done = 0;
+    progress.advance(done, report.series_built, None);
     for (series, is_fresh) in [(fresh, true), (rebuild, false)] {
         let groups = groups(series, group_rows);
-        let whole_table =
-            request.symbols.is_none() && groups.len() == 1 && groups[0].len() == inventory.len();
+        let whole_table = all_symbols && groups.len() == 1 && groups[0].len() == report.series;
         for group in groups {
             // Filtering 2.5 M rows by a list of every symbol costs a hash probe
             // per row and removes nothing.

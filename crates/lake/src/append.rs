@@ -14,13 +14,13 @@ use datafusion::arrow::array::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, StructType};
-use deltalake::operations::write::WriterStatsConfig;
-use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use deltalake::operations::write::writer::DeltaWriter;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 
+use crate::files::writer_config;
 use crate::lake::local_path;
-use crate::upsert::{UpsertMetrics, rows, writer_properties};
+use crate::upsert::{UpsertMetrics, rows};
 use crate::{Lake, LakeError};
 
 /// Below this many rows per core another file costs more than it saves.
@@ -102,7 +102,7 @@ impl Lake {
 
     /// An empty table with the spec's schema; a concurrent creator's table is
     /// used as it is.
-    async fn create_table(&self, spec: &TableSpec) -> Result<DeltaTable, LakeError> {
+    pub(crate) async fn create_table(&self, spec: &TableSpec) -> Result<DeltaTable, LakeError> {
         let url = self.table_url(spec);
         if let Some(path) = local_path(&url) {
             std::fs::create_dir_all(&path).map_err(|e| LakeError::Location {
@@ -135,16 +135,7 @@ async fn write_in_parallel(
     batches: Vec<RecordBatch>,
 ) -> Result<(u64, usize), DeltaTableError> {
     let snapshot = table.snapshot()?;
-    let stats = WriterStatsConfig::from_config(snapshot.snapshot().table_configuration());
-    let config = WriterConfig::new(
-        spec.schema(),
-        Vec::new(),
-        Some(writer_properties(spec)),
-        None,
-        None,
-        stats.num_indexed_cols,
-        stats.stats_columns,
-    );
+    let config = writer_config(spec, table)?;
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     let files = (rows(&batches) / MIN_ROWS_PER_FILE).clamp(1, cores);
 

@@ -5,6 +5,7 @@
 mod append;
 mod changes;
 mod error;
+mod files;
 mod lake;
 mod log_check;
 mod maintenance;
@@ -13,7 +14,8 @@ mod upsert;
 
 pub use changes::{ChangedSeries, RowChanges, Series};
 pub use error::LakeError;
-pub use lake::{Lake, QueryResult, sql_literal, symbol_filter};
+pub use files::{DataFile, FilesCommit, TableFiles, WrittenFile};
+pub use lake::{Lake, QueryResult, s3_options, sql_literal, symbol_filter};
 pub use maintenance::{OptimizeReport, VacuumReport};
-pub use query::{MAX_OPERATORS, QueryStream, check_expression_size, run_read_only};
+pub use query::{MAX_OPERATORS, QueryStream, check_expression_size, plan_read_only, run_read_only};
 pub use upsert::UpsertMetrics;

@@ -10,7 +10,7 @@
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -42,19 +42,23 @@ impl std::fmt::Debug for QueryStream {
 /// Runs one read-only statement (`SELECT`, `WITH`, `VALUES`, `EXPLAIN` of
 /// those) and streams its rows; anything else is [`LakeError::NotAQuery`].
 pub async fn run_read_only(ctx: &SessionContext, sql: &str) -> Result<QueryStream, LakeError> {
+    let frame = plan_read_only(ctx, sql).await?;
+    let schema = SchemaRef::new(frame.schema().as_arrow().clone());
+    let stream = frame.execute_stream().await.map_err(LakeError::Query)?;
+    Ok(QueryStream { schema, stream })
+}
+
+/// Plans one read-only statement (see [`run_read_only`]) without running it.
+pub async fn plan_read_only(ctx: &SessionContext, sql: &str) -> Result<DataFrame, LakeError> {
     check_expression_size(sql)?;
     check_is_query(sql)?;
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let frame = ctx
-        .sql_with_options(sql, options)
+    ctx.sql_with_options(sql, options)
         .await
-        .map_err(LakeError::Query)?;
-    let schema = SchemaRef::new(frame.schema().as_arrow().clone());
-    let stream = frame.execute_stream().await.map_err(LakeError::Query)?;
-    Ok(QueryStream { schema, stream })
+        .map_err(LakeError::Query)
 }
 
 /// Refuses an expression too large to plan safely (see [`MAX_OPERATORS`]).

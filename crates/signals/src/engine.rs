@@ -99,11 +99,24 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
 }
 
 /// The run that produced a signal.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunStamp {
     pub run_id: String,
     /// Microseconds since the Unix epoch, UTC.
     pub generated_at: i64,
+}
+
+impl RunStamp {
+    /// A run starting now, named after its time.
+    pub fn now() -> Self {
+        let generated_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        Self {
+            run_id: format!("run-{generated_at:x}"),
+            generated_at,
+        }
+    }
 }
 
 /// Stores the signals `generate` produced for `symbols` (all when `None`) under
@@ -147,13 +160,34 @@ pub async fn generate(
         Ok(fired) => fired,
         Err(error) => return Err(blame(&ctx, plan, &filter, error).await),
     };
+    let names = plan.strategy_names();
     let mut out = Vec::new();
     for batch in &fired {
-        for (index, strategy) in plan.compiled.iter().enumerate() {
-            let signals = strategy_rows(batch, index, &strategy.name, run)?;
-            if signals.num_rows() > 0 {
-                out.push(signals);
-            }
+        out.extend(signal_batches(&names, batch, run)?);
+    }
+    Ok(out)
+}
+
+/// The query that finds, over a `features` table, the rows where any of the
+/// plan's strategies fired, for `symbols` (all when `None`); its result
+/// becomes signals through [`signal_batches`].
+pub fn fired_rows_sql(plan: &Plan, symbols: Option<&[String]>) -> String {
+    signals_sql(&plan.compiled, &symbol_filter(symbols))
+}
+
+/// The signals (the `signals` schema, one batch per strategy that fired) in a
+/// batch of [`fired_rows_sql`]'s result; `names` are the plan's strategies
+/// in order.
+pub fn signal_batches<S: AsRef<str>>(
+    names: &[S],
+    fired: &RecordBatch,
+    run: &RunStamp,
+) -> Result<Vec<RecordBatch>, SignalsError> {
+    let mut out = Vec::new();
+    for (index, name) in names.iter().enumerate() {
+        let signals = strategy_rows(fired, index, name.as_ref(), run)?;
+        if signals.num_rows() > 0 {
+            out.push(signals);
         }
     }
     Ok(out)

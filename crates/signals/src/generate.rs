@@ -2,7 +2,7 @@
 //! signals for some symbols and store them, counting what fired.
 
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use bf_core::tables::{col, side};
 use bf_lake::{Lake, UpsertMetrics};
@@ -41,13 +41,7 @@ pub async fn generate_and_store(
 ) -> Result<GenerateReport, SignalsError> {
     let started = Instant::now();
     let plan = prepare(strategies).await?;
-    let generated_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    let run = RunStamp {
-        run_id: format!("run-{generated_at:x}"),
-        generated_at,
-    };
+    let run = RunStamp::now();
     let batches = generate(lake, &plan, Some(symbols), &run).await?;
     let counts = count_by_strategy(&plan.strategy_names(), &batches)?;
     let signals = store(lake, &plan, Some(symbols), batches).await?;

@@ -119,7 +119,7 @@ pub struct CommitSync {
 /// A command's `--json` report with the sync after its commit, if any, as
 /// its `elasticsearch` field.
 #[derive(Serialize)]
-pub struct WithSync<'a, T: Serialize> {
+pub struct WithSync<'a, T: Serialize + ?Sized> {
     #[serde(flatten)]
     pub report: &'a T,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -36,6 +36,10 @@ async fn build_features(
         symbols: Some(symbols.iter().map(|s| s.as_str().to_string()).collect()),
         group_rows: None,
     };
+    if let Some(cluster) = super::cluster::connect(&args.cluster).await? {
+        let report = bf_cluster::features::build_features(&cluster, lake, &request).await?;
+        return print_cluster_build(&report, printer);
+    }
     let progress = printer.step_progress(0, "features");
     let report = build(lake, &request, &*progress).await;
     progress.finish();
@@ -45,6 +49,38 @@ async fn build_features(
         printer.warn(&format!("{symbol}: no bars in ohlcv; fetch it first"));
     }
     Ok(if report.missing.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::SomeFailed
+    })
+}
+
+fn print_cluster_build(
+    report: &bf_cluster::features::ClusterBuildReport,
+    printer: &Printer,
+) -> anyhow::Result<Outcome> {
+    let build = &report.build;
+    if printer.json() {
+        printer.json_value(report)?;
+    } else if report.up_to_date {
+        print_build(build, printer)?;
+    } else {
+        printer.summary(&format!(
+            "features on the cluster: built {} of {} series from ohlcv version {} ({} up to date) \
+             in {} partitions, {:.2} s; {}",
+            build.series_built,
+            build.series,
+            build.ohlcv_version,
+            build.series_up_to_date,
+            report.partitions,
+            report.seconds,
+            super::cluster::commit_text(&report.commit),
+        ));
+    }
+    for symbol in &build.missing {
+        printer.warn(&format!("{symbol}: no bars in ohlcv; fetch it first"));
+    }
+    Ok(if build.missing.is_empty() {
         Outcome::Success
     } else {
         Outcome::SomeFailed

@@ -2,6 +2,7 @@
 //! and hands the results to the printer.
 
 mod charts;
+mod cluster;
 mod config;
 mod data;
 mod es;
@@ -57,6 +58,7 @@ pub async fn run(cli: Cli, context: &Context) -> anyhow::Result<Outcome> {
         Command::Es(command) => es::run(command, global, &context.printer).await,
         Command::Kibana(command) => kibana::run(command, &context.printer).await,
         Command::Infra(command) => infra::run(command, &context.printer).await,
+        Command::Cluster(command) => cluster::run(command, &context.printer).await,
         Command::Stream(command) => stream::run(command, global, &context.printer).await,
         Command::Config => config::run(context),
     }

@@ -40,15 +40,40 @@ async fn generate(
         .iter()
         .map(|s| s.as_str().to_string())
         .collect();
-    let report =
-        generate_and_store(lake, &strategies(args.strategies.as_deref())?, &symbols).await?;
+    let strategies = strategies(args.strategies.as_deref())?;
+    if let Some(cluster) = super::cluster::connect(&args.cluster).await? {
+        let report =
+            bf_cluster::signals::generate_signals(&cluster, lake, &strategies, Some(&symbols))
+                .await?;
+        if !printer.json() {
+            printer.summary(&format!(
+                "signals on the cluster: strategies {} in {} partitions, {:.2} s; {}",
+                report.strategies.join(", "),
+                report.partitions,
+                report.seconds,
+                super::cluster::commit_text(&report.commit),
+            ));
+        }
+        return finish_generate(&args, lake, &report, printer).await;
+    }
+    let report = generate_and_store(lake, &strategies, &symbols).await?;
     if !printer.json() {
         print_generated(&report, started.elapsed(), printer)?;
     }
+    finish_generate(&args, lake, &report, printer).await
+}
+
+/// The Elasticsearch mirror after a commit, and the JSON report with it.
+async fn finish_generate(
+    args: &SignalsGenerateArgs,
+    lake: &Lake,
+    report: &impl Serialize,
+    printer: &Printer,
+) -> anyhow::Result<Outcome> {
     let synced = es::sync_after_commit(&args.es, lake, printer).await;
     if printer.json() {
         printer.json_value(&es::WithSync {
-            report: &report,
+            report,
             elasticsearch: synced.as_ref(),
         })?;
     }

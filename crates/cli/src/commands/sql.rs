@@ -15,8 +15,10 @@ pub async fn run(args: SqlArgs, global: &GlobalArgs, printer: &Printer) -> anyho
         .query
         .expect("clap requires a query without --functions");
     let lake = Lake::open(&global.lake)?;
-    let ctx = lake.session().await?;
-    let rows = run_read_only(&ctx, &query).await?;
+    let rows = match super::cluster::connect(&args.cluster).await? {
+        Some(cluster) => bf_cluster::sql::query(&cluster, &lake, &query).await?,
+        None => run_read_only(&lake.session().await?, &query).await?,
+    };
     let format = if printer.json() {
         OutputFormat::Json
     } else {

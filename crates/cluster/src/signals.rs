@@ -1,0 +1,142 @@
+//! `bf signals generate --cluster`: the strategies' query planned here over
+//! the `features` files and run on the executors (windows split by symbol),
+//! its rows turned into signals and written there; the current `signals`
+//! files are rewritten in the same job without the signals this run replaces
+//! (its strategies on its symbols). One commit.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bf_core::tables::{FEATURES, SIGNALS, col};
+use bf_lake::{Lake, sql_literal};
+use bf_signals::SignalsError;
+use bf_signals::engine::{RunStamp, fired_rows_sql, prepare};
+use bf_signals::strategy::Strategies;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::union::UnionExec;
+use serde::Serialize;
+
+use crate::partition_op::{PartitionOp, PartitionOpExec};
+use crate::write_job::{WriteOutcome, partitions_for, write_and_commit};
+use crate::{Cluster, ClusterError};
+
+/// What a signals run on the cluster did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterSignalsReport {
+    pub run_id: String,
+    pub strategies_file: String,
+    pub strategies: Vec<String>,
+    pub partitions: usize,
+    pub commit: WriteOutcome,
+    pub seconds: f64,
+}
+
+/// Generates the signals of `strategies` for `symbols` (all when `None`) on
+/// the cluster and stores them in one commit, replacing this run's scope.
+pub async fn generate_signals(
+    cluster: &Cluster,
+    lake: &Lake,
+    strategies: &Strategies,
+    symbols: Option<&[String]>,
+) -> Result<ClusterSignalsReport, ClusterError> {
+    let started = Instant::now();
+    let plan = prepare(strategies).await?;
+    let names: Vec<String> = plan
+        .strategy_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let run = RunStamp::now();
+    lake.ensure_table(&SIGNALS).await?;
+    let features_rows = lake
+        .table_files(&FEATURES)
+        .await?
+        .ok_or(SignalsError::NoFeatures)?
+        .files
+        .iter()
+        .map(|f| f.rows.unwrap_or_default())
+        .sum();
+    let partitions = partitions_for(cluster, features_rows);
+    let snapshot = cluster.snapshot(lake, partitions).await?;
+    let signals = &snapshot.tables[SIGNALS.name];
+
+    let fired = snapshot
+        .ctx
+        .sql(&fired_rows_sql(&plan, symbols))
+        .await
+        .map_err(ClusterError::Plan)?
+        .create_physical_plan()
+        .await
+        .map_err(ClusterError::Plan)?;
+    let computed: Arc<dyn ExecutionPlan> = Arc::new(PartitionOpExec::new(
+        fired,
+        PartitionOp::Signals {
+            strategies: names.clone(),
+            run: run.clone(),
+        },
+    ));
+    let replaced: Vec<String> = signals
+        .files
+        .iter()
+        .filter(|file| symbols.is_none_or(|symbols| file.may_hold_any(&sorted(symbols))))
+        .map(|file| file.url.clone())
+        .collect();
+    let rows: Arc<dyn ExecutionPlan> = if replaced.is_empty() {
+        computed
+    } else {
+        let ctx = cluster.files_session(&SIGNALS, &replaced, partitions)?;
+        let kept = ctx
+            .sql(&format!(
+                "SELECT * FROM {} WHERE NOT ({})",
+                SIGNALS.name,
+                scope(&names, symbols)
+            ))
+            .await
+            .map_err(ClusterError::Plan)?
+            .create_physical_plan()
+            .await
+            .map_err(ClusterError::Plan)?;
+        UnionExec::try_new(vec![computed, kept]).map_err(ClusterError::Plan)?
+    };
+    let commit = write_and_commit(
+        cluster,
+        lake,
+        &SIGNALS,
+        rows,
+        signals.version,
+        &replaced.into_iter().collect::<HashSet<_>>(),
+        "bf signals generate",
+    )
+    .await?;
+    Ok(ClusterSignalsReport {
+        run_id: run.run_id,
+        strategies_file: strategies.path.clone(),
+        strategies: names,
+        partitions,
+        commit,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn sorted(symbols: &[String]) -> Vec<String> {
+    let mut sorted = symbols.to_vec();
+    sorted.sort_unstable();
+    sorted
+}
+
+/// The signals a run replaces: its strategies on its symbols.
+fn scope(strategies: &[String], symbols: Option<&[String]>) -> String {
+    let list = |values: &[String]| {
+        values
+            .iter()
+            .map(|v| sql_literal(v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let strategies = format!("{} IN ({})", col::STRATEGY, list(strategies));
+    match symbols {
+        Some(symbols) => format!("{strategies} AND {} IN ({})", col::SYMBOL, list(symbols)),
+        None => strategies,
+    }
+}

@@ -1,0 +1,293 @@
+//! Tables as lists of Parquet files, for engines that read and write them
+//! without delta-rs (the cluster's executors): the current version's files,
+//! files written into a table's folder but not yet committed, and one commit
+//! that adds the written files and removes the replaced ones.
+
+use std::collections::HashSet;
+
+use bf_core::tables::{TableSpec, col};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::object_store::ObjectStoreExt as _;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add};
+use deltalake::operations::write::WriterStatsConfig;
+use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use serde::Deserialize;
+
+use crate::upsert::writer_properties;
+use crate::{Lake, LakeError};
+
+/// A table's data files at one version.
+#[derive(Debug, Clone)]
+pub struct TableFiles {
+    pub version: u64,
+    pub files: Vec<DataFile>,
+}
+
+/// One data file of a table version.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    /// Absolute URL (`s3://…` or `file://…`).
+    pub url: String,
+    pub size: u64,
+    /// Rows, from its statistics.
+    pub rows: Option<u64>,
+    /// Smallest and largest `symbol` in the file, from its statistics (`None`
+    /// when the file has none).
+    pub symbols: Option<(String, String)>,
+}
+
+impl DataFile {
+    /// Whether the file may hold rows of any of `symbols` (sorted).
+    pub fn may_hold_any(&self, symbols: &[String]) -> bool {
+        match &self.symbols {
+            None => true,
+            Some((low, high)) => {
+                let first = symbols.partition_point(|s| s < low);
+                symbols.get(first).is_some_and(|s| s <= high)
+            }
+        }
+    }
+}
+
+/// A file written into a table's folder, to be committed: delta's `add`
+/// action as JSON, so that it can travel from an executor to the client.
+pub type WrittenFile = String;
+
+/// What [`Lake::commit_files`] committed.
+#[derive(Debug, Clone, Copy)]
+pub struct FilesCommit {
+    pub version: u64,
+    pub files_added: usize,
+    pub files_removed: usize,
+}
+
+#[derive(Deserialize)]
+struct SymbolStats {
+    #[serde(rename = "minValues")]
+    min: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(rename = "maxValues")]
+    max: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Lake {
+    /// The table's current files, `None` before its first write.
+    pub async fn table_files(&self, spec: &TableSpec) -> Result<Option<TableFiles>, LakeError> {
+        let Some(table) = self.load(spec).await? else {
+            return Ok(None);
+        };
+        let snapshot = table.snapshot().map_err(|e| self.delta_error(spec, e))?;
+        let root = self.table_url(spec);
+        let files = snapshot
+            .log_data()
+            .iter()
+            .map(|file| {
+                let url = root
+                    .join(file.object_store_path().as_ref())
+                    .map_err(|e| self.delta_error(spec, DeltaTableError::Generic(e.to_string())))?;
+                Ok(DataFile {
+                    url: url.to_string(),
+                    size: file.size().max(0) as u64,
+                    rows: file.num_records().map(|n| n as u64),
+                    symbols: file.stats().and_then(|stats| symbol_range(&stats)),
+                })
+            })
+            .collect::<Result<Vec<_>, LakeError>>()?;
+        Ok(Some(TableFiles {
+            version: table.version().unwrap_or_default(),
+            files,
+        }))
+    }
+
+    /// Creates the table if it does not exist yet; its version.
+    pub async fn ensure_table(&self, spec: &TableSpec) -> Result<u64, LakeError> {
+        let table = match self.load(spec).await? {
+            Some(table) => table,
+            None => self.create_table(spec).await?,
+        };
+        Ok(table.version().unwrap_or_default())
+    }
+
+    /// Writes rows into the table's folder as Parquet files, with the
+    /// statistics delta-rs would record, without committing them: until
+    /// [`Lake::commit_files`] adds them they are invisible (and
+    /// `bf lake vacuum` deletes them once old enough). The table must exist.
+    pub async fn write_files(
+        &self,
+        spec: &TableSpec,
+        batches: impl IntoIterator<Item = RecordBatch>,
+    ) -> Result<Vec<WrittenFile>, LakeError> {
+        let table = self.load(spec).await?.ok_or_else(|| {
+            self.delta_error(spec, DeltaTableError::NotATable(spec.name.to_string()))
+        })?;
+        let mut writer = DeltaWriter::new(
+            table.object_store(),
+            writer_config(spec, &table).map_err(|e| self.delta_error(spec, e))?,
+        );
+        let written = async {
+            for batch in batches {
+                writer.write(&batch).await?;
+            }
+            writer.close().await
+        }
+        .await
+        .map_err(|e| self.delta_error(spec, e))?;
+        written
+            .iter()
+            .map(|add| {
+                serde_json::to_string(add)
+                    .map_err(|e| self.delta_error(spec, DeltaTableError::Generic(e.to_string())))
+            })
+            .collect()
+    }
+
+    /// One commit on top of version `based_on`: adds `written` files and
+    /// removes the current files whose URL is in `replaced`. Nothing is
+    /// committed, and a conflict is returned, when another writer committed
+    /// since `based_on`: the caller planned on what it read then.
+    pub async fn commit_files(
+        &self,
+        spec: &TableSpec,
+        based_on: u64,
+        written: &[WrittenFile],
+        replaced: &HashSet<String>,
+    ) -> Result<FilesCommit, LakeError> {
+        let table = self
+            .open_table(self.table_url(spec), Some(based_on))
+            .await
+            .map_err(|e| self.delta_error(spec, e))?;
+        let snapshot = table.snapshot().map_err(|e| self.delta_error(spec, e))?;
+        let root = self.table_url(spec);
+        let removes: Vec<Action> = snapshot
+            .log_data()
+            .iter()
+            .filter(|file| {
+                root.join(file.object_store_path().as_ref())
+                    .is_ok_and(|url| replaced.contains(url.as_str()))
+            })
+            .map(|file| Action::Remove(file.remove_action(true)))
+            .collect();
+        let files_removed = removes.len();
+        let mut actions = removes;
+        for json in written {
+            let add: Add = serde_json::from_str(json)
+                .map_err(|e| self.delta_error(spec, DeltaTableError::Generic(e.to_string())))?;
+            actions.push(Action::Add(add));
+        }
+        let files_added = actions.len() - files_removed;
+        if actions.is_empty() {
+            return Ok(FilesCommit {
+                version: based_on,
+                files_added,
+                files_removed,
+            });
+        }
+        let mode = if files_removed > 0 {
+            SaveMode::Overwrite
+        } else {
+            SaveMode::Append
+        };
+        let commit = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
+            .with_actions(actions)
+            .build(
+                Some(snapshot),
+                table.log_store(),
+                DeltaOperation::Write {
+                    mode,
+                    partition_by: None,
+                    predicate: None,
+                },
+            )
+            .await
+            .map_err(|e| self.delta_error(spec, e))?;
+        Ok(FilesCommit {
+            version: commit.version,
+            files_added,
+            files_removed,
+        })
+    }
+
+    /// Deletes files [`Lake::write_files`] wrote for a job that will not be
+    /// committed. Best effort: what is left, `bf lake vacuum` removes.
+    pub async fn delete_written(&self, spec: &TableSpec, written: &[WrittenFile]) -> usize {
+        let Ok(Some(table)) = self.load(spec).await else {
+            return 0;
+        };
+        let store = table.object_store();
+        let mut deleted = 0;
+        for json in written {
+            let Ok(add) = serde_json::from_str::<Add>(json) else {
+                continue;
+            };
+            let path = deltalake::Path::from(add.path.as_str());
+            match store.delete(&path).await {
+                Ok(()) => deleted += 1,
+                Err(error) => {
+                    tracing::warn!(%error, path = %add.path, "cannot delete an uncommitted file")
+                }
+            }
+        }
+        deleted
+    }
+}
+
+/// How delta-rs writes a table's files: the table's statistics settings and
+/// bf's Parquet settings for it.
+pub(crate) fn writer_config(
+    spec: &TableSpec,
+    table: &DeltaTable,
+) -> Result<WriterConfig, DeltaTableError> {
+    let snapshot = table.snapshot()?;
+    let stats = WriterStatsConfig::from_config(snapshot.snapshot().table_configuration());
+    Ok(WriterConfig::new(
+        spec.schema(),
+        Vec::new(),
+        Some(writer_properties(spec)),
+        None,
+        None,
+        stats.num_indexed_cols,
+        stats.stats_columns,
+    ))
+}
+
+/// The `symbol` range of a file from its `add` statistics.
+fn symbol_range(stats: &str) -> Option<(String, String)> {
+    let stats: SymbolStats = serde_json::from_str(stats).ok()?;
+    let text = |values: Option<serde_json::Map<String, serde_json::Value>>| {
+        values?.get(col::SYMBOL)?.as_str().map(str::to_string)
+    };
+    Some((text(stats.min)?, text(stats.max)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(symbols: Option<(&str, &str)>) -> DataFile {
+        DataFile {
+            url: "file:///t/a.parquet".into(),
+            size: 1,
+            rows: None,
+            symbols: symbols.map(|(a, b)| (a.into(), b.into())),
+        }
+    }
+
+    #[test]
+    fn a_file_may_hold_a_symbol_inside_its_range() {
+        let wanted = vec!["B".to_string(), "M".to_string()];
+        assert!(file(Some(("A", "C"))).may_hold_any(&wanted));
+        assert!(file(Some(("M", "M"))).may_hold_any(&wanted));
+        assert!(!file(Some(("C", "L"))).may_hold_any(&wanted));
+        assert!(!file(Some(("N", "Z"))).may_hold_any(&wanted));
+        assert!(file(None).may_hold_any(&wanted), "no statistics: maybe");
+    }
+
+    #[test]
+    fn symbol_range_comes_from_the_add_statistics() {
+        let stats = r#"{"numRecords":2,"minValues":{"symbol":"AAA","date":"2024-01-02"},"maxValues":{"symbol":"ZZZ"},"nullCount":{}}"#;
+        assert_eq!(symbol_range(stats), Some(("AAA".into(), "ZZZ".into())));
+        assert_eq!(symbol_range(r#"{"numRecords":2}"#), None);
+    }
+}
