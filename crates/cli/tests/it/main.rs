@@ -2,6 +2,7 @@
 //! Delta lake on disk.
 
 mod charts;
+mod cluster;
 mod elasticsearch;
 mod features;
 mod hostile;
