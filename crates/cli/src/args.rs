@@ -295,6 +295,11 @@ pub struct SchedulerArgs {
     #[arg(long, env = "BF_EXECUTOR_TIMEOUT", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub executor_timeout: u64,
+
+    /// Serve job results through the scheduler's port (for executors in a
+    /// container network the client cannot reach).
+    #[arg(long, env = "BF_SCHEDULER_FLIGHT_PROXY", value_parser = BoolishValueParser::new())]
+    pub flight_proxy: bool,
 }
 
 #[derive(Debug, Args)]
@@ -315,7 +320,8 @@ pub struct ExecutorArgs {
     #[arg(long, env = "BF_EXECUTOR_BIND", default_value = "127.0.0.1")]
     pub bind_host: String,
 
-    /// Host the scheduler and other executors reach this one by (default: --bind-host).
+    /// Host the scheduler and other executors reach this one by (default:
+    /// --bind-host, or this host's address when that is 0.0.0.0).
     #[arg(long, env = "BF_EXECUTOR_ADVERTISE")]
     pub advertise_host: Option<String>,
 
@@ -371,6 +377,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub es: EsArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -865,9 +874,13 @@ pub struct InfraStartArgs {
     #[command(flatten)]
     pub dir: InfraDirArgs,
 
-    /// Services to start (minio, kafka, elasticsearch, kibana); default all.
+    /// Services to start (minio, kafka, elasticsearch, kibana, scheduler); default all.
     #[arg(long, value_delimiter = ',')]
     pub services: Vec<String>,
+
+    /// Cluster executors beside the scheduler (default: the compose file's 2).
+    #[arg(long, env = "BF_EXECUTORS")]
+    pub executors: Option<usize>,
 
     /// How long the services may take to become healthy (e.g. 180s, 5m).
     #[arg(long = "timeout", id = "infra_timeout", default_value = "180s", value_parser = duration_seconds)]

@@ -3,7 +3,7 @@
 //! start on one host without flags; Ctrl-C or SIGTERM deregisters it from the
 //! scheduler (Ballista's own shutdown) before it exits.
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
@@ -59,13 +59,11 @@ pub async fn run_executor(
     };
     let defaults = ExecutorProcessConfig::default();
     let id = defaults.executor_id.clone();
-    set_executor_name(format!(
-        "{}:{flight_port}",
-        options
-            .advertise_host
-            .as_deref()
-            .unwrap_or(&options.bind_host)
-    ));
+    let advertise_host = match &options.advertise_host {
+        Some(host) => host.clone(),
+        None => reachable_host(&options.bind_host),
+    };
+    set_executor_name(format!("{advertise_host}:{flight_port}"));
     // Kept for the executor's life, removed after it.
     let own_dir = match options.work_dir {
         Some(_) => None,
@@ -81,12 +79,7 @@ pub async fn run_executor(
     let temp_dir = work_dir.clone();
     let config = ExecutorProcessConfig {
         bind_host: options.bind_host.clone(),
-        external_host: Some(
-            options
-                .advertise_host
-                .clone()
-                .unwrap_or_else(|| options.bind_host.clone()),
-        ),
+        external_host: Some(advertise_host),
         port: flight_port,
         grpc_port,
         scheduler_host: options.scheduler.host.clone(),
@@ -118,6 +111,28 @@ pub async fn run_executor(
             }
             other => ballista_error(other),
         })
+}
+
+/// The bind host, or when it is every interface, this host's own address
+/// (in a container: its address on the container network).
+fn reachable_host(bind_host: &str) -> String {
+    let every_interface = bind_host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    if !every_interface {
+        return bind_host.to_string();
+    }
+    let own = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .and_then(|name| {
+            (name.as_str(), 0)
+                .to_socket_addrs()
+                .ok()?
+                .map(|addr| addr.ip())
+                .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+        });
+    own.map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
 }
 
 /// `port`, or one the system has free now.

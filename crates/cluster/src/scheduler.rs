@@ -19,6 +19,10 @@ pub struct SchedulerOptions {
     /// Seconds without a heartbeat after which an executor counts as lost
     /// and its tasks run elsewhere.
     pub executor_timeout_seconds: u64,
+    /// Clients fetch job results through the scheduler's port instead of
+    /// from the executors: for executors the client cannot reach (in a
+    /// container network).
+    pub flight_proxy: bool,
 }
 
 /// Runs a scheduler until the process is stopped.
@@ -38,6 +42,7 @@ pub async fn run_scheduler(options: &SchedulerOptions) -> Result<(), ClusterErro
     config.bind_host = options.bind.ip().to_string();
     config.override_physical_codec = Some(BfCodec::shared());
     config.executor_timeout_seconds = options.executor_timeout_seconds;
+    config.enable_embedded_flight_proxy = options.flight_proxy;
     config.expire_dead_executor_interval_seconds =
         options.executor_timeout_seconds.div_ceil(4).max(1);
     let cluster = BallistaCluster::new_from_config(&config)

@@ -8,13 +8,18 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bf_core::tables::{FEATURES, SIGNALS, col};
+use bf_core::tables::{FEATURES, SIGNALS, col, side};
 use bf_lake::{Lake, sql_literal};
 use bf_signals::SignalsError;
 use bf_signals::engine::{RunStamp, fired_rows_sql, prepare};
+use bf_signals::generate::StrategyCount;
 use bf_signals::strategy::Strategies;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
+use futures::TryStreamExt;
 use serde::Serialize;
 
 use crate::partition_op::{PartitionOp, PartitionOpExec};
@@ -22,11 +27,12 @@ use crate::write_job::{WriteOutcome, partitions_for, write_and_commit};
 use crate::{Cluster, ClusterError};
 
 /// What a signals run on the cluster did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct ClusterSignalsReport {
     pub run_id: String,
     pub strategies_file: String,
-    pub strategies: Vec<String>,
+    /// Signals of this run per strategy and side.
+    pub strategies: Vec<StrategyCount>,
     pub partitions: usize,
     pub commit: WriteOutcome,
     pub seconds: f64,
@@ -109,14 +115,69 @@ pub async fn generate_signals(
         "bf signals generate",
     )
     .await?;
+    let counts = count_run(cluster, lake, &names, &run.run_id).await?;
     Ok(ClusterSignalsReport {
         run_id: run.run_id,
         strategies_file: strategies.path.clone(),
-        strategies: names,
+        strategies: counts,
         partitions,
         commit,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Signals of run `run_id` per strategy and side, counted on the cluster.
+async fn count_run(
+    cluster: &Cluster,
+    lake: &Lake,
+    names: &[String],
+    run_id: &str,
+) -> Result<Vec<StrategyCount>, ClusterError> {
+    let query = format!(
+        "SELECT {strategy}, {side}, count(*) FROM {table} WHERE {run} = {id} GROUP BY 1, 2",
+        strategy = col::STRATEGY,
+        side = col::SIDE,
+        table = SIGNALS.name,
+        run = col::RUN_ID,
+        id = sql_literal(run_id),
+    );
+    let counted = crate::sql::query(cluster, lake, &query).await?;
+    let batches: Vec<RecordBatch> = counted
+        .stream
+        .try_collect()
+        .await
+        .map_err(ClusterError::Plan)?;
+    let mut counts: Vec<StrategyCount> = names
+        .iter()
+        .map(|name| StrategyCount {
+            strategy: name.clone(),
+            buy: 0,
+            sell: 0,
+        })
+        .collect();
+    let plan_error = |e: datafusion::arrow::error::ArrowError| ClusterError::Plan(e.into());
+    for batch in &batches {
+        let strategies = cast(batch.column(0), &DataType::Utf8).map_err(plan_error)?;
+        let sides = cast(batch.column(1), &DataType::Utf8).map_err(plan_error)?;
+        let numbers = cast(batch.column(2), &DataType::Int64).map_err(plan_error)?;
+        let (strategies, sides) = (strategies.as_string::<i32>(), sides.as_string::<i32>());
+        let numbers = numbers.as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            let Some(count) = counts
+                .iter_mut()
+                .find(|c| c.strategy == strategies.value(row))
+            else {
+                continue;
+            };
+            let n = numbers.value(row) as usize;
+            if sides.value(row) == side::BUY {
+                count.buy += n;
+            } else {
+                count.sell += n;
+            }
+        }
+    }
+    Ok(counts)
 }
 
 fn sorted(symbols: &[String]) -> Vec<String> {

@@ -118,8 +118,13 @@ impl Compose {
 
     /// `up -d` of `services` (all of them when empty), waiting for nothing:
     /// bf waits on the health endpoints itself.
-    pub async fn up(&self, services: &[&str]) -> Result<(), InfraError> {
+    /// `up --detach`, of `services` (all when empty), with `scale`
+    /// (`SERVICE=N`) when given.
+    pub async fn up(&self, services: &[&str], scale: Option<&str>) -> Result<(), InfraError> {
         let mut args = vec!["up", "--detach"];
+        if let Some(scale) = scale {
+            args.extend(["--scale", scale]);
+        }
         args.extend(services);
         self.run(&args).await.map(drop)
     }

@@ -14,6 +14,8 @@ pub struct Endpoints {
     pub kafka: String,
     pub elasticsearch: String,
     pub kibana: String,
+    /// The scheduler's REST API (same port as its gRPC).
+    pub scheduler: String,
     pub elastic_password: String,
 }
 
@@ -56,6 +58,15 @@ pub async fn check(
                 .and_then(|body| match body["status"]["overall"]["level"].as_str() {
                     Some("available") => Ok(()),
                     other => Err(format!("status {}", other.unwrap_or("unknown"))),
+                })
+        }
+        Check::SchedulerState => {
+            let url = format!("{}/api/state", endpoints.scheduler);
+            get(http, &url, None)
+                .await
+                .and_then(|body| match body["version"].as_str() {
+                    Some(_) => Ok(()),
+                    None => Err(format!("{url} did not say its version")),
                 })
         }
         Check::KafkaMetadata => {

@@ -12,6 +12,8 @@ pub enum Check {
     ElasticsearchHealth,
     /// `GET /api/status` says the overall level is `available`.
     KibanaStatus,
+    /// `GET /api/state` of the Ballista scheduler answers with its version.
+    SchedulerState,
 }
 
 #[derive(Debug)]
@@ -53,7 +55,18 @@ pub const SERVICES: &[Service] = &[
         default_port: 5601,
         check: Check::KibanaStatus,
     },
+    Service {
+        name: "scheduler",
+        role: "distributed engine (Ballista scheduler; executors beside it)",
+        port_setting: "BF_SCHEDULER_PORT",
+        default_port: 50050,
+        check: Check::SchedulerState,
+    },
 ];
+
+/// The compose service of the cluster's executors, started with the
+/// scheduler; it publishes no port.
+pub const EXECUTORS: &str = "executor";
 
 /// MinIO's web console, published beside its API.
 pub const MINIO_CONSOLE: (&str, u16) = ("BF_MINIO_CONSOLE_PORT", 9001);

@@ -12,7 +12,7 @@ use bf_sinks::kibana::{self, KibanaConfig, SavedObjects};
 
 use crate::bootstrap::create_bucket;
 use crate::health::{Endpoints, check};
-use crate::services::{SERVICES, Service, find};
+use crate::services::{EXECUTORS, SERVICES, Service, find};
 use crate::stack::BUNDLED_COMPOSE;
 use crate::{
     COMPOSE_FILE, Compose, EnvFile, HealthState, InfraError, STACK_ENV_FILE, StackSettings,
@@ -28,6 +28,9 @@ pub struct StartOptions {
     pub timeout: Duration,
     /// The client settings file (`.env` of the working directory).
     pub client_env: PathBuf,
+    /// Executors to run beside the scheduler; `None`: the compose file's
+    /// number (2).
+    pub executors: Option<usize>,
 }
 
 /// What happens, as it happens, for a live display.
@@ -95,12 +98,16 @@ pub async fn start(
     }
     let names: Vec<&'static str> = selected.iter().map(|s| s.name).collect();
     on_event(StartEvent::Starting { services: &names });
-    let up: Vec<&str> = if options.services.is_empty() {
+    let mut up: Vec<&str> = if options.services.is_empty() {
         Vec::new()
     } else {
         names.clone()
     };
-    compose.up(&up).await?;
+    if !up.is_empty() && up.contains(&"scheduler") {
+        up.push(EXECUTORS);
+    }
+    let scale = options.executors.map(|n| format!("{EXECUTORS}={n}"));
+    compose.up(&up, scale.as_deref()).await?;
 
     let port = |name: &str| stack.port(find(name).expect("a known service"));
     let endpoints = Endpoints {
@@ -108,6 +115,7 @@ pub async fn start(
         kafka: format!("{HOST}:{}", port("kafka")?),
         elasticsearch: format!("http://{HOST}:{}", port("elasticsearch")?),
         kibana: format!("http://{HOST}:{}", port("kibana")?),
+        scheduler: format!("http://{HOST}:{}", port("scheduler")?),
         elastic_password: stack.elastic_password(),
     };
     let http = reqwest::Client::builder()
@@ -195,6 +203,16 @@ pub async fn start(
                 });
                 set("BF_KIBANA_URL", endpoints.kibana.clone());
                 urls.push(url(service, format!("{}/app/dashboards", endpoints.kibana)));
+            }
+            "scheduler" => {
+                let address = endpoints.scheduler.replacen("http://", "df://", 1);
+                set("BF_CLUSTER", address.clone());
+                urls.push(url(service, address));
+                urls.push(ServiceUrl {
+                    service: "scheduler",
+                    role: "REST API (executors, jobs)",
+                    url: format!("{}/api/executors", endpoints.scheduler),
+                });
             }
             _ => {}
         }

@@ -85,6 +85,8 @@ fn every_service_is_pinned_health_checked_local_and_keeps_its_data_in_a_named_vo
         "kafka",
         "elasticsearch",
         "kibana",
+        "scheduler",
+        "executor",
         "stream-publish",
         "stream-consume",
     ] {

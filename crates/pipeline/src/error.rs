@@ -22,6 +22,9 @@ pub enum PipelineError {
     #[error(transparent)]
     Signals(#[from] bf_signals::SignalsError),
 
+    #[error(transparent)]
+    Cluster(#[from] bf_cluster::ClusterError),
+
     #[error("reading the lake")]
     Lake(#[from] LakeError),
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bf_cluster::Cluster;
 use bf_core::Progress;
 use bf_features::build::{BuildReport, BuildRequest, build};
 use bf_lake::Lake;
@@ -18,6 +19,8 @@ use crate::fetch::{FetchReport, FetchRequest, fetch};
 pub struct RunRequest {
     pub fetch: FetchRequest,
     pub strategies: Strategies,
+    /// Features and signals run on this cluster; `None`: embedded.
+    pub cluster: Option<Cluster>,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,14 +82,35 @@ pub async fn run(
         symbols: Some(symbols.clone()),
         group_rows: None,
     };
-    let display = progress("features", 0);
-    let built = build(lake, &features_request, &*display).await;
-    display.finish();
-    let built = built?;
+    let built = match &request.cluster {
+        Some(cluster) => {
+            bf_cluster::features::build_features(cluster, lake, &features_request)
+                .await?
+                .build
+        }
+        None => {
+            let display = progress("features", 0);
+            let built = build(lake, &features_request, &*display).await;
+            display.finish();
+            built?
+        }
+    };
     stage_seconds.push(("features", started.elapsed().as_secs_f64()));
 
     let started = Instant::now();
-    let generated = generate_and_store(lake, &request.strategies, &symbols).await?;
+    let generated = match &request.cluster {
+        Some(cluster) => {
+            let report = bf_cluster::signals::generate_signals(
+                cluster,
+                lake,
+                &request.strategies,
+                Some(&symbols),
+            )
+            .await?;
+            cluster_generated(report)
+        }
+        None => generate_and_store(lake, &request.strategies, &symbols).await?,
+    };
     stage_seconds.push(("signals", started.elapsed().as_secs_f64()));
 
     let mut symbols_failed: Vec<String> = fetched.failed().map(|f| f.symbol.clone()).collect();
@@ -107,4 +131,24 @@ pub async fn run(
         built,
         generated,
     })
+}
+
+/// A cluster run in the embedded report's terms: the cluster rewrites the
+/// run's signals without comparing them with the stored ones, so every
+/// signal of the run counts as new and none as removed.
+fn cluster_generated(report: bf_cluster::signals::ClusterSignalsReport) -> GenerateReport {
+    let signals = report.strategies.iter().map(|c| c.buy + c.sell).sum();
+    GenerateReport {
+        run_id: report.run_id,
+        strategies_file: report.strategies_file,
+        strategies: report.strategies,
+        signals: bf_lake::UpsertMetrics {
+            inserted: signals,
+            files_added: report.commit.files_added,
+            version: Some(report.commit.version),
+            committed: true,
+            ..bf_lake::UpsertMetrics::default()
+        },
+        seconds: report.seconds,
+    }
 }

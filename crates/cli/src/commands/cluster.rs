@@ -30,6 +30,7 @@ async fn scheduler(args: SchedulerArgs, printer: &Printer) -> anyhow::Result<Out
     let options = SchedulerOptions {
         bind: args.bind,
         executor_timeout_seconds: args.executor_timeout,
+        flight_proxy: args.flight_proxy,
     };
     let stop = stop_requested();
     printer.summary(&format!(

@@ -20,6 +20,7 @@ pub async fn run(command: InfraCommand, printer: &Printer) -> anyhow::Result<Out
                 services: args.services.clone(),
                 timeout: Duration::from_secs_f64(args.timeout),
                 client_env: ".env".into(),
+                executors: args.executors,
             };
             let report = bf_infra::start(&options, |event| show(printer, &event)).await?;
             if printer.json() {

@@ -22,6 +22,7 @@ pub async fn run(
     let request = RunRequest {
         fetch: data::fetch_request(&args.fetch, lists)?,
         strategies: signals::strategies(args.strategies.as_deref())?,
+        cluster: super::cluster::connect(&args.cluster).await?,
     };
     let stage_progress =
         |stage, items| -> Arc<dyn Progress> { printer.step_progress(items, stage) };

@@ -46,9 +46,14 @@ async fn generate(
             bf_cluster::signals::generate_signals(&cluster, lake, &strategies, Some(&symbols))
                 .await?;
         if !printer.json() {
+            let rows = report
+                .strategies
+                .iter()
+                .map(|c| vec![c.strategy.clone(), count_text(c.buy), count_text(c.sell)])
+                .collect();
+            printer.table(&["strategy", "BUY", "SELL"], &["BUY", "SELL"], rows)?;
             printer.summary(&format!(
-                "signals on the cluster: strategies {} in {} partitions, {:.2} s; {}",
-                report.strategies.join(", "),
+                "signals on the cluster: {} partitions, {:.2} s; {}",
                 report.partitions,
                 report.seconds,
                 super::cluster::commit_text(&report.commit),

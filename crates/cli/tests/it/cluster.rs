@@ -8,14 +8,15 @@ use crate::Workspace;
 use crate::s3::s3_lake_url;
 
 /// `bf cluster scheduler` and executors, killed when dropped.
-struct TestCluster {
-    address: String,
+pub(crate) struct TestCluster {
+    pub(crate) port: u16,
+    pub(crate) address: String,
     scheduler: Child,
     executors: Vec<Child>,
 }
 
 impl TestCluster {
-    fn start(executors: usize) -> Self {
+    pub(crate) fn start(executors: usize) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -31,6 +32,7 @@ impl TestCluster {
             "5",
         ]);
         let mut cluster = Self {
+            port,
             address,
             scheduler,
             executors: Vec::new(),
@@ -52,7 +54,7 @@ impl TestCluster {
         cluster
     }
 
-    fn status(&self) -> serde_json::Value {
+    pub(crate) fn status(&self) -> serde_json::Value {
         let output = Workspace::new()
             .command(&["cluster", "status", "--cluster", &self.address, "--json"])
             .output()

@@ -151,16 +151,18 @@ fn start_bootstraps_the_stack_and_bf_runs_on_it_with_no_other_setting() {
         ..KibanaStubOptions::default()
     })
     .unwrap();
+    let cluster = crate::cluster::TestCluster::start(1);
     let bucket = format!("infra-{}", std::process::id());
     std::fs::create_dir_all(stack.path().join("infra")).unwrap();
     std::fs::write(
         stack.path().join("infra/.env"),
         format!(
             "# ports of the test servers\nBF_MINIO_PORT={s3_port}\nBF_KAFKA_PORT={kafka_port}\n\
-             BF_ES_PORT={}\nBF_KIBANA_PORT={}\nBF_BUCKET={bucket}\n\
+             BF_ES_PORT={}\nBF_KIBANA_PORT={}\nBF_SCHEDULER_PORT={}\nBF_BUCKET={bucket}\n\
              MINIO_ROOT_USER=bf-test\nMINIO_ROOT_PASSWORD=bf-test\nELASTIC_PASSWORD={elastic_password}\n",
             port_of(&es_url),
             port_of(&kibana.url()),
+            cluster.port,
         ),
     )
     .unwrap();
@@ -177,7 +179,15 @@ fn start_bootstraps_the_stack_and_bf_runs_on_it_with_no_other_setting() {
         .collect();
     assert_eq!(
         services,
-        ["minio", "minio", "kafka", "elasticsearch", "kibana"]
+        [
+            "minio",
+            "minio",
+            "kafka",
+            "elasticsearch",
+            "kibana",
+            "scheduler",
+            "scheduler"
+        ]
     );
     let calls = stack.docker_calls();
     assert!(calls.contains("info --format"), "{calls}");
@@ -232,6 +242,7 @@ fn start_bootstraps_the_stack_and_bf_runs_on_it_with_no_other_setting() {
         format!("BF_ES_URL=http://127.0.0.1:{}", port_of(&es_url)),
         format!("BF_ES_PASSWORD={elastic_password}"),
         format!("BF_KIBANA_URL={}", kibana.url()),
+        format!("BF_CLUSTER={}", cluster.address),
     ] {
         assert!(client.lines().any(|l| l == line), "{line} in\n{client}");
     }
@@ -268,6 +279,11 @@ fn start_bootstraps_the_stack_and_bf_runs_on_it_with_no_other_setting() {
         .unwrap();
     assert!(signals > 0);
     assert_eq!(document_count(&es_url, "bf-signals"), signals);
+    let jobs = cluster.status()["jobs"].as_array().unwrap().len();
+    assert!(
+        jobs >= 2,
+        "features and signals ran on the cluster: {jobs} jobs"
+    );
     let status = stack.run(&["stream", "status", "--json"]);
     assert_succeeded(&status);
     let topics: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
