@@ -402,3 +402,26 @@ fn an_unreachable_scheduler_is_one_line_naming_it_and_exit_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("write df://HOST:PORT"));
 }
+
+#[test]
+fn a_stopped_executor_leaves_the_cluster_at_once() {
+    let mut cluster = TestCluster::start(2);
+    let mut leaving = cluster.executors.remove(0);
+    let stopped = Command::new("kill")
+        .args(["-TERM", &leaving.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let exit = leaving.wait().unwrap();
+    assert!(exit.success(), "SIGTERM ends an executor cleanly: {exit:?}");
+    // Well before the 5 s heartbeat timeout: the executor said it was leaving.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while cluster.status()["executors"].as_array().map(Vec::len) != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the scheduler still lists the stopped executor: {}",
+            cluster.status()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
