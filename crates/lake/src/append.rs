@@ -12,13 +12,12 @@ use std::num::NonZeroUsize;
 use bf_core::tables::TableSpec;
 use datafusion::arrow::array::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, StructType};
 use deltalake::operations::write::writer::DeltaWriter;
-use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 
-use crate::files::writer_config;
+use crate::files::{commit_on, writer_config};
 use crate::lake::local_path;
 use crate::upsert::{UpsertMetrics, rows};
 use crate::{Lake, LakeError};
@@ -157,21 +156,8 @@ async fn write_in_parallel(
     let files_added = actions.len();
     // No rebasing onto a concurrent commit: a blind append would then store
     // keys the other writer also stored. The caller re-reads and retries.
-    // From CommitProperties, so a checkpoint is written every 100 commits and
-    // opening a long-lived table reads one Parquet file, not thousands of JSONs.
-    let commit = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
-        .with_actions(actions)
-        .build(
-            Some(snapshot),
-            table.log_store(),
-            DeltaOperation::Write {
-                mode: SaveMode::Append,
-                partition_by: None,
-                predicate: None,
-            },
-        )
-        .await?;
-    Ok((commit.version, files_added))
+    let version = commit_on(table, snapshot, actions, SaveMode::Append).await?;
+    Ok((version, files_added))
 }
 
 /// Splits batches into `parts` contiguous runs of about equal row counts.

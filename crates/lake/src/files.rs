@@ -13,6 +13,7 @@ use deltalake::kernel::{Action, Add};
 use deltalake::operations::write::WriterStatsConfig;
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::state::DeltaTableState;
 use deltalake::{DeltaTable, DeltaTableError};
 use serde::Deserialize;
 
@@ -189,21 +190,11 @@ impl Lake {
         } else {
             SaveMode::Append
         };
-        let commit = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
-            .with_actions(actions)
-            .build(
-                Some(snapshot),
-                table.log_store(),
-                DeltaOperation::Write {
-                    mode,
-                    partition_by: None,
-                    predicate: None,
-                },
-            )
+        let version = commit_on(&table, snapshot, actions, mode)
             .await
             .map_err(|e| self.delta_error(spec, e))?;
         Ok(FilesCommit {
-            version: commit.version,
+            version,
             files_added,
             files_removed,
         })
@@ -231,6 +222,32 @@ impl Lake {
         }
         deleted
     }
+}
+
+/// Commits `actions` as a write on exactly `snapshot`'s version: when another
+/// writer committed first, a conflict, never a rebase (the caller planned on
+/// what it read). Through `CommitProperties`, so a checkpoint is written every
+/// 100 commits and opening a long-lived table reads one Parquet file, not
+/// thousands of JSONs.
+pub(crate) async fn commit_on(
+    table: &DeltaTable,
+    snapshot: &DeltaTableState,
+    actions: Vec<Action>,
+    mode: SaveMode,
+) -> Result<u64, DeltaTableError> {
+    let commit = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
+        .with_actions(actions)
+        .build(
+            Some(snapshot),
+            table.log_store(),
+            DeltaOperation::Write {
+                mode,
+                partition_by: None,
+                predicate: None,
+            },
+        )
+        .await?;
+    Ok(commit.version)
 }
 
 /// How delta-rs writes a table's files: the table's statistics settings and

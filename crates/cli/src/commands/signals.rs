@@ -46,12 +46,7 @@ async fn generate(
             bf_cluster::signals::generate_signals(&cluster, lake, &strategies, Some(&symbols))
                 .await?;
         if !printer.json() {
-            let rows = report
-                .strategies
-                .iter()
-                .map(|c| vec![c.strategy.clone(), count_text(c.buy), count_text(c.sell)])
-                .collect();
-            printer.table(&["strategy", "BUY", "SELL"], &["BUY", "SELL"], rows)?;
+            print_counts(&report.strategies, printer)?;
             printer.summary(&format!(
                 "signals on the cluster: {} partitions, {:.2} s; {}",
                 report.partitions,
@@ -66,6 +61,19 @@ async fn generate(
         print_generated(&report, started.elapsed(), printer)?;
     }
     finish_generate(&args, lake, &report, printer).await
+}
+
+/// A run's signals per strategy and side.
+fn print_counts(
+    counts: &[bf_signals::generate::StrategyCount],
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let rows = counts
+        .iter()
+        .map(|c| vec![c.strategy.clone(), count_text(c.buy), count_text(c.sell)])
+        .collect();
+    printer.table(&["strategy", "BUY", "SELL"], &["BUY", "SELL"], rows)?;
+    Ok(())
 }
 
 /// The Elasticsearch mirror after a commit, and the JSON report with it.
@@ -90,12 +98,7 @@ fn print_generated(
     took: std::time::Duration,
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    let rows = report
-        .strategies
-        .iter()
-        .map(|c| vec![c.strategy.clone(), count_text(c.buy), count_text(c.sell)])
-        .collect();
-    printer.table(&["strategy", "BUY", "SELL"], &["BUY", "SELL"], rows)?;
+    print_counts(&report.strategies, printer)?;
     let m = &report.signals;
     printer.summary(&if m.committed {
         format!(

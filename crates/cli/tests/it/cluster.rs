@@ -165,18 +165,19 @@ fn features_and_signals_on_the_cluster_equal_the_embedded_run() {
     let (embedded, clustered) = twin_lakes(&ws, "2019-01-01");
     let on_cluster = ["--cluster", cluster.address.as_str(), "--json"];
     let select = ["--symbol-list", "demo_large"];
+    // A command embedded on one lake, and on the cluster on the other (its
+    // JSON report).
+    let both = |command: &[&str]| -> serde_json::Value {
+        on(&ws, &embedded, &[command, &select[..]].concat());
+        let report = on(
+            &ws,
+            &clustered,
+            &[command, &select[..], &on_cluster[..]].concat(),
+        );
+        serde_json::from_str(&report).unwrap()
+    };
 
-    on(
-        &ws,
-        &embedded,
-        &[&["features", "build"], &select[..]].concat(),
-    );
-    let built: serde_json::Value = serde_json::from_str(&on(
-        &ws,
-        &clustered,
-        &[&["features", "build"], &select[..], &on_cluster[..]].concat(),
-    ))
-    .unwrap();
+    let built = both(&["features", "build"]);
     assert_eq!(built["build"]["series_built"], 106, "{built}");
     let writers = built["commit"]["by_executor"].as_object().unwrap();
     assert_eq!(writers.len(), 2, "both executors wrote features: {built}");
@@ -206,17 +207,7 @@ fn features_and_signals_on_the_cluster_equal_the_embedded_run() {
     for lake in [&embedded, &clustered] {
         on(&ws, lake, &["data", "import", changed.to_str().unwrap()]);
     }
-    on(
-        &ws,
-        &embedded,
-        &[&["features", "build"], &select[..]].concat(),
-    );
-    let rebuilt: serde_json::Value = serde_json::from_str(&on(
-        &ws,
-        &clustered,
-        &[&["features", "build"], &select[..], &on_cluster[..]].concat(),
-    ))
-    .unwrap();
+    let rebuilt = both(&["features", "build"]);
     assert_eq!(rebuilt["build"]["series_built"], 2, "{rebuilt}");
     assert!(
         rebuilt["commit"]["files_removed"].as_u64().unwrap() >= 1,
@@ -234,17 +225,7 @@ fn features_and_signals_on_the_cluster_equal_the_embedded_run() {
     .unwrap();
     assert_eq!(unchanged["up_to_date"], true, "{unchanged}");
 
-    on(
-        &ws,
-        &embedded,
-        &[&["signals", "generate"], &select[..]].concat(),
-    );
-    let generated: serde_json::Value = serde_json::from_str(&on(
-        &ws,
-        &clustered,
-        &[&["signals", "generate"], &select[..], &on_cluster[..]].concat(),
-    ))
-    .unwrap();
+    let generated = both(&["signals", "generate"]);
     assert!(
         generated["commit"]["rows_written"].as_u64().unwrap() > 1_000,
         "{generated}"
