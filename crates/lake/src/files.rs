@@ -301,6 +301,71 @@ mod tests {
         assert!(file(None).may_hold_any(&wanted), "no statistics: maybe");
     }
 
+    fn bars(symbol: &str) -> RecordBatch {
+        use bf_core::Symbol;
+        use bf_sources::synthetic::{SOURCE_NAME, Synthetic};
+        use bf_sources::{ActionsBuilder, BarsBuilder};
+        use chrono::NaiveDate;
+        let mut bars = BarsBuilder::new(SOURCE_NAME, 1, 0);
+        Synthetic::new(7).generate(
+            &Symbol::parse(symbol).unwrap(),
+            NaiveDate::from_ymd_opt(2022, 1, 1).unwrap(),
+            NaiveDate::from_ymd_opt(2022, 3, 31).unwrap(),
+            &mut bars,
+            &mut ActionsBuilder::new(SOURCE_NAME, 1),
+        );
+        bars.finish()
+    }
+
+    async fn count(lake: &Lake) -> String {
+        let result = lake.sql("SELECT count(*) FROM ohlcv").await.unwrap();
+        datafusion::arrow::util::pretty::pretty_format_batches(&result.batches)
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn written_files_are_invisible_until_committed_and_replace_what_they_name() {
+        use bf_core::tables::OHLCV;
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        lake.upsert(&OHLCV, vec![bars("AAA")]).await.unwrap();
+        let before = lake.table_files(&OHLCV).await.unwrap().unwrap();
+        assert_eq!(before.files[0].symbols, Some(("AAA".into(), "AAA".into())));
+        let rows = bars("AAA").num_rows();
+
+        let written = lake.write_files(&OHLCV, [bars("BBB")]).await.unwrap();
+        assert_eq!(written.len(), 1);
+        assert!(
+            count(&lake).await.contains(&format!("| {rows} ")),
+            "not visible yet"
+        );
+
+        // Replacing AAA's file with BBB's rows: one commit, version + 1.
+        let replaced = before.files.iter().map(|f| f.url.clone()).collect();
+        let commit = lake
+            .commit_files(&OHLCV, before.version, &written, &replaced)
+            .await
+            .unwrap();
+        assert_eq!((commit.files_added, commit.files_removed), (1, 1));
+        assert_eq!(commit.version, before.version + 1);
+        let after = lake.table_files(&OHLCV).await.unwrap().unwrap();
+        assert_eq!(after.files.len(), 1);
+        assert_eq!(after.files[0].symbols, Some(("BBB".into(), "BBB".into())));
+        assert_eq!(after.files[0].rows, Some(bars("BBB").num_rows() as u64));
+
+        // Planned on a version another commit has passed: nothing committed,
+        // and the job's files can be deleted.
+        let late = lake.write_files(&OHLCV, [bars("CCC")]).await.unwrap();
+        let error = lake
+            .commit_files(&OHLCV, before.version, &late, &HashSet::new())
+            .await
+            .unwrap_err();
+        assert!(error.is_conflict(), "{error}");
+        assert_eq!(lake.version(&OHLCV).await.unwrap(), Some(commit.version));
+        assert_eq!(lake.delete_written(&OHLCV, &late).await, 1);
+    }
+
     #[test]
     fn symbol_range_comes_from_the_add_statistics() {
         let stats = r#"{"numRecords":2,"minValues":{"symbol":"AAA","date":"2024-01-02"},"maxValues":{"symbol":"ZZZ"},"nullCount":{}}"#;
