@@ -5,6 +5,7 @@
 mod clock;
 pub mod dates;
 mod error;
+mod groups;
 mod interval;
 mod last_bar;
 mod progress;
@@ -15,6 +16,7 @@ pub mod tables;
 
 pub use clock::Clock;
 pub use error::{CoreError, error_chain};
+pub use groups::row_groups;
 pub use interval::Interval;
 pub use last_bar::LastBar;
 pub use progress::Progress;

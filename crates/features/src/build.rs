@@ -157,7 +157,7 @@ pub async fn build(
     let mut done = 0;
     progress.advance(done, report.series_built, None);
     for (series, is_fresh) in [(fresh, true), (rebuild, false)] {
-        let groups = groups(series, group_rows);
+        let groups = bf_core::row_groups(series, group_rows);
         let whole_table = all_symbols && groups.len() == 1 && groups[0].len() == report.series;
         for group in groups {
             // Filtering 2.5 M rows by a list of every symbol costs a hash probe
@@ -321,21 +321,6 @@ fn add_metrics(report: &mut BuildReport, metrics: &UpsertMetrics) {
     report.commits += usize::from(metrics.committed);
 }
 
-/// Consecutive series (sorted by symbol) packed into groups of about `max_rows`.
-fn groups(series: Vec<(Series, usize)>, max_rows: usize) -> Vec<Vec<Series>> {
-    let mut groups: Vec<Vec<Series>> = Vec::new();
-    let mut rows = 0;
-    for (key, n) in series {
-        if groups.is_empty() || (rows + n > max_rows && rows > 0) {
-            groups.push(Vec::new());
-            rows = 0;
-        }
-        rows += n;
-        groups.last_mut().expect("a group").push(key);
-    }
-    groups
-}
-
 /// The `ohlcv` rows of a group's symbols; `None` reads the whole table.
 async fn read_group(
     ctx: &SessionContext,
@@ -446,25 +431,6 @@ fn now_micros() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn groups_pack_consecutive_series_up_to_the_row_budget() {
-        let series = |s: &str| (s.to_string(), "1d".to_string());
-        let packed = groups(
-            vec![
-                (series("A"), 60),
-                (series("B"), 60),
-                (series("C"), 30),
-                (series("D"), 200),
-            ],
-            100,
-        );
-        let names: Vec<Vec<&str>> = packed
-            .iter()
-            .map(|g| g.iter().map(|(s, _)| s.as_str()).collect())
-            .collect();
-        assert_eq!(names, [vec!["A"], vec!["B", "C"], vec!["D"]]);
-    }
 
     #[test]
     fn features_table_is_registered_as_a_lake_table() {

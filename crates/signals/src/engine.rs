@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use bf_core::tables::{FEATURE_COLUMNS, FEATURES, SIGNALS, col, side};
 use bf_lake::{Lake, UpsertMetrics, symbol_filter};
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use datafusion::arrow::compute::{cast, filter, is_not_null};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::ExprSchemable;
@@ -148,6 +150,17 @@ pub async fn generate(
     symbols: Option<&[String]>,
     run: &RunStamp,
 ) -> Result<Vec<RecordBatch>, SignalsError> {
+    generate_in_groups(lake, plan, symbols, run, GROUP_ROWS).await
+}
+
+/// [`generate`], reading at most about `group_rows` features rows per query.
+async fn generate_in_groups(
+    lake: &Lake,
+    plan: &Plan,
+    symbols: Option<&[String]>,
+    run: &RunStamp,
+    group_rows: usize,
+) -> Result<Vec<RecordBatch>, SignalsError> {
     let ctx = lake.session().await?;
     if !ctx
         .table_exist(FEATURES.name)
@@ -155,17 +168,67 @@ pub async fn generate(
     {
         return Err(SignalsError::NoFeatures);
     }
-    let filter = symbol_filter(symbols);
-    let fired = match collect(&ctx, &signals_sql(&plan.compiled, &filter)).await {
-        Ok(fired) => fired,
-        Err(error) => return Err(blame(&ctx, plan, &filter, error).await),
-    };
     let names = plan.strategy_names();
     let mut out = Vec::new();
-    for batch in &fired {
-        out.extend(signal_batches(&names, batch, run)?);
+    for group in symbol_groups(lake, &ctx, symbols, group_rows).await? {
+        let filter = symbol_filter(group.as_deref());
+        let fired = match collect(&ctx, &signals_sql(&plan.compiled, &filter)).await {
+            Ok(fired) => fired,
+            Err(error) => return Err(blame(&ctx, plan, &filter, error).await),
+        };
+        for batch in &fired {
+            out.extend(signal_batches(&names, batch, run)?);
+        }
     }
     Ok(out)
+}
+
+/// Features rows one signals query reads at most. The query sorts its rows
+/// and holds every column with its previous value: about 11 GB at 25 M rows
+/// in one query, a few hundred MiB per group of this size.
+pub const GROUP_ROWS: usize = 2_500_000;
+
+/// The symbols of each signals query: `symbols` as given (every symbol when
+/// `None`) while `features` holds at most `group_rows` rows, else whole
+/// symbols packed into groups of about that many rows.
+async fn symbol_groups(
+    lake: &Lake,
+    ctx: &SessionContext,
+    symbols: Option<&[String]>,
+    group_rows: usize,
+) -> Result<Vec<Option<Vec<String>>>, SignalsError> {
+    let one_query = vec![symbols.map(<[String]>::to_vec)];
+    // The file statistics say the table's size without reading it.
+    let stored = lake.table_files(&FEATURES).await?.map(|table| {
+        table
+            .files
+            .iter()
+            .map(|f| f.rows.map_or(usize::MAX, |n| n as usize))
+            .fold(0usize, usize::saturating_add)
+    });
+    if stored.is_none_or(|rows| rows <= group_rows) {
+        return Ok(one_query);
+    }
+    let query = format!(
+        "SELECT {s}, count(*) FROM {t} {filter} GROUP BY {s} ORDER BY {s}",
+        s = col::SYMBOL,
+        t = FEATURES.name,
+        filter = symbol_filter(symbols)
+    );
+    let counted = collect(ctx, &query).await.map_err(SignalsError::Query)?;
+    let mut rows_per_symbol = Vec::new();
+    for batch in &counted {
+        let names = cast(batch.column(0), &DataType::Utf8).map_err(arrow_error)?;
+        let counts = cast(batch.column(1), &DataType::Int64).map_err(arrow_error)?;
+        let (names, counts) = (names.as_string::<i32>(), counts.as_primitive::<Int64Type>());
+        for row in 0..batch.num_rows() {
+            rows_per_symbol.push((names.value(row).to_string(), counts.value(row) as usize));
+        }
+    }
+    Ok(bf_core::row_groups(rows_per_symbol, group_rows)
+        .into_iter()
+        .map(Some)
+        .collect())
 }
 
 /// The query that finds, over a `features` table, the rows where any of the
@@ -403,6 +466,52 @@ mod tests {
     async fn prepare_error(toml: &str) -> String {
         let strategies = Strategies::parse(toml, "mine.toml").unwrap();
         prepare(&strategies).await.unwrap_err().to_string()
+    }
+
+    #[tokio::test]
+    async fn signals_generated_in_groups_of_symbols_equal_one_query() {
+        use bf_core::Symbol;
+        use bf_core::tables::OHLCV;
+        use bf_sources::synthetic::{SOURCE_NAME, Synthetic};
+        use bf_sources::{ActionsBuilder, BarsBuilder};
+        use chrono::NaiveDate;
+
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let mut bars = BarsBuilder::new(SOURCE_NAME, 1, 0);
+        let mut actions = ActionsBuilder::new(SOURCE_NAME, 1);
+        for symbol in ["AAA", "BBB", "CCC"] {
+            Synthetic::new(11).generate(
+                &Symbol::parse(symbol).unwrap(),
+                NaiveDate::from_ymd_opt(2018, 1, 1).unwrap(),
+                NaiveDate::from_ymd_opt(2021, 12, 31).unwrap(),
+                &mut bars,
+                &mut actions,
+            );
+        }
+        lake.upsert(&OHLCV, vec![bars.finish()]).await.unwrap();
+        bf_features::build::build(&lake, &Default::default(), &())
+            .await
+            .unwrap();
+        let plan = prepare(&Strategies::builtin()).await.unwrap();
+        let run = RunStamp::now();
+        let sorted = |batches: Vec<RecordBatch>| {
+            let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string();
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        let one = generate_in_groups(&lake, &plan, None, &run, usize::MAX)
+            .await
+            .unwrap();
+        assert!(one.iter().map(RecordBatch::num_rows).sum::<usize>() > 100);
+        // A budget below one symbol's rows: one query per symbol.
+        let grouped = generate_in_groups(&lake, &plan, None, &run, 10)
+            .await
+            .unwrap();
+        assert_eq!(sorted(one), sorted(grouped));
     }
 
     #[tokio::test]

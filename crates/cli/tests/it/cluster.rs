@@ -65,14 +65,23 @@ impl TestCluster {
         serde_json::from_slice(&output.stdout).unwrap()
     }
 
+    /// Until `count` executors are registered and serving: an executor
+    /// listens on its flight port last, just before it also listens for
+    /// SIGTERM (a signal before that ends it without deregistering).
     fn wait_for_executors(&self, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let status = self.status();
+            let serving = |e: &serde_json::Value| {
+                let port = e["port"].as_u64().unwrap_or_default() as u16;
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            };
             if status["executors"]
                 .as_array()
-                .is_some_and(|e| e.len() == count)
+                .is_some_and(|e| e.len() == count && e.iter().all(serving))
             {
+                // Past the flight port's bind, the executor is in its main loop.
+                std::thread::sleep(Duration::from_millis(200));
                 return;
             }
             assert!(
@@ -396,7 +405,7 @@ fn a_stopped_executor_leaves_the_cluster_at_once() {
     let exit = leaving.wait().unwrap();
     assert!(exit.success(), "SIGTERM ends an executor cleanly: {exit:?}");
     // Well before the 5 s heartbeat timeout: the executor said it was leaving.
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(4);
     while cluster.status()["executors"].as_array().map(Vec::len) != Some(1) {
         assert!(
             Instant::now() < deadline,
