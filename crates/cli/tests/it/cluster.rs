@@ -295,18 +295,16 @@ fn an_executor_killed_mid_job_loses_nothing_and_stores_nothing_twice() {
         &embedded,
         &["features", "build", "--symbol-list", "demo_large"],
     );
+    let on_cluster = [
+        "features",
+        "build",
+        "--symbol-list",
+        "demo_large",
+        "--cluster",
+        &cluster.address,
+    ];
     let build = ws
-        .command_on(
-            &clustered,
-            &[
-                "features",
-                "build",
-                "--symbol-list",
-                "demo_large",
-                "--cluster",
-                &cluster.address,
-            ],
-        )
+        .command_on(&clustered, &on_cluster)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -345,18 +343,7 @@ fn an_executor_killed_mid_job_loses_nothing_and_stores_nothing_twice() {
             ),
             "count(*)\n0\n"
         );
-        on(
-            &ws,
-            &clustered,
-            &[
-                "features",
-                "build",
-                "--symbol-list",
-                "demo_large",
-                "--cluster",
-                &cluster.address,
-            ],
-        );
+        on(&ws, &clustered, &on_cluster);
     }
     assert!(
         content(&ws, &embedded, "features") == content(&ws, &clustered, "features"),
