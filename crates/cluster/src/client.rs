@@ -183,6 +183,19 @@ fn register_files(
     Ok(())
 }
 
+/// The physical plan of one statement bf wrote, for the cluster to run.
+pub(crate) async fn physical_plan(
+    ctx: &SessionContext,
+    query: &str,
+) -> Result<Arc<dyn ExecutionPlan>, ClusterError> {
+    ctx.sql(query)
+        .await
+        .map_err(ClusterError::Plan)?
+        .create_physical_plan()
+        .await
+        .map_err(ClusterError::Plan)
+}
+
 pub(crate) fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or_default().to_string()
 }

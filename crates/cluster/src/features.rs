@@ -8,9 +8,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bf_core::Interval;
 use bf_core::tables::{FEATURES, OHLCV, col};
-use bf_features::build::{BuildPlan, BuildReport, BuildRequest, plan_build};
+use bf_features::build::{BuildPlan, BuildReport, BuildRequest, built_intervals, plan_build};
 use bf_features::frame::INPUT_COLUMNS;
 use bf_lake::{Lake, Series, sql_literal};
 use datafusion::physical_expr::expressions::Column;
@@ -20,6 +19,7 @@ use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
+use crate::client::physical_plan;
 use crate::partition_op::{PartitionOp, PartitionOpExec};
 use crate::write_job::{WriteOutcome, partitions_for, write_and_commit};
 use crate::{Cluster, ClusterError};
@@ -117,13 +117,7 @@ async fn computed_rows(
     let every_series =
         plan.all_symbols && plan.rebuild.is_empty() && plan.report.series_up_to_date == 0;
     let filter = if every_series {
-        format!(
-            "\"{}\" IN ('{}', '{}', '{}')",
-            col::INTERVAL,
-            Interval::D1.as_str(),
-            Interval::W1.as_str(),
-            Interval::Mo1.as_str()
-        )
+        built_intervals()
     } else {
         series_filter(plan.fresh.iter().chain(&plan.rebuild).map(|(s, _)| s))
     };
@@ -132,13 +126,7 @@ async fn computed_rows(
         columns.join(", "),
         OHLCV.name
     );
-    let scan = ctx
-        .sql(&query)
-        .await
-        .map_err(ClusterError::Plan)?
-        .create_physical_plan()
-        .await
-        .map_err(ClusterError::Plan)?;
+    let scan = physical_plan(ctx, &query).await?;
     let by_symbol = Partitioning::Hash(
         vec![Arc::new(
             Column::new_with_schema(col::SYMBOL, &scan.schema()).map_err(ClusterError::Plan)?,
@@ -168,12 +156,7 @@ async fn kept_rows(
         FEATURES.name,
         series_filter(plan.rebuild.iter().map(|(s, _)| s))
     );
-    ctx.sql(&query)
-        .await
-        .map_err(ClusterError::Plan)?
-        .create_physical_plan()
-        .await
-        .map_err(ClusterError::Plan)
+    physical_plan(&ctx, &query).await
 }
 
 /// `(symbol, interval)` in a list of series, as SQL.

@@ -22,6 +22,7 @@ use datafusion::physical_plan::union::UnionExec;
 use futures::TryStreamExt;
 use serde::Serialize;
 
+use crate::client::physical_plan;
 use crate::partition_op::{PartitionOp, PartitionOpExec};
 use crate::write_job::{WriteOutcome, partitions_for, write_and_commit};
 use crate::{Cluster, ClusterError};
@@ -67,14 +68,7 @@ pub async fn generate_signals(
     let snapshot = cluster.snapshot(lake, partitions).await?;
     let signals = &snapshot.tables[SIGNALS.name];
 
-    let fired = snapshot
-        .ctx
-        .sql(&fired_rows_sql(&plan, symbols))
-        .await
-        .map_err(ClusterError::Plan)?
-        .create_physical_plan()
-        .await
-        .map_err(ClusterError::Plan)?;
+    let fired = physical_plan(&snapshot.ctx, &fired_rows_sql(&plan, symbols)).await?;
     let computed: Arc<dyn ExecutionPlan> = Arc::new(PartitionOpExec::new(
         fired,
         PartitionOp::Signals {
@@ -92,17 +86,15 @@ pub async fn generate_signals(
         computed
     } else {
         let ctx = cluster.files_session(&SIGNALS, &replaced, partitions)?;
-        let kept = ctx
-            .sql(&format!(
+        let kept = physical_plan(
+            &ctx,
+            &format!(
                 "SELECT * FROM {} WHERE NOT ({})",
                 SIGNALS.name,
                 scope(&names, symbols)
-            ))
-            .await
-            .map_err(ClusterError::Plan)?
-            .create_physical_plan()
-            .await
-            .map_err(ClusterError::Plan)?;
+            ),
+        )
+        .await?;
         UnionExec::try_new(vec![computed, kept]).map_err(ClusterError::Plan)?
     };
     let commit = write_and_commit(

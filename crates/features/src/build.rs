@@ -197,6 +197,19 @@ pub async fn build(
     Ok(report)
 }
 
+/// The intervals features are built for, as a SQL condition on `ohlcv`:
+/// daily, weekly and monthly. Intraday series are not built, so their many
+/// bars per date never meet the features key.
+pub fn built_intervals() -> String {
+    format!(
+        "\"{}\" IN ('{}', '{}', '{}')",
+        col::INTERVAL,
+        Interval::D1.as_str(),
+        Interval::W1.as_str(),
+        Interval::Mo1.as_str()
+    )
+}
+
 /// Rows per (symbol, interval) series in `ohlcv` (daily, weekly and monthly
 /// only), and the `ohlcv` version each series' stored features were built from.
 async fn stored_series(
@@ -204,15 +217,7 @@ async fn stored_series(
     symbols: Option<&[String]>,
 ) -> Result<(HashMap<Series, i64>, HashMap<Series, i64>), FeaturesError> {
     let filter = symbol_filter(symbols);
-    // Features are per trading day (or week, month); intraday series are not
-    // built, so their many bars per date never meet the features key.
-    let per_day = format!(
-        "\"{}\" IN ('{}', '{}', '{}')",
-        col::INTERVAL,
-        Interval::D1.as_str(),
-        Interval::W1.as_str(),
-        Interval::Mo1.as_str()
-    );
+    let per_day = built_intervals();
     let series_filter = if filter.is_empty() {
         format!("WHERE {per_day}")
     } else {
