@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ballista_core::config::BallistaConfig;
 use ballista_core::execution_plans::execute_physical_plan;
 use ballista_core::extension::SessionConfigExt;
-use bf_core::tables::{self, TableSpec};
+use bf_core::tables::{self, TableSpec, col};
 use bf_lake::{Lake, TableFiles};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -18,7 +18,9 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::protobuf::PhysicalPlanNode;
 
@@ -194,6 +196,19 @@ pub(crate) async fn physical_plan(
         .create_physical_plan()
         .await
         .map_err(ClusterError::Plan)
+}
+
+/// `plan`'s rows split into `partitions` by symbol, so each partition holds
+/// whole series.
+pub(crate) fn split_by_symbol(
+    plan: Arc<dyn ExecutionPlan>,
+    partitions: usize,
+) -> Result<Arc<dyn ExecutionPlan>, ClusterError> {
+    let symbol = Column::new_with_schema(col::SYMBOL, &plan.schema()).map_err(ClusterError::Plan)?;
+    let by_symbol = Partitioning::Hash(vec![Arc::new(symbol)], partitions);
+    Ok(Arc::new(
+        RepartitionExec::try_new(plan, by_symbol).map_err(ClusterError::Plan)?,
+    ))
 }
 
 pub(crate) fn first_line(message: &str) -> String {

@@ -12,14 +12,12 @@ use bf_core::tables::{FEATURES, OHLCV, col};
 use bf_features::build::{BuildPlan, BuildReport, BuildRequest, built_intervals, plan_build};
 use bf_features::frame::INPUT_COLUMNS;
 use bf_lake::{Lake, Series, sql_literal};
-use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use crate::client::physical_plan;
+use crate::client::{physical_plan, split_by_symbol};
 use crate::partition_op::{PartitionOp, PartitionOpExec};
 use crate::write_job::{WriteOutcome, partitions_for, write_and_commit};
 use crate::{Cluster, ClusterError};
@@ -127,15 +125,8 @@ async fn computed_rows(
         OHLCV.name
     );
     let scan = physical_plan(ctx, &query).await?;
-    let by_symbol = Partitioning::Hash(
-        vec![Arc::new(
-            Column::new_with_schema(col::SYMBOL, &scan.schema()).map_err(ClusterError::Plan)?,
-        )],
-        partitions,
-    );
-    let split = RepartitionExec::try_new(scan, by_symbol).map_err(ClusterError::Plan)?;
     Ok(Arc::new(PartitionOpExec::new(
-        Arc::new(split),
+        split_by_symbol(scan, partitions)?,
         PartitionOp::Features {
             ohlcv_version: plan.stamp.ohlcv_version,
             computed_at: plan.stamp.computed_at,

@@ -11,7 +11,8 @@ use std::sync::{Arc, OnceLock};
 use bf_core::tables::{self, FEATURES, SIGNALS};
 use bf_features::frame::{Stamp, compute_features};
 use bf_lake::Lake;
-use bf_signals::engine::{RunStamp, signal_batches};
+use bf_signals::engine::{RunStamp, prepare};
+use bf_signals::strategy::Strategies;
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -44,9 +45,9 @@ pub enum PartitionOp {
         ohlcv_version: i64,
         computed_at: i64,
     },
-    /// Rows of `bf_signals::engine::fired_rows_sql` → `signals` rows.
+    /// Rows of `bf_signals::engine::Plan::read_sql` → `signals` rows.
     Signals {
-        strategies: Vec<String>,
+        strategies: Strategies,
         run: RunStamp,
     },
     /// Rows → Parquet files in the table's folder, not committed; one
@@ -85,11 +86,8 @@ impl PartitionOp {
                 .map_err(external)?
             }
             Self::Signals { strategies, run } => {
-                let mut out = Vec::new();
-                for batch in &batches {
-                    out.extend(signal_batches(&strategies, batch, &run).map_err(external)?);
-                }
-                Ok(out)
+                let plan = prepare(&strategies).await.map_err(external)?;
+                plan.signals_of(&batches, &run).map_err(external)
             }
             Self::WriteFiles { lake, table } => {
                 let spec = tables::ALL
@@ -182,7 +180,12 @@ impl DisplayAs for PartitionOpExec {
         match &self.op {
             PartitionOp::Features { .. } => write!(f, "BfFeaturesExec"),
             PartitionOp::Signals { strategies, .. } => {
-                write!(f, "BfSignalsExec: strategies=[{}]", strategies.join(", "))
+                let names: Vec<&str> = strategies
+                    .strategies
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect();
+                write!(f, "BfSignalsExec: strategies=[{}]", names.join(", "))
             }
             PartitionOp::WriteFiles { table, .. } => write!(f, "BfWriteFilesExec: table={table}"),
         }

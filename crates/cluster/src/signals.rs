@@ -11,7 +11,7 @@ use std::time::Instant;
 use bf_core::tables::{FEATURES, SIGNALS, col, side};
 use bf_lake::{Lake, sql_literal};
 use bf_signals::SignalsError;
-use bf_signals::engine::{RunStamp, fired_rows_sql, prepare};
+use bf_signals::engine::{RunStamp, prepare};
 use bf_signals::generate::StrategyCount;
 use bf_signals::strategy::Strategies;
 use datafusion::arrow::array::{AsArray, RecordBatch};
@@ -22,7 +22,7 @@ use datafusion::physical_plan::union::UnionExec;
 use futures::TryStreamExt;
 use serde::Serialize;
 
-use crate::client::physical_plan;
+use crate::client::{physical_plan, split_by_symbol};
 use crate::partition_op::{PartitionOp, PartitionOpExec};
 use crate::write_job::{WriteOutcome, partitions_for, write_and_commit};
 use crate::{Cluster, ClusterError};
@@ -68,11 +68,11 @@ pub async fn generate_signals(
     let snapshot = cluster.snapshot(lake, partitions).await?;
     let signals = &snapshot.tables[SIGNALS.name];
 
-    let fired = physical_plan(&snapshot.ctx, &fired_rows_sql(&plan, symbols)).await?;
+    let rows = physical_plan(&snapshot.ctx, &plan.read_sql(symbols)).await?;
     let computed: Arc<dyn ExecutionPlan> = Arc::new(PartitionOpExec::new(
-        fired,
+        split_by_symbol(rows, partitions)?,
         PartitionOp::Signals {
-            strategies: names.clone(),
+            strategies: strategies.clone(),
             run: run.clone(),
         },
     ));

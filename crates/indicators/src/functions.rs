@@ -6,7 +6,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
@@ -47,6 +47,12 @@ impl IndicatorFunction {
             kernel,
             signature: Signature::user_defined(Volatility::Immutable),
         }
+    }
+
+    /// The function over one whole series in date order (`series` as its
+    /// series arguments, `params` its integer parameters); null where undefined.
+    pub fn compute(&self, series: &[Vec<f64>], params: &[usize]) -> Float64Array {
+        nullable((self.kernel)(series, params))
     }
 
     /// `rsi(close, period)`.

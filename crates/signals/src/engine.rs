@@ -1,72 +1,130 @@
-//! Signal generation: one DataFusion query builds the frame (features, any
-//! extra series the strategies need, and the previous row of every column),
-//! decides every strategy's side per row in a single pass, keeps the rows where
-//! something fired, and only then computes strengths and inputs.
+//! Signal generation: the frame's rows are read in (symbol, interval, date)
+//! order, cut into whole series, and each strategy's conditions are evaluated
+//! as DataFusion physical expressions over those arrays; strengths and inputs
+//! are computed only on the rows where a strategy fired.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use bf_core::tables::{FEATURE_COLUMNS, FEATURES, SIGNALS, col, side};
+use bf_core::tables::{FEATURES, SIGNALS, col, side};
 use bf_lake::{Lake, UpsertMetrics, symbol_filter};
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
+    StringBuilder, TimestampMicrosecondArray,
 };
-use datafusion::arrow::compute::{cast, filter, is_not_null};
-use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::datasource::MemTable;
+use datafusion::arrow::compute::kernels::boolean::and_not;
+use datafusion::arrow::compute::{cast, filter_record_batch, prep_null_mask_filter};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::ExprSchemable;
+use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::{PhysicalExpr, execute_stream_partitioned};
 use datafusion::prelude::{SessionContext, col as column_expr, lit};
+use futures::StreamExt;
 
 use crate::SignalsError;
-use crate::strategy::{CompiledStrategy, ComputedSeries, Strategies};
+use crate::frame::{Frame, SeriesKey, WholeSeries, series_in_date_order};
+use crate::strategy::{CompiledStrategy, Strategies};
 
-const WINDOW: &str = "OVER (PARTITION BY symbol, \"interval\" ORDER BY date)";
+/// One strategy ready to run over frame batches.
+#[derive(Debug, Clone)]
+struct Evaluator {
+    name: String,
+    buy: Arc<dyn PhysicalExpr>,
+    sell: Arc<dyn PhysicalExpr>,
+    buy_strength: Arc<dyn PhysicalExpr>,
+    sell_strength: Arc<dyn PhysicalExpr>,
+    /// Frame columns recorded in `inputs`, with their previous-row values.
+    inputs: Vec<String>,
+}
 
 /// Strategies checked against the features schema and ready to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    compiled: Vec<CompiledStrategy>,
+    strategies: Vec<Evaluator>,
+    frame: Frame,
     /// The strategies file, to name in errors found only at run time.
     path: String,
 }
 
 impl Plan {
     pub fn strategy_names(&self) -> Vec<&str> {
-        self.compiled.iter().map(|c| c.name.as_str()).collect()
+        self.strategies.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// The query reading the rows of `features` this plan needs for
+    /// `symbols` (all when `None`), in any order; see [`Plan::signals_of`].
+    pub fn read_sql(&self, symbols: Option<&[String]>) -> String {
+        self.frame.read_sql(&symbol_filter(symbols))
+    }
+
+    /// The signals (the `signals` schema) of rows of [`Plan::read_sql`] in
+    /// any order, all rows of each series among them.
+    pub fn signals_of(
+        &self,
+        rows: &[RecordBatch],
+        run: &RunStamp,
+    ) -> Result<Vec<RecordBatch>, SignalsError> {
+        match self.frame.from_unsorted(rows).map_err(arrow_error)? {
+            Some(frame) => self.frame_signals(&frame, run),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Every strategy's signals in a frame batch.
+    fn frame_signals(
+        &self,
+        frame: &RecordBatch,
+        run: &RunStamp,
+    ) -> Result<Vec<RecordBatch>, SignalsError> {
+        let mut out = Vec::new();
+        for strategy in &self.strategies {
+            let fail = |e: DataFusionError| SignalsError::Strategy {
+                path: self.path.clone(),
+                name: strategy.name.clone(),
+                message: format!("fails on the lake's data: {}", first_line(&e.to_string())),
+            };
+            let buy = is_true(&strategy.buy, frame).map_err(fail)?;
+            let sell = is_true(&strategy.sell, frame).map_err(fail)?;
+            // A side fires when exactly one of the conditions holds.
+            for (side, mask, strength) in [
+                (side::BUY, and_not(&buy, &sell), &strategy.buy_strength),
+                (side::SELL, and_not(&sell, &buy), &strategy.sell_strength),
+            ] {
+                let mask = mask.map_err(|e| fail(e.into()))?;
+                if mask.true_count() == 0 {
+                    continue;
+                }
+                let rows = filter_record_batch(frame, &mask).map_err(|e| fail(e.into()))?;
+                let strength = strength
+                    .evaluate(&rows)
+                    .and_then(|v| v.into_array(rows.num_rows()))
+                    .map_err(fail)?;
+                out.push(signal_rows(&rows, strategy, side, &strength, run)?);
+            }
+        }
+        Ok(out)
     }
 }
 
 /// Checks every strategy before any work (syntax, unknown columns, conditions
-/// that are not boolean), naming the strategy and file at fault.
+/// that are not boolean, anything that is not a row-by-row expression),
+/// naming the strategy and file at fault.
 pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
     let ctx = SessionContext::new();
     bf_indicators::register(&ctx);
-    let empty = MemTable::try_new(FEATURES.schema(), vec![vec![]]).map_err(SignalsError::Query)?;
-    ctx.register_table(FEATURES.name, Arc::new(empty))
-        .map_err(SignalsError::Query)?;
     let mut compiled = Vec::new();
     for strategy in &strategies.strategies {
         let mut one = strategy.compile();
         let fail = |message: String| strategies.error(&strategy.name, message);
-        let frame = ctx
-            .sql(&format!(
-                "{} SELECT * FROM frame",
-                frame_sql(std::slice::from_ref(&one), "", None)
-            ))
-            .await
-            .map_err(|e| fail(first_line(&e.to_string())))?;
-        let schema = frame.schema().clone();
+        let schema = Frame::new(&one.computed, None).df_schema();
         let mut referenced = BTreeSet::new();
-        for (what, sql) in [
-            ("buy", &one.buy),
-            ("sell", &one.sell),
-            ("strength", &one.buy_strength),
-            ("strength", &one.sell_strength),
-        ] {
+        for (what, sql) in expressions(&one) {
             bf_lake::check_expression_size(sql).map_err(|e| fail(format!("{what}: {e}")))?;
-            let expr = frame
-                .parse_sql_expr(sql)
+            let expr = ctx
+                .parse_sql_expr(sql, &schema)
                 .map_err(|e| fail(format!("{what}: {}", first_line(&e.to_string()))))?;
             let data_type = expr
                 .get_type(&schema)
@@ -88,16 +146,89 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
             one.inputs = referenced.iter().cloned().collect();
         }
         one.columns = referenced.into_iter().chain(one.inputs.clone()).collect();
-        // The whole query must plan too (e.g. a condition using a window function).
-        ctx.sql(&signals_sql(std::slice::from_ref(&one), ""))
-            .await
-            .map_err(|e| fail(first_line(&e.to_string())))?;
         compiled.push(one);
     }
+    let used: BTreeSet<String> = compiled
+        .iter()
+        .flat_map(|s| s.columns.iter().cloned())
+        .chain(["close".to_string()])
+        .collect();
+    let computed: Vec<_> = compiled.iter().flat_map(|s| s.computed.clone()).collect();
+    let frame = Frame::new(&computed, Some(&used));
+    let schema = frame.df_schema();
+    let evaluators = compiled
+        .into_iter()
+        .map(|one| {
+            let physical = |what: &str, sql: &str| {
+                physical_expr(&ctx, &schema, sql).map_err(|e| {
+                    strategies.error(&one.name, format!("{what}: {}", first_line(&e.to_string())))
+                })
+            };
+            Ok(Evaluator {
+                buy: physical("buy", &one.buy)?,
+                sell: physical("sell", &one.sell)?,
+                buy_strength: physical("strength", &one.buy_strength)?,
+                sell_strength: physical("strength", &one.sell_strength)?,
+                inputs: one.inputs,
+                name: one.name,
+            })
+        })
+        .collect::<Result<Vec<_>, SignalsError>>()?;
     Ok(Plan {
-        compiled,
+        strategies: evaluators,
+        frame,
         path: strategies.path.clone(),
     })
+}
+
+fn expressions(strategy: &CompiledStrategy) -> [(&'static str, &String); 4] {
+    [
+        ("buy", &strategy.buy),
+        ("sell", &strategy.sell),
+        ("strength", &strategy.buy_strength),
+        ("strength", &strategy.sell_strength),
+    ]
+}
+
+/// A condition or strength as an expression over frame batches. Window and
+/// aggregate functions and subqueries look beyond the row: refused.
+fn physical_expr(
+    ctx: &SessionContext,
+    schema: &DFSchema,
+    sql: &str,
+) -> Result<Arc<dyn PhysicalExpr>, DataFusionError> {
+    let expr = ctx.parse_sql_expr(sql, schema)?;
+    let mut beyond_the_row = false;
+    expr.apply(|e| {
+        beyond_the_row |= matches!(
+            e,
+            Expr::WindowFunction(_)
+                | Expr::AggregateFunction(_)
+                | Expr::ScalarSubquery(_)
+                | Expr::Exists(_)
+                | Expr::InSubquery(_)
+        );
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if beyond_the_row {
+        return Err(DataFusionError::Plan(
+            "window and aggregate functions and subqueries are not allowed; \
+             use prev_<column> for the previous row"
+                .into(),
+        ));
+    }
+    ctx.create_physical_expr(expr, schema)
+}
+
+/// Where a condition is true (null counts as false).
+fn is_true(
+    condition: &Arc<dyn PhysicalExpr>,
+    frame: &RecordBatch,
+) -> Result<BooleanArray, DataFusionError> {
+    let value = condition
+        .evaluate(frame)?
+        .into_array(frame.num_rows())?;
+    Ok(prep_null_mask_filter(value.as_boolean()))
 }
 
 /// The run that produced a signal.
@@ -161,31 +292,154 @@ async fn generate_in_groups(
     run: &RunStamp,
     group_rows: usize,
 ) -> Result<Vec<RecordBatch>, SignalsError> {
-    let ctx = lake.session().await?;
+    let ctx = scan_session(lake).await?;
     if !ctx
         .table_exist(FEATURES.name)
         .map_err(SignalsError::Query)?
     {
         return Err(SignalsError::NoFeatures);
     }
-    let names = plan.strategy_names();
     let mut out = Vec::new();
     for group in symbol_groups(lake, &ctx, symbols, group_rows).await? {
         let filter = symbol_filter(group.as_deref());
-        let fired = match collect(&ctx, &signals_sql(&plan.compiled, &filter)).await {
-            Ok(fired) => fired,
-            Err(error) => return Err(blame(&ctx, plan, &filter, error).await),
-        };
-        for batch in &fired {
-            out.extend(signal_batches(&names, batch, run)?);
+        match signals_in_stored_order(&ctx, plan, &filter, run).await? {
+            Some(signals) => out.extend(signals),
+            None => out.extend(signals_sorted(&ctx, plan, &filter, run).await?),
         }
     }
     Ok(out)
 }
 
-/// Features rows one signals query reads at most. The query sorts its rows
-/// and holds every column with its previous value: about 11 GB at 25 M rows
-/// in one query, a few hundred MiB per group of this size.
+/// A session over the lake whose scans read whole files per partition, in
+/// their order.
+async fn scan_session(lake: &Lake) -> Result<SessionContext, SignalsError> {
+    let ctx = lake.session().await?;
+    for option in [
+        "datafusion.optimizer.repartition_file_scans",
+        "datafusion.optimizer.enable_round_robin_repartition",
+    ] {
+        ctx.sql(&format!("SET {option} = false"))
+            .await
+            .map_err(SignalsError::Query)?;
+    }
+    Ok(ctx)
+}
+
+/// Signals of the rows matching `filter`, each partition of the scan
+/// evaluated on its own task as stored: the features build writes each
+/// series' rows together in date order. `None` when some series is not
+/// stored so (files rewritten by an upsert), so the rows need sorting.
+async fn signals_in_stored_order(
+    ctx: &SessionContext,
+    plan: &Plan,
+    filter: &str,
+    run: &RunStamp,
+) -> Result<Option<Vec<RecordBatch>>, SignalsError> {
+    let scan = ctx
+        .sql(&plan.frame.read_sql(filter))
+        .await
+        .map_err(SignalsError::Query)?
+        .create_physical_plan()
+        .await
+        .map_err(SignalsError::Query)?;
+    let partitions =
+        execute_stream_partitioned(scan, ctx.task_ctx()).map_err(SignalsError::Query)?;
+    let tasks: Vec<_> = partitions
+        .into_iter()
+        .map(|rows| tokio::spawn(partition_signals(plan.clone(), rows, run.clone())))
+        .collect();
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut in_order = true;
+    for task in tasks {
+        let done = task
+            .await
+            .map_err(|e| SignalsError::Query(DataFusionError::External(Box::new(e))))??;
+        match done {
+            Some((signals, series)) => {
+                // A series split between partitions is not whole in either.
+                for key in series {
+                    in_order &= seen.insert(key);
+                }
+                out.extend(signals);
+            }
+            None => in_order = false,
+        }
+    }
+    Ok(in_order.then_some(out))
+}
+
+/// One partition's signals and series, or `None` as soon as a series' rows
+/// are found apart or out of date order.
+async fn partition_signals(
+    plan: Plan,
+    mut rows: SendableRecordBatchStream,
+    run: RunStamp,
+) -> Result<Option<(Vec<RecordBatch>, Vec<SeriesKey>)>, SignalsError> {
+    let mut whole = WholeSeries::default();
+    let (mut signals, mut series) = (Vec::new(), Vec::new());
+    let mut evaluate = |rows: RecordBatch| -> Result<bool, SignalsError> {
+        let Some(found) = series_in_date_order(&rows).map_err(arrow_error)? else {
+            return Ok(false);
+        };
+        series.extend(found);
+        let frame = plan.frame.extend(&rows).map_err(arrow_error)?;
+        signals.extend(plan.frame_signals(&frame, &run)?);
+        Ok(true)
+    };
+    while let Some(batch) = rows.next().await {
+        let batch = batch.map_err(SignalsError::Query)?;
+        if let Some(ready) = whole.push(batch).map_err(arrow_error)?
+            && !evaluate(ready)?
+        {
+            return Ok(None);
+        }
+    }
+    if let Some(ready) = whole.finish().map_err(arrow_error)?
+        && !evaluate(ready)?
+    {
+        return Ok(None);
+    }
+    Ok(Some((signals, series)))
+}
+
+/// Signals of the rows matching `filter`, read in frame order.
+async fn signals_sorted(
+    ctx: &SessionContext,
+    plan: &Plan,
+    filter: &str,
+    run: &RunStamp,
+) -> Result<Vec<RecordBatch>, SignalsError> {
+    let mut rows = ctx
+        .sql(&plan.frame.sorted_read_sql(filter))
+        .await
+        .map_err(SignalsError::Query)?
+        .execute_stream()
+        .await
+        .map_err(SignalsError::Query)?;
+    let mut whole = WholeSeries::default();
+    let mut out = Vec::new();
+    let mut evaluate = |rows: RecordBatch| -> Result<(), SignalsError> {
+        let frame = plan.frame.extend(&rows).map_err(arrow_error)?;
+        out.extend(plan.frame_signals(&frame, run)?);
+        Ok(())
+    };
+    while let Some(batch) = rows.next().await {
+        if let Some(ready) = whole
+            .push(batch.map_err(SignalsError::Query)?)
+            .map_err(arrow_error)?
+        {
+            evaluate(ready)?;
+        }
+    }
+    if let Some(ready) = whole.finish().map_err(arrow_error)? {
+        evaluate(ready)?;
+    }
+    Ok(out)
+}
+
+/// Features rows one signals query reads at most, so memory stays bounded
+/// whatever the table's size.
 pub const GROUP_ROWS: usize = 2_500_000;
 
 /// The symbols of each signals query: `symbols` as given (every symbol when
@@ -215,7 +469,13 @@ async fn symbol_groups(
         t = FEATURES.name,
         filter = symbol_filter(symbols)
     );
-    let counted = collect(ctx, &query).await.map_err(SignalsError::Query)?;
+    let counted = ctx
+        .sql(&query)
+        .await
+        .map_err(SignalsError::Query)?
+        .collect()
+        .await
+        .map_err(SignalsError::Query)?;
     let mut rows_per_symbol = Vec::new();
     for batch in &counted {
         let names = cast(batch.column(0), &DataType::Utf8).map_err(arrow_error)?;
@@ -231,95 +491,84 @@ async fn symbol_groups(
         .collect())
 }
 
-/// The query that finds, over a `features` table, the rows where any of the
-/// plan's strategies fired, for `symbols` (all when `None`); its result
-/// becomes signals through [`signal_batches`].
-pub fn fired_rows_sql(plan: &Plan, symbols: Option<&[String]>) -> String {
-    signals_sql(&plan.compiled, &symbol_filter(symbols))
-}
-
-/// The signals (the `signals` schema, one batch per strategy that fired) in a
-/// batch of [`fired_rows_sql`]'s result; `names` are the plan's strategies
-/// in order.
-pub fn signal_batches<S: AsRef<str>>(
-    names: &[S],
-    fired: &RecordBatch,
-    run: &RunStamp,
-) -> Result<Vec<RecordBatch>, SignalsError> {
-    let mut out = Vec::new();
-    for (index, name) in names.iter().enumerate() {
-        let signals = strategy_rows(fired, index, name.as_ref(), run)?;
-        if signals.num_rows() > 0 {
-            out.push(signals);
-        }
-    }
-    Ok(out)
-}
-
-async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, DataFusionError> {
-    ctx.sql(sql).await?.collect().await
-}
-
-/// A query that planned but failed on the data (a strength dividing by zero)
-/// is run again strategy by strategy, so the error names the one at fault.
-async fn blame(
-    ctx: &SessionContext,
-    plan: &Plan,
-    filter: &str,
-    error: DataFusionError,
-) -> SignalsError {
-    for strategy in &plan.compiled {
-        if let Err(own) = collect(ctx, &signals_sql(std::slice::from_ref(strategy), filter)).await {
-            return SignalsError::Strategy {
-                path: plan.path.clone(),
-                name: strategy.name.clone(),
-                message: format!("fails on the lake's data: {}", first_line(&own.to_string())),
-            };
-        }
-    }
-    SignalsError::Query(error)
-}
-
-/// One strategy's fired rows of a result batch, in the `signals` schema.
-fn strategy_rows(
-    batch: &RecordBatch,
-    index: usize,
-    name: &str,
+/// One strategy's signals on one side: `rows` are the frame rows where it
+/// fired, `strength` its strength expression's value on them.
+fn signal_rows(
+    rows: &RecordBatch,
+    strategy: &Evaluator,
+    side_value: &str,
+    strength: &ArrayRef,
     run: &RunStamp,
 ) -> Result<RecordBatch, SignalsError> {
-    let column = |name: &str| batch.column_by_name(name).expect("signals query column");
-    let fired = is_not_null(column(&format!("side_{index}"))).map_err(arrow_error)?;
-    let n = fired.true_count();
-    let keep = |array: &ArrayRef, data_type: &DataType| -> Result<ArrayRef, SignalsError> {
-        cast(&filter(array, &fired).map_err(arrow_error)?, data_type).map_err(arrow_error)
+    let n = rows.num_rows();
+    let column = |name: &str| rows.column_by_name(name).expect("frame column").clone();
+    let repeat = |value: &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(value, n)))
     };
     let columns = SIGNALS
         .schema()
         .fields()
         .iter()
         .map(|field| {
-            let data_type = field.data_type();
             let array: ArrayRef = match field.name().as_str() {
-                col::STRATEGY => {
-                    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(name, n)))
-                }
-                col::RUN_ID => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                    run.run_id.as_str(),
-                    n,
-                ))),
+                col::STRATEGY => repeat(&strategy.name),
+                col::SIDE => repeat(side_value),
+                col::RUN_ID => repeat(&run.run_id),
                 col::GENERATED_AT => Arc::new(
                     TimestampMicrosecondArray::from(vec![run.generated_at; n]).with_timezone("UTC"),
                 ),
-                col::SIDE => keep(column(&format!("side_{index}")), data_type)?,
-                col::STRENGTH => keep(column(&format!("strength_{index}")), data_type)?,
-                col::INPUTS => keep(column(&format!("inputs_{index}")), data_type)?,
-                col::PRICE => keep(column("close"), data_type)?,
-                other => keep(column(other), data_type)?,
+                col::STRENGTH => clamped_strength(strength)?,
+                col::INPUTS => inputs_json(rows, &strategy.inputs)?,
+                col::PRICE => column("close"),
+                other => column(other),
             };
-            Ok(array)
+            cast(&array, field.data_type()).map_err(arrow_error)
         })
         .collect::<Result<Vec<ArrayRef>, SignalsError>>()?;
     RecordBatch::try_new(SIGNALS.schema(), columns).map_err(arrow_error)
+}
+
+/// Strength clamped to [0, 1]; no value (null, NaN) is 0.
+fn clamped_strength(strength: &ArrayRef) -> Result<ArrayRef, SignalsError> {
+    let values = cast(strength, &DataType::Float64).map_err(arrow_error)?;
+    let clamped: Float64Array = values
+        .as_primitive::<Float64Type>()
+        .iter()
+        .map(|v| Some(v.filter(|v| !v.is_nan()).map_or(0.0, |v| v.clamp(0.0, 1.0))))
+        .collect();
+    Ok(Arc::new(clamped))
+}
+
+/// `{"sma_20":101.2,"prev_sma_20":100.9,…}` per row; nulls as null.
+fn inputs_json(rows: &RecordBatch, inputs: &[String]) -> Result<ArrayRef, SignalsError> {
+    let mut parts = Vec::new();
+    for name in inputs.iter().flat_map(|c| [c.clone(), format!("prev_{c}")]) {
+        let values = rows.column_by_name(&name).expect("input column");
+        parts.push((name, cast(values, &DataType::Utf8).map_err(arrow_error)?));
+    }
+    let mut json = StringBuilder::new();
+    let mut row_text = String::new();
+    for row in 0..rows.num_rows() {
+        row_text.clear();
+        row_text.push('{');
+        for (index, (name, values)) in parts.iter().enumerate() {
+            if index > 0 {
+                row_text.push(',');
+            }
+            let values = values.as_string::<i32>();
+            row_text.push('"');
+            row_text.push_str(name);
+            row_text.push_str("\":");
+            row_text.push_str(if values.is_null(row) {
+                "null"
+            } else {
+                values.value(row)
+            });
+        }
+        row_text.push('}');
+        json.append_value(&row_text);
+    }
+    Ok(Arc::new(json.finish()))
 }
 
 fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SignalsError {
@@ -328,134 +577,6 @@ fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SignalsError {
 
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or_default().to_string()
-}
-
-/// The stored numeric columns of `features` the frame offers.
-fn stored_columns() -> impl Iterator<Item = &'static str> {
-    [
-        col::ADJ_OPEN,
-        col::ADJ_HIGH,
-        col::ADJ_LOW,
-        col::ADJ_CLOSE,
-        col::VOLUME,
-    ]
-    .into_iter()
-    .chain(FEATURE_COLUMNS)
-}
-
-/// The numeric columns of the frame: every stored value, `close`, and the
-/// series strategies compute.
-fn frame_columns(computed: &[ComputedSeries]) -> Vec<String> {
-    std::iter::once("close")
-        .chain(stored_columns())
-        .map(str::to_string)
-        .chain(computed.iter().map(|c| c.name.clone()))
-        .collect()
-}
-
-/// `WITH base AS (…), frame AS (…)`: the features rows with `close`, the
-/// computed series, and `prev_<column>` for every numeric column — or, given
-/// `used`, only for those columns (each LAG costs a pass over every row).
-fn frame_sql(
-    strategies: &[CompiledStrategy],
-    filter: &str,
-    used: Option<&BTreeSet<String>>,
-) -> String {
-    let wanted = |name: &str| used.is_none_or(|used| used.contains(name));
-    let mut computed: Vec<ComputedSeries> = Vec::new();
-    for series in strategies.iter().flat_map(|s| &s.computed) {
-        if !computed.iter().any(|c| c.name == series.name) {
-            computed.push(series.clone());
-        }
-    }
-    let stored: Vec<String> = stored_columns()
-        .filter(|c| wanted(c))
-        .map(str::to_string)
-        .collect();
-    let base: Vec<String> = ["symbol", "\"interval\"", "date", "adj_close AS close"]
-        .into_iter()
-        .map(str::to_string)
-        .chain(stored)
-        .chain(
-            computed
-                .iter()
-                .filter(|c| wanted(&c.name))
-                .map(|c| format!("{} {WINDOW} AS {}", c.call, c.name)),
-        )
-        .collect();
-    let lags: Vec<String> = frame_columns(&computed)
-        .iter()
-        .filter(|c| wanted(c))
-        .map(|c| format!("prev({c}) {WINDOW} AS prev_{c}"))
-        .collect();
-    format!(
-        "WITH base AS (SELECT {} FROM {} {filter}), frame AS (SELECT *, {} FROM base)",
-        base.join(", "),
-        FEATURES.name,
-        lags.join(", ")
-    )
-}
-
-/// The whole query: each strategy's side per row (BUY or SELL when exactly
-/// one of its conditions is true, else null), the rows where any fired, and
-/// for those the clamped strength and the inputs as a JSON object.
-fn signals_sql(strategies: &[CompiledStrategy], filter: &str) -> String {
-    let used: BTreeSet<String> = strategies
-        .iter()
-        .flat_map(|s| s.columns.iter().cloned())
-        .chain(["close".to_string()])
-        .collect();
-    let sides: Vec<String> = strategies
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            format!(
-                "CASE WHEN ({buy}) IS TRUE AND NOT (({sell}) IS TRUE) THEN '{b}' \
-                 WHEN ({sell}) IS TRUE AND NOT (({buy}) IS TRUE) THEN '{s}' END AS side_{i}",
-                buy = s.buy,
-                sell = s.sell,
-                b = side::BUY,
-                s = side::SELL
-            )
-        })
-        .collect();
-    let any_fired: Vec<String> = (0..strategies.len())
-        .map(|i| format!("side_{i} IS NOT NULL"))
-        .collect();
-    let outputs: Vec<String> = strategies
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let strength = format!(
-                "greatest(0.0, least(1.0, coalesce(CAST(CASE WHEN side_{i} = '{b}' THEN ({bs}) ELSE ({ss}) END AS DOUBLE), 0.0))) AS strength_{i}",
-                b = side::BUY,
-                bs = s.buy_strength,
-                ss = s.sell_strength
-            );
-            format!("side_{i}, {strength}, {} AS inputs_{i}", inputs_json(&s.inputs))
-        })
-        .collect();
-    format!(
-        "{frame}, sides AS (SELECT *, {sides} FROM frame), fired AS (SELECT * FROM sides WHERE {any}) \
-         SELECT symbol, \"interval\", date, close, {outputs} FROM fired",
-        frame = frame_sql(strategies, filter, Some(&used)),
-        sides = sides.join(", "),
-        any = any_fired.join(" OR "),
-        outputs = outputs.join(", ")
-    )
-}
-
-/// `{"sma_20": 101.2, "prev_sma_20": 100.9, …}` built in SQL; nulls as null.
-fn inputs_json(columns: &[String]) -> String {
-    if columns.is_empty() {
-        return "'{}'".into();
-    }
-    let parts: Vec<String> = columns
-        .iter()
-        .flat_map(|c| [c.clone(), format!("prev_{c}")])
-        .map(|c| format!("'\"{c}\":', coalesce(CAST({c} AS VARCHAR), 'null')"))
-        .collect();
-    format!("concat('{{', {}, '}}')", parts.join(", ',', "))
 }
 
 #[cfg(test)]
@@ -468,8 +589,8 @@ mod tests {
         prepare(&strategies).await.unwrap_err().to_string()
     }
 
-    #[tokio::test]
-    async fn signals_generated_in_groups_of_symbols_equal_one_query() {
+    /// A lake whose features were built for `symbols` (synthetic bars).
+    async fn lake_with_features(symbols: &[&str]) -> (Lake, tempfile::TempDir) {
         use bf_core::Symbol;
         use bf_core::tables::OHLCV;
         use bf_sources::synthetic::{SOURCE_NAME, Synthetic};
@@ -480,7 +601,7 @@ mod tests {
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let mut bars = BarsBuilder::new(SOURCE_NAME, 1, 0);
         let mut actions = ActionsBuilder::new(SOURCE_NAME, 1);
-        for symbol in ["AAA", "BBB", "CCC"] {
+        for symbol in symbols {
             Synthetic::new(11).generate(
                 &Symbol::parse(symbol).unwrap(),
                 NaiveDate::from_ymd_opt(2018, 1, 1).unwrap(),
@@ -493,16 +614,23 @@ mod tests {
         bf_features::build::build(&lake, &Default::default(), &())
             .await
             .unwrap();
+        (lake, dir)
+    }
+
+    fn sorted_lines(batches: Vec<RecordBatch>) -> Vec<String> {
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    }
+
+    #[tokio::test]
+    async fn signals_generated_in_groups_of_symbols_equal_one_query() {
+        let (lake, _dir) = lake_with_features(&["AAA", "BBB", "CCC"]).await;
         let plan = prepare(&Strategies::builtin()).await.unwrap();
         let run = RunStamp::now();
-        let sorted = |batches: Vec<RecordBatch>| {
-            let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-                .unwrap()
-                .to_string();
-            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-            lines.sort();
-            lines
-        };
         let one = generate_in_groups(&lake, &plan, None, &run, usize::MAX)
             .await
             .unwrap();
@@ -511,7 +639,54 @@ mod tests {
         let grouped = generate_in_groups(&lake, &plan, None, &run, 10)
             .await
             .unwrap();
-        assert_eq!(sorted(one), sorted(grouped));
+        assert_eq!(sorted_lines(one), sorted_lines(grouped));
+    }
+
+    #[tokio::test]
+    async fn rows_stored_out_of_order_are_sorted_first() {
+        let (lake, _dir) = lake_with_features(&["AAA", "BBB"]).await;
+        let ctx = scan_session(&lake).await.unwrap();
+        let stored = ctx
+            .sql("SELECT * FROM features")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let stored =
+            datafusion::arrow::compute::concat_batches(&stored[0].schema(), &stored).unwrap();
+        // Newest bar first: every series' rows backwards.
+        let backwards = datafusion::arrow::array::UInt32Array::from_iter_values(
+            (0..stored.num_rows() as u32).rev(),
+        );
+        let backwards = datafusion::arrow::compute::take_record_batch(&stored, &backwards).unwrap();
+        // The scan gives string views; the table takes strings.
+        let columns = backwards
+            .columns()
+            .iter()
+            .zip(FEATURES.schema().fields())
+            .map(|(column, field)| cast(column, field.data_type()).unwrap())
+            .collect();
+        let backwards = RecordBatch::try_new(FEATURES.schema(), columns).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let reversed = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        reversed
+            .append(&FEATURES, vec![backwards], None)
+            .await
+            .unwrap();
+
+        let plan = prepare(&Strategies::builtin()).await.unwrap();
+        let run = RunStamp::now();
+        let as_built = signals_in_stored_order(&ctx, &plan, "", &run).await.unwrap();
+        let reversed_ctx = scan_session(&reversed).await.unwrap();
+        let as_reversed = signals_in_stored_order(&reversed_ctx, &plan, "", &run)
+            .await
+            .unwrap();
+        assert!(as_built.is_some() && as_reversed.is_none());
+        let expected = generate(&lake, &plan, None, &run).await.unwrap();
+        let got = generate(&reversed, &plan, None, &run).await.unwrap();
+        assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 50);
+        assert_eq!(sorted_lines(expected), sorted_lines(got));
     }
 
     #[tokio::test]
@@ -550,7 +725,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            plan.compiled[0].inputs,
+            plan.strategies[0].inputs,
             ["close", "macd", "macd_signal", "rsi_14", "sma_200"]
         );
     }

@@ -43,8 +43,14 @@ pub async fn generate_and_store(
     let plan = prepare(strategies).await?;
     let run = RunStamp::now();
     let batches = generate(lake, &plan, Some(symbols), &run).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        "signals computed"
+    );
     let counts = count_by_strategy(&plan.strategy_names(), &batches)?;
     let signals = store(lake, &plan, Some(symbols), batches).await?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "signals stored");
     Ok(GenerateReport {
         run_id: run.run_id,
         strategies_file: strategies.path.clone(),

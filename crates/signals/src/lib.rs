@@ -3,6 +3,7 @@
 //! `signals` table.
 
 pub mod engine;
+mod frame;
 mod error;
 pub mod generate;
 pub mod stats;

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::SignalsError;
 
@@ -16,7 +16,7 @@ pub const DEFAULT_STRATEGIES: &str = include_str!("../../../config/strategies.to
 pub const DEFAULT_PATH: &str = "config/strategies.toml (built in)";
 
 /// A strategy's rule and its parameters, as written in the file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Rule {
     SmaCross {
@@ -48,7 +48,7 @@ pub enum Rule {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Strategy {
     pub name: String,
     #[serde(flatten)]
@@ -63,7 +63,7 @@ struct StrategiesFile {
 }
 
 /// Strategies parsed from one file, with the file's name for messages.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Strategies {
     pub path: String,
     pub strategies: Vec<Strategy>,
@@ -177,12 +177,13 @@ fn check_parameters(rule: &Rule) -> Result<(), String> {
     Ok(())
 }
 
-/// A column of the signal frame that a stored feature does not provide, with
-/// the window function call that computes it.
+/// A column of the signal frame that a stored feature does not provide: an
+/// indicator function of `bf_indicators` over the adjusted close.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComputedSeries {
     pub name: String,
-    pub call: String,
+    pub function: &'static str,
+    pub params: Vec<usize>,
 }
 
 /// A strategy as SQL over the signal frame.
@@ -205,11 +206,18 @@ pub struct CompiledStrategy {
 /// Stored SMA periods of the features table.
 const STORED_SMA: [usize; 3] = [20, 50, 200];
 
-fn series(stored: bool, name: String, call: String, computed: &mut Vec<ComputedSeries>) -> String {
+fn series(
+    stored: bool,
+    name: String,
+    function: &'static str,
+    params: Vec<usize>,
+    computed: &mut Vec<ComputedSeries>,
+) -> String {
     if !stored {
         computed.push(ComputedSeries {
             name: name.clone(),
-            call,
+            function,
+            params,
         });
     }
     name
@@ -313,7 +321,8 @@ fn sma_cross(fast: usize, slow: usize, computed: &mut Vec<ComputedSeries>) -> Co
         series(
             STORED_SMA.contains(&n),
             format!("sma_{n}"),
-            format!("sma(adj_close, {n})"),
+            "sma",
+            vec![n],
             computed,
         )
     };
@@ -337,7 +346,8 @@ fn rsi_reversion(
     let rsi = series(
         period == 14,
         format!("rsi_{period}"),
-        format!("rsi(adj_close, {period})"),
+        "rsi",
+        vec![period],
         computed,
     );
     Conditions::from_parts(
@@ -364,13 +374,15 @@ fn macd_cross(
     let line = series(
         stored,
         format!("macd{suffix}"),
-        format!("macd(adj_close, {fast}, {slow}, {signal})"),
+        "macd",
+        vec![fast, slow, signal],
         computed,
     );
     let signal_line = series(
         stored,
         format!("macd_signal{suffix}"),
-        format!("macd_signal(adj_close, {fast}, {slow}, {signal})"),
+        "macd_signal",
+        vec![fast, slow, signal],
         computed,
     );
     let strength = ratio(&format!("abs({line} - {signal_line})"), "0.01 * close");
@@ -397,13 +409,15 @@ fn bollinger_reversion(
     let upper = series(
         stored,
         format!("bb_upper{suffix}"),
-        format!("bb_upper(adj_close, {period}, {deviations})"),
+        "bb_upper",
+        vec![period, deviations],
         computed,
     );
     let lower = series(
         stored,
         format!("bb_lower{suffix}"),
-        format!("bb_lower(adj_close, {period}, {deviations})"),
+        "bb_lower",
+        vec![period, deviations],
         computed,
     );
     let width = format!("{upper} - {lower}");
@@ -488,7 +502,8 @@ mod tests {
             other.computed,
             [ComputedSeries {
                 name: "sma_10".into(),
-                call: "sma(adj_close, 10)".into()
+                function: "sma",
+                params: vec![10],
             }]
         );
     }

@@ -1,0 +1,399 @@
+//! The signal frame: the `features` columns the strategies use, in (symbol,
+//! interval, date) order, with `close` (the adjusted close), the series the
+//! strategies compute, and `prev_<column>` for the previous row of the same
+//! series. Everything past the read is computed on arrays of whole series: a
+//! previous row is the array shifted by one, no window operator is involved.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bf_core::tables::{FEATURE_COLUMNS, FEATURES, col};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array,
+};
+use datafusion::arrow::compute::{
+    SortColumn, concat, concat_batches, lexsort_to_indices, nullif, partition, take_record_batch,
+};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::{DFSchema, ScalarValue};
+
+use crate::strategy::ComputedSeries;
+
+/// The frame's leading columns, which order it and delimit its series.
+const KEY: [&str; 3] = [col::SYMBOL, col::INTERVAL, col::DATE];
+
+/// The stored numeric columns of `features` the frame can offer.
+fn stored_columns() -> impl Iterator<Item = &'static str> {
+    [
+        col::ADJ_OPEN,
+        col::ADJ_HIGH,
+        col::ADJ_LOW,
+        col::ADJ_CLOSE,
+        col::VOLUME,
+    ]
+    .into_iter()
+    .chain(FEATURE_COLUMNS)
+}
+
+/// Which columns a frame holds.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Stored numeric columns read besides `close`.
+    stored: Vec<&'static str>,
+    computed: Vec<ComputedSeries>,
+    schema: SchemaRef,
+}
+
+impl Frame {
+    /// Every column a strategy may use, given the series it computes
+    /// (`used: None`), or only those in `used` (names without `prev_`).
+    pub fn new(computed: &[ComputedSeries], used: Option<&BTreeSet<String>>) -> Self {
+        let wanted = |name: &str| used.is_none_or(|used| used.contains(name));
+        let stored: Vec<&'static str> = stored_columns().filter(|c| wanted(c)).collect();
+        let mut distinct: Vec<ComputedSeries> = Vec::new();
+        for series in computed.iter().filter(|c| wanted(&c.name)) {
+            if !distinct.iter().any(|c| c.name == series.name) {
+                distinct.push(series.clone());
+            }
+        }
+        let features = FEATURES.schema();
+        let mut fields: Vec<Field> = KEY
+            .iter()
+            .map(|name| features.field_with_name(name).expect("key column").clone())
+            .collect();
+        fields.push(Field::new("close", DataType::Float64, false));
+        fields.extend(stored.iter().map(|name| {
+            features
+                .field_with_name(name)
+                .expect("features column")
+                .clone()
+        }));
+        fields.extend(
+            distinct
+                .iter()
+                .map(|c| Field::new(&c.name, DataType::Float64, true)),
+        );
+        let lags: Vec<Field> = fields[KEY.len()..]
+            .iter()
+            .map(|f| Field::new(format!("prev_{}", f.name()), f.data_type().clone(), true))
+            .collect();
+        fields.extend(lags);
+        Self {
+            stored,
+            computed: distinct,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+
+    pub fn df_schema(&self) -> DFSchema {
+        DFSchema::try_from(self.schema.as_ref().clone()).expect("unique frame column names")
+    }
+
+    /// The query reading the frame's stored columns for rows matching
+    /// `filter` (a `WHERE` clause or nothing), in no particular order.
+    pub fn read_sql(&self, filter: &str) -> String {
+        let columns: Vec<String> = KEY
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .chain(std::iter::once(format!("{} AS close", col::ADJ_CLOSE)))
+            .chain(self.stored.iter().map(|c| format!("\"{c}\"")))
+            .collect();
+        format!(
+            "SELECT {} FROM {} {filter}",
+            columns.join(", "),
+            FEATURES.name
+        )
+    }
+
+    /// [`Frame::read_sql`] in frame order.
+    pub fn sorted_read_sql(&self, filter: &str) -> String {
+        let key: Vec<String> = KEY.iter().map(|c| format!("\"{c}\"")).collect();
+        format!("{} ORDER BY {}", self.read_sql(filter), key.join(", "))
+    }
+
+    /// Rows of [`Frame::read_sql`] in any order, as frame batches.
+    pub fn from_unsorted(&self, rows: &[RecordBatch]) -> Result<Option<RecordBatch>, ArrowError> {
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let all = concat_batches(&first.schema(), rows)?;
+        let key: Vec<SortColumn> = KEY
+            .iter()
+            .map(|name| SortColumn {
+                values: all.column_by_name(name).expect("key column").clone(),
+                options: None,
+            })
+            .collect();
+        let order = lexsort_to_indices(&key, None)?;
+        self.extend(&take_record_batch(&all, &order)?).map(Some)
+    }
+
+    /// A frame batch from rows of [`Frame::read_sql`] holding whole series,
+    /// each in date order.
+    pub fn extend(&self, rows: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+        let n = rows.num_rows();
+        let series = partition(&series_key(rows))?.ranges();
+        let mut starts = vec![false; n];
+        for range in &series {
+            starts[range.start] = true;
+        }
+        let starts = BooleanArray::from(starts);
+        let mut columns: Vec<ArrayRef> = KEY
+            .iter()
+            .chain(std::iter::once(&"close"))
+            .chain(&self.stored)
+            .map(|name| rows.column_by_name(name).expect("read column").clone())
+            .collect();
+        let close = rows
+            .column_by_name("close")
+            .expect("close")
+            .as_primitive::<Float64Type>()
+            .clone();
+        for computed in &self.computed {
+            columns.push(compute_series(computed, &close, &series)?);
+        }
+        let lags = columns[KEY.len()..]
+            .iter()
+            .map(|array| previous_rows(array, &starts))
+            .collect::<Result<Vec<_>, _>>()?;
+        columns.extend(lags);
+        // Strings may come back as views or dictionaries: the frame's types.
+        let columns = columns
+            .into_iter()
+            .zip(self.schema.fields())
+            .map(|(array, field)| {
+                if array.data_type() == field.data_type() {
+                    Ok(array)
+                } else {
+                    datafusion::arrow::compute::cast(&array, field.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new(self.schema.clone(), columns)
+    }
+}
+
+/// A series: its symbol and interval.
+pub type SeriesKey = [ScalarValue; 2];
+
+/// The series of `rows` in order of appearance, when each series' rows are
+/// contiguous with dates strictly increasing; `None` when not.
+pub fn series_in_date_order(rows: &RecordBatch) -> Result<Option<Vec<SeriesKey>>, ArrowError> {
+    let key = series_key(rows);
+    let dates = rows
+        .column_by_name(col::DATE)
+        .expect("date column")
+        .as_primitive::<Date32Type>()
+        .values();
+    let mut series = Vec::new();
+    for range in partition(&key)?.ranges() {
+        if dates[range.clone()].windows(2).any(|pair| pair[0] >= pair[1]) {
+            return Ok(None);
+        }
+        series.push([
+            ScalarValue::try_from_array(&key[0], range.start)?,
+            ScalarValue::try_from_array(&key[1], range.start)?,
+        ]);
+    }
+    Ok(Some(series))
+}
+
+fn series_key(rows: &RecordBatch) -> Vec<ArrayRef> {
+    [col::SYMBOL, col::INTERVAL]
+        .iter()
+        .map(|name| rows.column_by_name(name).expect("key column").clone())
+        .collect()
+}
+
+/// `array` shifted down one row, null on the first row of each series.
+fn previous_rows(array: &ArrayRef, series_starts: &BooleanArray) -> Result<ArrayRef, ArrowError> {
+    let n = array.len();
+    if n == 0 {
+        return Ok(array.clone());
+    }
+    let shifted = concat(&[
+        new_null_array(array.data_type(), 1).as_ref(),
+        array.slice(0, n - 1).as_ref(),
+    ])?;
+    nullif(&shifted, series_starts)
+}
+
+/// A computed series over the adjusted close, series by series.
+fn compute_series(
+    series: &ComputedSeries,
+    close: &datafusion::arrow::array::Float64Array,
+    ranges: &[std::ops::Range<usize>],
+) -> Result<ArrayRef, ArrowError> {
+    let function = bf_indicators::functions::functions()
+        .into_iter()
+        .find(|f| f.name == series.function)
+        .expect("computed series name a bf indicator");
+    let parts: Vec<ArrayRef> = ranges
+        .iter()
+        .map(|range| {
+            let values = close.values()[range.clone()].to_vec();
+            Arc::new(function.compute(&[values], &series.params)) as ArrayRef
+        })
+        .collect();
+    let parts: Vec<&dyn Array> = parts.iter().map(AsRef::as_ref).collect();
+    if parts.is_empty() {
+        return Ok(new_null_array(&DataType::Float64, 0));
+    }
+    concat(&parts)
+}
+
+/// Cuts sorted rows arriving in batches into batches of whole series: the
+/// last series of a batch is held back until a batch starts another one.
+#[derive(Default)]
+pub struct WholeSeries {
+    pending: Vec<RecordBatch>,
+}
+
+impl WholeSeries {
+    /// Takes the next sorted batch; returns rows whose series are complete.
+    pub fn push(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>, ArrowError> {
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        let series = partition(&series_key(&batch))?.ranges();
+        let last_start = series.last().map_or(0, |r| r.start);
+        let ready = if last_start > 0 {
+            self.pending.push(batch.slice(0, last_start));
+            self.take()?
+        } else if self.continues_pending(&batch)? {
+            None
+        } else {
+            self.take()?
+        };
+        self.pending
+            .push(batch.slice(last_start, batch.num_rows() - last_start));
+        Ok(ready)
+    }
+
+    /// The rows held back at the end.
+    pub fn finish(mut self) -> Result<Option<RecordBatch>, ArrowError> {
+        self.take()
+    }
+
+    fn continues_pending(&self, batch: &RecordBatch) -> Result<bool, ArrowError> {
+        let Some(last) = self.pending.last() else {
+            return Ok(false);
+        };
+        let row = last.num_rows() - 1;
+        for (held, next) in series_key(last).iter().zip(series_key(batch)) {
+            let held = ScalarValue::try_from_array(held, row)?;
+            let next = ScalarValue::try_from_array(&next, 0)?;
+            if held != next {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn take(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
+        let pending = std::mem::take(&mut self.pending);
+        match pending.first() {
+            None => Ok(None),
+            Some(first) => concat_batches(&first.schema(), &pending).map(Some),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Date32Array, Float64Array, Int64Array, StringArray};
+
+    use super::*;
+
+    fn rows(symbols: &[&str], closes: &[f64]) -> RecordBatch {
+        let frame = Frame::new(&[], Some(&BTreeSet::from(["close".to_string()])));
+        let schema = Arc::new(Schema::new(
+            frame.schema.fields()[..KEY.len() + 1].to_vec(),
+        ));
+        let n = symbols.len();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(symbols.to_vec())),
+                Arc::new(StringArray::from(vec!["1d"; n])),
+                Arc::new(Date32Array::from_iter_values(0..n as i32)),
+                Arc::new(Float64Array::from(closes.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn previous_rows_stop_at_each_series() {
+        let frame = Frame::new(&[], Some(&BTreeSet::from(["close".to_string()])));
+        let out = frame
+            .extend(&rows(&["A", "A", "B", "B", "B"], &[1.0, 2.0, 3.0, 4.0, 5.0]))
+            .unwrap();
+        let prev = out.column_by_name("prev_close").unwrap();
+        let prev: Vec<Option<f64>> = prev.as_primitive::<Float64Type>().iter().collect();
+        assert_eq!(prev, [None, Some(1.0), None, Some(3.0), Some(4.0)]);
+    }
+
+    #[test]
+    fn computed_series_restart_with_each_series() {
+        let sma = ComputedSeries {
+            name: "sma_2".into(),
+            function: "sma",
+            params: vec![2],
+        };
+        let used = BTreeSet::from(["close".to_string(), "sma_2".to_string()]);
+        let frame = Frame::new(std::slice::from_ref(&sma), Some(&used));
+        let out = frame
+            .extend(&rows(&["A", "A", "B", "B"], &[1.0, 3.0, 10.0, 20.0]))
+            .unwrap();
+        let values: Vec<Option<f64>> = out
+            .column_by_name("sma_2")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .iter()
+            .collect();
+        assert_eq!(values, [None, Some(2.0), None, Some(15.0)]);
+    }
+
+    #[test]
+    fn batches_are_cut_between_series() {
+        let mut cut = WholeSeries::default();
+        let mut out = Vec::new();
+        for batch in [
+            rows(&["A", "A"], &[1.0, 2.0]),
+            rows(&["A", "B"], &[3.0, 4.0]),
+            rows(&["B"], &[5.0]),
+            rows(&["C"], &[6.0]),
+        ] {
+            out.extend(cut.push(batch).unwrap());
+        }
+        out.extend(cut.finish().unwrap());
+        let symbols: Vec<Vec<String>> = out
+            .iter()
+            .map(|b| {
+                b.column(0)
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|s| s.unwrap().to_string())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(symbols, [vec!["A", "A", "A"], vec!["B", "B"], vec!["C"]]);
+    }
+
+    #[test]
+    fn unsorted_rows_are_ordered_by_series_and_date() {
+        let frame = Frame::new(&[], Some(&BTreeSet::from(["close".to_string()])));
+        let sorted = rows(&["A", "A", "B"], &[1.0, 2.0, 3.0]);
+        let shuffled = take_record_batch(&sorted, &Int64Array::from(vec![2, 1, 0])).unwrap();
+        let out = frame.from_unsorted(&[shuffled]).unwrap().unwrap();
+        let prev: Vec<Option<f64>> = out
+            .column_by_name("prev_close")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .iter()
+            .collect();
+        assert_eq!(prev, [None, Some(1.0), None]);
+    }
+}
