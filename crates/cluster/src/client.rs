@@ -204,7 +204,8 @@ pub(crate) fn split_by_symbol(
     plan: Arc<dyn ExecutionPlan>,
     partitions: usize,
 ) -> Result<Arc<dyn ExecutionPlan>, ClusterError> {
-    let symbol = Column::new_with_schema(col::SYMBOL, &plan.schema()).map_err(ClusterError::Plan)?;
+    let symbol =
+        Column::new_with_schema(col::SYMBOL, &plan.schema()).map_err(ClusterError::Plan)?;
     let by_symbol = Partitioning::Hash(vec![Arc::new(symbol)], partitions);
     Ok(Arc::new(
         RepartitionExec::try_new(plan, by_symbol).map_err(ClusterError::Plan)?,

@@ -61,6 +61,9 @@ pub struct BuildReport {
     pub series: usize,
     pub series_built: usize,
     pub series_up_to_date: usize,
+    /// Those series.
+    #[serde(skip)]
+    pub up_to_date: Vec<Series>,
     /// Requested symbols with no `ohlcv` rows.
     pub missing: Vec<String>,
     pub rows_read: usize,
@@ -121,6 +124,7 @@ async fn plan_in_session(
         write_from,
     } = plan(lake, &inventory, &built, ohlcv_version, &mut report).await;
     report.series_built = fresh.len() + rebuild.len();
+    report.series_up_to_date = report.up_to_date.len();
     report.phases.plan = started.elapsed();
     let plan = BuildPlan {
         all_symbols: request.symbols.is_none(),
@@ -143,6 +147,18 @@ pub async fn build(
     request: &BuildRequest,
     progress: &dyn Progress,
 ) -> Result<BuildReport, FeaturesError> {
+    build_handing(lake, request, progress, |_| Ok(())).await
+}
+
+/// [`build`], handing each group's computed series (whole series in date
+/// order, the `features` schema) to `built` before they are stored, so a
+/// next stage needs not read them back.
+pub async fn build_handing<E: From<FeaturesError>>(
+    lake: &Lake,
+    request: &BuildRequest,
+    progress: &dyn Progress,
+    mut built: impl FnMut(&[RecordBatch]) -> Result<(), E>,
+) -> Result<BuildReport, E> {
     let (plan, ctx) = plan_in_session(lake, request).await?;
     let BuildPlan {
         fresh,
@@ -166,26 +182,31 @@ pub async fn build(
             let input = read_group(&ctx, filter, &mut report).await?;
             let started = Instant::now();
             let wanted: HashSet<&Series> = group.iter().collect();
-            let batches: Vec<RecordBatch> = compute_features(&input, stamp)?
+            let computed: Vec<(Series, RecordBatch)> = compute_features(&input, stamp)?
                 .into_iter()
-                .filter_map(|batch| {
-                    let series = series_of(&batch);
-                    if !wanted.contains(&series) {
-                        return None;
-                    }
-                    Some(match write_from.get(&series) {
-                        Some(&from) => rows_from(&batch, from),
-                        None => batch,
-                    })
-                })
+                .map(|batch| (series_of(&batch), batch))
+                .filter(|(series, _)| wanted.contains(series))
                 .collect();
             report.phases.compute += started.elapsed();
+            let whole: Vec<RecordBatch> = computed.iter().map(|(_, b)| b.clone()).collect();
+            built(&whole)?;
+            let batches: Vec<RecordBatch> = computed
+                .into_iter()
+                .map(|(series, batch)| match write_from.get(&series) {
+                    Some(&from) => rows_from(&batch, from),
+                    None => batch,
+                })
+                .collect();
 
             let started = Instant::now();
             let metrics = if is_fresh {
-                lake.append(&FEATURES, batches, features_version).await?
+                lake.append(&FEATURES, batches, features_version)
+                    .await
+                    .map_err(FeaturesError::from)?
             } else {
-                lake.upsert(&FEATURES, batches).await?
+                lake.upsert(&FEATURES, batches)
+                    .await
+                    .map_err(FeaturesError::from)?
             };
             report.phases.write += started.elapsed();
             features_version = metrics.version;
@@ -286,7 +307,7 @@ async fn plan(
         let rows = rows as usize;
         match built.get(key).map(|&v| v as u64) {
             None => fresh.push((key.clone(), rows)),
-            Some(version) if version >= ohlcv_version => report.series_up_to_date += 1,
+            Some(version) if version >= ohlcv_version => report.up_to_date.push(key.clone()),
             Some(version) => {
                 let changed = match changed_since.entry(version) {
                     Entry::Occupied(known) => known.into_mut(),
@@ -306,7 +327,7 @@ async fn plan(
                         write_from.insert(key.clone(), first_changed);
                         rebuild.push((key.clone(), rows));
                     }
-                    Some(None) => report.series_up_to_date += 1,
+                    Some(None) => report.up_to_date.push(key.clone()),
                 }
             }
         }

@@ -1,14 +1,15 @@
 //! `bf run`'s work: fetch -> features -> signals for a list of symbols, each
 //! stage incremental (a rerun with nothing new writes nothing).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bf_cluster::Cluster;
 use bf_core::Progress;
-use bf_features::build::{BuildReport, BuildRequest, build};
+use bf_features::build::{BuildReport, BuildRequest, build_handing};
 use bf_lake::Lake;
-use bf_signals::generate::{GenerateReport, generate_and_store};
+use bf_signals::generate::{GenerateReport, SignalsRun};
 use bf_signals::strategy::Strategies;
 use serde::Serialize;
 
@@ -82,6 +83,9 @@ pub async fn run(
         symbols: Some(symbols.clone()),
         group_rows: None,
     };
+    // Embedded, the signals of the series just built are computed from the
+    // features in memory; only the other series are read back.
+    let mut signals = SignalsRun::start(&request.strategies).await?;
     let built = match &request.cluster {
         Some(cluster) => {
             bf_cluster::features::build_features(cluster, lake, &features_request)
@@ -90,7 +94,10 @@ pub async fn run(
         }
         None => {
             let display = progress("features", 0);
-            let built = build(lake, &features_request, &*display).await;
+            let built = build_handing(lake, &features_request, &*display, |features| {
+                signals.add_features(features).map_err(PipelineError::from)
+            })
+            .await;
             display.finish();
             built?
         }
@@ -109,7 +116,12 @@ pub async fn run(
             .await?;
             cluster_generated(report)
         }
-        None => generate_and_store(lake, &request.strategies, &symbols).await?,
+        None => {
+            let unread: BTreeSet<String> =
+                built.up_to_date.iter().map(|(s, _)| s.clone()).collect();
+            let unread: Vec<String> = unread.into_iter().collect();
+            signals.finish(lake, &symbols, &unread).await?
+        }
     };
     stage_seconds.push(("signals", started.elapsed().as_secs_f64()));
 

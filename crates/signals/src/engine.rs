@@ -7,19 +7,21 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use bf_core::tables::{FEATURES, SIGNALS, col, side};
-use bf_lake::{Lake, UpsertMetrics, symbol_filter};
+use bf_lake::{Lake, Series, UpsertMetrics, sql_literal, symbol_filter};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
-    StringBuilder, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::kernels::boolean::and_not;
-use datafusion::arrow::compute::{cast, filter_record_batch, prep_null_mask_filter};
+use datafusion::arrow::compute::{
+    cast, concat_batches, filter_record_batch, prep_null_mask_filter,
+};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::physical_plan::{PhysicalExpr, execute_stream_partitioned};
 use datafusion::prelude::{SessionContext, col as column_expr, lit};
 use futures::StreamExt;
@@ -67,10 +69,41 @@ impl Plan {
         rows: &[RecordBatch],
         run: &RunStamp,
     ) -> Result<Vec<RecordBatch>, SignalsError> {
-        match self.frame.from_unsorted(rows).map_err(arrow_error)? {
+        match self.frame.sort_and_extend(rows).map_err(arrow_error)? {
             Some(frame) => self.frame_signals(&frame, run),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// The signals of `features` rows (the `features` schema) just computed:
+    /// whole series, each in date order.
+    pub fn features_signals(
+        &self,
+        features: &[RecordBatch],
+        run: &RunStamp,
+    ) -> Result<Vec<RecordBatch>, SignalsError> {
+        let mut out = Vec::new();
+        let mut pending = Vec::new();
+        let mut pending_rows = 0;
+        let mut evaluate = |pending: &mut Vec<RecordBatch>| -> Result<(), SignalsError> {
+            if let Some(first) = pending.first() {
+                let rows = concat_batches(&first.schema(), pending.iter()).map_err(arrow_error)?;
+                let frame = self.frame.extend(&rows).map_err(arrow_error)?;
+                out.extend(self.frame_signals(&frame, run)?);
+                pending.clear();
+            }
+            Ok(())
+        };
+        for batch in features {
+            pending.push(self.frame.rows_of_features(batch).map_err(arrow_error)?);
+            pending_rows += batch.num_rows();
+            if pending_rows >= EVALUATED_ROWS {
+                evaluate(&mut pending)?;
+                pending_rows = 0;
+            }
+        }
+        evaluate(&mut pending)?;
+        Ok(out)
     }
 
     /// Every strategy's signals in a frame batch.
@@ -225,10 +258,13 @@ fn is_true(
     condition: &Arc<dyn PhysicalExpr>,
     frame: &RecordBatch,
 ) -> Result<BooleanArray, DataFusionError> {
-    let value = condition
-        .evaluate(frame)?
-        .into_array(frame.num_rows())?;
-    Ok(prep_null_mask_filter(value.as_boolean()))
+    let value = condition.evaluate(frame)?.into_array(frame.num_rows())?;
+    let value = value.as_boolean();
+    Ok(if value.null_count() == 0 {
+        value.clone()
+    } else {
+        prep_null_mask_filter(value)
+    })
 }
 
 /// The run that produced a signal.
@@ -273,15 +309,16 @@ pub async fn store(
     Ok(lake.upsert_replacing(&SIGNALS, batches, scope).await?)
 }
 
-/// Signals of every strategy for the given symbols (all when `None`), as
-/// batches in the `signals` schema.
+/// Signals of every strategy for the given symbols (all when `None`) but the
+/// series in `except`, as batches in the `signals` schema.
 pub async fn generate(
     lake: &Lake,
     plan: &Plan,
     symbols: Option<&[String]>,
+    except: &[Series],
     run: &RunStamp,
 ) -> Result<Vec<RecordBatch>, SignalsError> {
-    generate_in_groups(lake, plan, symbols, run, GROUP_ROWS).await
+    generate_in_groups(lake, plan, symbols, except, run, GROUP_ROWS).await
 }
 
 /// [`generate`], reading at most about `group_rows` features rows per query.
@@ -289,6 +326,7 @@ async fn generate_in_groups(
     lake: &Lake,
     plan: &Plan,
     symbols: Option<&[String]>,
+    except: &[Series],
     run: &RunStamp,
     group_rows: usize,
 ) -> Result<Vec<RecordBatch>, SignalsError> {
@@ -301,13 +339,39 @@ async fn generate_in_groups(
     }
     let mut out = Vec::new();
     for group in symbol_groups(lake, &ctx, symbols, group_rows).await? {
-        let filter = symbol_filter(group.as_deref());
+        let filter = rows_filter(group.as_deref(), except);
         match signals_in_stored_order(&ctx, plan, &filter, run).await? {
             Some(signals) => out.extend(signals),
             None => out.extend(signals_sorted(&ctx, plan, &filter, run).await?),
         }
     }
     Ok(out)
+}
+
+/// `WHERE` rows of `symbols` (all when `None`) outside the `except` series.
+fn rows_filter(symbols: Option<&[String]>, except: &[Series]) -> String {
+    let by_symbol = symbol_filter(symbols);
+    if except.is_empty() {
+        return by_symbol;
+    }
+    let series: Vec<String> = except
+        .iter()
+        .map(|(symbol, interval)| {
+            format!(
+                "({} = {} AND \"{}\" = {})",
+                col::SYMBOL,
+                sql_literal(symbol),
+                col::INTERVAL,
+                sql_literal(interval)
+            )
+        })
+        .collect();
+    let outside = format!("NOT ({})", series.join(" OR "));
+    if by_symbol.is_empty() {
+        format!("WHERE {outside}")
+    } else {
+        format!("{by_symbol} AND {outside}")
+    }
 }
 
 /// A session over the lake whose scans read whole files per partition, in
@@ -438,6 +502,11 @@ async fn signals_sorted(
     Ok(out)
 }
 
+/// Rows evaluated together from features handed over in memory: enough to
+/// amortise each expression's evaluation, few enough to stay in cache-sized
+/// pieces.
+const EVALUATED_ROWS: usize = 65_536;
+
 /// Features rows one signals query reads at most, so memory stays bounded
 /// whatever the table's size.
 pub const GROUP_ROWS: usize = 2_500_000;
@@ -546,9 +615,15 @@ fn inputs_json(rows: &RecordBatch, inputs: &[String]) -> Result<ArrayRef, Signal
         let values = rows.column_by_name(&name).expect("input column");
         parts.push((name, cast(values, &DataType::Utf8).map_err(arrow_error)?));
     }
-    let mut json = StringBuilder::new();
+    // Sized up front: growing a buffer this size costs more than filling it.
+    let n = rows.num_rows();
+    let bytes: usize = parts
+        .iter()
+        .map(|(name, values)| values.as_string::<i32>().value_data().len() + n * (name.len() + 8))
+        .sum();
+    let mut json = StringBuilder::with_capacity(n, bytes + 2 * n);
     let mut row_text = String::new();
-    for row in 0..rows.num_rows() {
+    for row in 0..n {
         row_text.clear();
         row_text.push('{');
         for (index, (name, values)) in parts.iter().enumerate() {
@@ -631,12 +706,12 @@ mod tests {
         let (lake, _dir) = lake_with_features(&["AAA", "BBB", "CCC"]).await;
         let plan = prepare(&Strategies::builtin()).await.unwrap();
         let run = RunStamp::now();
-        let one = generate_in_groups(&lake, &plan, None, &run, usize::MAX)
+        let one = generate_in_groups(&lake, &plan, None, &[], &run, usize::MAX)
             .await
             .unwrap();
         assert!(one.iter().map(RecordBatch::num_rows).sum::<usize>() > 100);
         // A budget below one symbol's rows: one query per symbol.
-        let grouped = generate_in_groups(&lake, &plan, None, &run, 10)
+        let grouped = generate_in_groups(&lake, &plan, None, &[], &run, 10)
             .await
             .unwrap();
         assert_eq!(sorted_lines(one), sorted_lines(grouped));
@@ -677,14 +752,16 @@ mod tests {
 
         let plan = prepare(&Strategies::builtin()).await.unwrap();
         let run = RunStamp::now();
-        let as_built = signals_in_stored_order(&ctx, &plan, "", &run).await.unwrap();
+        let as_built = signals_in_stored_order(&ctx, &plan, "", &run)
+            .await
+            .unwrap();
         let reversed_ctx = scan_session(&reversed).await.unwrap();
         let as_reversed = signals_in_stored_order(&reversed_ctx, &plan, "", &run)
             .await
             .unwrap();
         assert!(as_built.is_some() && as_reversed.is_none());
-        let expected = generate(&lake, &plan, None, &run).await.unwrap();
-        let got = generate(&reversed, &plan, None, &run).await.unwrap();
+        let expected = generate(&lake, &plan, None, &[], &run).await.unwrap();
+        let got = generate(&reversed, &plan, None, &[], &run).await.unwrap();
         assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 50);
         assert_eq!(sorted_lines(expected), sorted_lines(got));
     }

@@ -58,9 +58,17 @@ impl Frame {
             }
         }
         let features = FEATURES.schema();
+        // Scans give strings as views: kept so, cast only in the few rows
+        // that become signals.
         let mut fields: Vec<Field> = KEY
             .iter()
-            .map(|name| features.field_with_name(name).expect("key column").clone())
+            .map(|name| {
+                let field = features.field_with_name(name).expect("key column");
+                match field.data_type() {
+                    DataType::Utf8 => field.clone().with_data_type(DataType::Utf8View),
+                    _ => field.clone(),
+                }
+            })
             .collect();
         fields.push(Field::new("close", DataType::Float64, false));
         fields.extend(stored.iter().map(|name| {
@@ -106,6 +114,29 @@ impl Frame {
         )
     }
 
+    /// The columns [`Frame::read_sql`] reads, from rows in the `features`
+    /// schema.
+    pub fn rows_of_features(&self, features: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+        let column = |name: &str| {
+            features
+                .column_by_name(name)
+                .expect("features column")
+                .clone()
+        };
+        let names = KEY
+            .into_iter()
+            .chain(std::iter::once("close"))
+            .chain(self.stored.iter().copied());
+        RecordBatch::try_from_iter(names.map(|name| {
+            let stored = if name == "close" {
+                col::ADJ_CLOSE
+            } else {
+                name
+            };
+            (name, column(stored))
+        }))
+    }
+
     /// [`Frame::read_sql`] in frame order.
     pub fn sorted_read_sql(&self, filter: &str) -> String {
         let key: Vec<String> = KEY.iter().map(|c| format!("\"{c}\"")).collect();
@@ -113,7 +144,7 @@ impl Frame {
     }
 
     /// Rows of [`Frame::read_sql`] in any order, as frame batches.
-    pub fn from_unsorted(&self, rows: &[RecordBatch]) -> Result<Option<RecordBatch>, ArrowError> {
+    pub fn sort_and_extend(&self, rows: &[RecordBatch]) -> Result<Option<RecordBatch>, ArrowError> {
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -188,7 +219,10 @@ pub fn series_in_date_order(rows: &RecordBatch) -> Result<Option<Vec<SeriesKey>>
         .values();
     let mut series = Vec::new();
     for range in partition(&key)?.ranges() {
-        if dates[range.clone()].windows(2).any(|pair| pair[0] >= pair[1]) {
+        if dates[range.clone()]
+            .windows(2)
+            .any(|pair| pair[0] >= pair[1])
+        {
             return Ok(None);
         }
         series.push([
@@ -302,21 +336,19 @@ impl WholeSeries {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::{Date32Array, Float64Array, Int64Array, StringArray};
+    use datafusion::arrow::array::{Date32Array, Float64Array, Int64Array, StringViewArray};
 
     use super::*;
 
     fn rows(symbols: &[&str], closes: &[f64]) -> RecordBatch {
         let frame = Frame::new(&[], Some(&BTreeSet::from(["close".to_string()])));
-        let schema = Arc::new(Schema::new(
-            frame.schema.fields()[..KEY.len() + 1].to_vec(),
-        ));
+        let schema = Arc::new(Schema::new(frame.schema.fields()[..KEY.len() + 1].to_vec()));
         let n = symbols.len();
         RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(StringArray::from(symbols.to_vec())),
-                Arc::new(StringArray::from(vec!["1d"; n])),
+                Arc::new(StringViewArray::from(symbols.to_vec())),
+                Arc::new(StringViewArray::from(vec!["1d"; n])),
                 Arc::new(Date32Array::from_iter_values(0..n as i32)),
                 Arc::new(Float64Array::from(closes.to_vec())),
             ],
@@ -328,7 +360,10 @@ mod tests {
     fn previous_rows_stop_at_each_series() {
         let frame = Frame::new(&[], Some(&BTreeSet::from(["close".to_string()])));
         let out = frame
-            .extend(&rows(&["A", "A", "B", "B", "B"], &[1.0, 2.0, 3.0, 4.0, 5.0]))
+            .extend(&rows(
+                &["A", "A", "B", "B", "B"],
+                &[1.0, 2.0, 3.0, 4.0, 5.0],
+            ))
             .unwrap();
         let prev = out.column_by_name("prev_close").unwrap();
         let prev: Vec<Option<f64>> = prev.as_primitive::<Float64Type>().iter().collect();
@@ -373,7 +408,7 @@ mod tests {
             .iter()
             .map(|b| {
                 b.column(0)
-                    .as_string::<i32>()
+                    .as_string_view()
                     .iter()
                     .map(|s| s.unwrap().to_string())
                     .collect()
@@ -387,7 +422,7 @@ mod tests {
         let frame = Frame::new(&[], Some(&BTreeSet::from(["close".to_string()])));
         let sorted = rows(&["A", "A", "B"], &[1.0, 2.0, 3.0]);
         let shuffled = take_record_batch(&sorted, &Int64Array::from(vec![2, 1, 0])).unwrap();
-        let out = frame.from_unsorted(&[shuffled]).unwrap().unwrap();
+        let out = frame.sort_and_extend(&[shuffled]).unwrap().unwrap();
         let prev: Vec<Option<f64>> = out
             .column_by_name("prev_close")
             .unwrap()

@@ -1,18 +1,19 @@
 //! The signals stage in one step: check the strategies, generate their
 //! signals for some symbols and store them, counting what fired.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use bf_core::tables::{col, side};
-use bf_lake::{Lake, UpsertMetrics};
+use bf_lake::{Lake, Series, UpsertMetrics};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
 use serde::Serialize;
 
 use crate::SignalsError;
-use crate::engine::{RunStamp, generate, prepare, store};
+use crate::engine::{Plan, RunStamp, generate, prepare, store};
 use crate::strategy::Strategies;
 
 /// Signals one strategy produced in a run, by side.
@@ -39,25 +40,95 @@ pub async fn generate_and_store(
     strategies: &Strategies,
     symbols: &[String],
 ) -> Result<GenerateReport, SignalsError> {
-    let started = Instant::now();
-    let plan = prepare(strategies).await?;
-    let run = RunStamp::now();
-    let batches = generate(lake, &plan, Some(symbols), &run).await?;
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
-        "signals computed"
-    );
-    let counts = count_by_strategy(&plan.strategy_names(), &batches)?;
-    let signals = store(lake, &plan, Some(symbols), batches).await?;
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "signals stored");
-    Ok(GenerateReport {
-        run_id: run.run_id,
-        strategies_file: strategies.path.clone(),
-        strategies: counts,
-        signals,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    SignalsRun::start(strategies)
+        .await?
+        .finish(lake, symbols, symbols)
+        .await
+}
+
+/// A signals run fed with features as a build computes them, which then
+/// reads the other series from the lake and stores everything in one commit.
+pub struct SignalsRun {
+    plan: Plan,
+    run: RunStamp,
+    strategies_file: String,
+    started: Instant,
+    signals: Vec<RecordBatch>,
+    handed: HashSet<Series>,
+}
+
+impl SignalsRun {
+    /// Checks the strategies; nothing is read yet.
+    pub async fn start(strategies: &Strategies) -> Result<Self, SignalsError> {
+        Ok(Self {
+            started: Instant::now(),
+            plan: prepare(strategies).await?,
+            run: RunStamp::now(),
+            strategies_file: strategies.path.clone(),
+            signals: Vec::new(),
+            handed: HashSet::new(),
+        })
+    }
+
+    /// The signals of features just computed (the `features` schema, one
+    /// whole series per batch in date order); they are not read back.
+    pub fn add_features(&mut self, features: &[RecordBatch]) -> Result<(), SignalsError> {
+        for batch in features.iter().filter(|b| b.num_rows() > 0) {
+            let key = |name: &str| -> Result<String, SignalsError> {
+                let column = batch.column_by_name(name).expect("features column");
+                ScalarValue::try_from_array(column, 0)
+                    .map(|value| value.to_string())
+                    .map_err(SignalsError::Query)
+            };
+            self.handed.insert((key(col::SYMBOL)?, key(col::INTERVAL)?));
+        }
+        self.signals
+            .extend(self.plan.features_signals(features, &self.run)?);
+        Ok(())
+    }
+
+    /// Reads the series of `unread` not handed over, and stores the signals
+    /// of the run as the whole content of `symbols` for its strategies.
+    pub async fn finish(
+        mut self,
+        lake: &Lake,
+        symbols: &[String],
+        unread: &[String],
+    ) -> Result<GenerateReport, SignalsError> {
+        if !unread.is_empty() {
+            let unread_set: HashSet<&String> = unread.iter().collect();
+            let except: Vec<Series> = self
+                .handed
+                .iter()
+                .filter(|(symbol, _)| unread_set.contains(symbol))
+                .cloned()
+                .collect();
+            let read = generate(lake, &self.plan, Some(unread), &except, &self.run).await?;
+            self.signals.extend(read);
+        }
+        tracing::debug!(
+            seconds = self.started.elapsed().as_secs_f64(),
+            rows = self
+                .signals
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum::<usize>(),
+            "signals computed"
+        );
+        let counts = count_by_strategy(&self.plan.strategy_names(), &self.signals)?;
+        let stored = store(lake, &self.plan, Some(symbols), self.signals).await?;
+        tracing::debug!(
+            seconds = self.started.elapsed().as_secs_f64(),
+            "signals stored"
+        );
+        Ok(GenerateReport {
+            run_id: self.run.run_id,
+            strategies_file: self.strategies_file,
+            strategies: counts,
+            signals: stored,
+            seconds: self.started.elapsed().as_secs_f64(),
+        })
+    }
 }
 
 fn count_by_strategy(

@@ -3,8 +3,8 @@
 //! `signals` table.
 
 pub mod engine;
-mod frame;
 mod error;
+mod frame;
 pub mod generate;
 pub mod stats;
 pub mod strategy;

@@ -174,6 +174,41 @@ fn run_does_every_stage_and_a_second_run_adds_nothing() {
 }
 
 #[test]
+fn run_signals_from_features_in_memory_equal_those_read_back() {
+    let ws = Workspace::new();
+    let run = |symbols: &str| {
+        ws.ok(&[
+            "run",
+            "--source",
+            "synthetic",
+            "--start",
+            "2018-01-01",
+            "--end",
+            "2023-12-29",
+            "--symbols",
+            symbols,
+        ]);
+    };
+    // The second run builds two series (handed over in memory) and reads
+    // the two built by the first.
+    run("AAPL,MSFT");
+    run("AAPL,MSFT,NVDA,AMZN");
+    let stored = ws.scalar("SELECT count(*) FROM signals");
+    assert!(stored > 100);
+    assert_eq!(
+        ws.scalar("SELECT count(DISTINCT symbol) FROM signals WHERE symbol IN ('NVDA', 'AMZN')"),
+        2
+    );
+    let again = ws.run(&["signals", "generate", "--symbols", "AAPL,MSFT,NVDA,AMZN"]);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        again.status.success() && said.contains("no new or changed signals"),
+        "{said}"
+    );
+    assert_eq!(ws.scalar("SELECT count(*) FROM signals"), stored);
+}
+
+#[test]
 fn changing_a_strategy_removes_the_signals_it_no_longer_fires() {
     let ws = prepared();
     ws.ok(&["signals", "generate", "--symbol-list", "demo_small"]);
