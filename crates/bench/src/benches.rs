@@ -366,7 +366,7 @@ async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<()
             run_id: format!("bench-{now:x}"),
             generated_at: now,
         };
-        let batches = generate(&lake, &plan, None, &run).await?;
+        let batches = generate(&lake, &plan, None, &[], &run).await?;
         let generate_seconds = started.elapsed().as_secs_f64();
         let signals: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let written = Instant::now();

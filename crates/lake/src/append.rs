@@ -136,7 +136,7 @@ async fn write_in_parallel(
     let snapshot = table.snapshot()?;
     let config = writer_config(spec, table)?;
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let files = (rows(&batches) / MIN_ROWS_PER_FILE).clamp(1, cores);
+    let files = rows(&batches).div_ceil(MIN_ROWS_PER_FILE).clamp(1, cores);
 
     let mut tasks = tokio::task::JoinSet::new();
     for chunk in split_rows(batches, files) {

@@ -612,17 +612,15 @@ fn clamped_strength(strength: &ArrayRef) -> Result<ArrayRef, SignalsError> {
 fn inputs_json(rows: &RecordBatch, inputs: &[String]) -> Result<ArrayRef, SignalsError> {
     let mut parts = Vec::new();
     for name in inputs.iter().flat_map(|c| [c.clone(), format!("prev_{c}")]) {
-        let values = rows.column_by_name(&name).expect("input column");
-        parts.push((name, cast(values, &DataType::Utf8).map_err(arrow_error)?));
+        let values = rows.column_by_name(&name).expect("input column").clone();
+        parts.push((format!("\"{name}\":"), values));
     }
-    // Sized up front: growing a buffer this size costs more than filling it.
     let n = rows.num_rows();
-    let bytes: usize = parts
-        .iter()
-        .map(|(name, values)| values.as_string::<i32>().value_data().len() + n * (name.len() + 8))
-        .sum();
+    // Sized up front: growing a buffer this size costs more than filling it.
+    let bytes: usize = parts.iter().map(|(name, _)| n * (name.len() + 24)).sum();
     let mut json = StringBuilder::with_capacity(n, bytes + 2 * n);
     let mut row_text = String::new();
+    let mut float_text = ryu::Buffer::new();
     for row in 0..n {
         row_text.clear();
         row_text.push('{');
@@ -630,15 +628,16 @@ fn inputs_json(rows: &RecordBatch, inputs: &[String]) -> Result<ArrayRef, Signal
             if index > 0 {
                 row_text.push(',');
             }
-            let values = values.as_string::<i32>();
-            row_text.push('"');
             row_text.push_str(name);
-            row_text.push_str("\":");
-            row_text.push_str(if values.is_null(row) {
-                "null"
+            if values.is_null(row) {
+                row_text.push_str("null");
+            } else if let Some(floats) = values.as_primitive_opt::<Float64Type>() {
+                // As SQL's CAST(x AS VARCHAR) writes it: arrow formats with ryu.
+                row_text.push_str(float_text.format(floats.value(row)));
             } else {
-                values.value(row)
-            });
+                let text = cast(&values.slice(row, 1), &DataType::Utf8).map_err(arrow_error)?;
+                row_text.push_str(text.as_string::<i32>().value(0));
+            }
         }
         row_text.push('}');
         json.append_value(&row_text);
@@ -764,6 +763,39 @@ mod tests {
         let got = generate(&reversed, &plan, None, &[], &run).await.unwrap();
         assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 50);
         assert_eq!(sorted_lines(expected), sorted_lines(got));
+    }
+
+    #[test]
+    fn inputs_are_written_as_sql_casts_them_to_text() {
+        use datafusion::arrow::array::Int64Array;
+        let rows = RecordBatch::try_from_iter([
+            (
+                "sma_20",
+                Arc::new(Float64Array::from(vec![Some(101.2), Some(1e21)])) as ArrayRef,
+            ),
+            (
+                "prev_sma_20",
+                Arc::new(Float64Array::from(vec![Some(100.0), None])) as ArrayRef,
+            ),
+            ("volume", Arc::new(Int64Array::from(vec![5, 6])) as ArrayRef),
+            (
+                "prev_volume",
+                Arc::new(Int64Array::from(vec![None, Some(5)])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let json = inputs_json(&rows, &["sma_20".into(), "volume".into()]).unwrap();
+        let json: Vec<&str> = json.as_string::<i32>().iter().flatten().collect();
+        assert_eq!(
+            json,
+            [
+                r#"{"sma_20":101.2,"prev_sma_20":100.0,"volume":5,"prev_volume":null}"#,
+                r#"{"sma_20":1e21,"prev_sma_20":null,"volume":6,"prev_volume":5}"#,
+            ]
+        );
+        // The same text as a CAST in SQL.
+        let cast_text = cast(rows.column(0), &DataType::Utf8).unwrap();
+        assert_eq!(cast_text.as_string::<i32>().value(1), "1e21");
     }
 
     #[tokio::test]
