@@ -25,6 +25,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::physical_plan::{PhysicalExpr, execute_stream_partitioned};
 use datafusion::prelude::{SessionContext, col as column_expr, lit};
 use futures::StreamExt;
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use crate::SignalsError;
 use crate::frame::{Frame, SeriesKey, WholeSeries, series_in_date_order};
@@ -76,34 +77,38 @@ impl Plan {
     }
 
     /// The signals of `features` rows (the `features` schema) just computed:
-    /// whole series, each in date order.
+    /// whole series, each in date order; pieces of them evaluated on every
+    /// core.
     pub fn features_signals(
         &self,
         features: &[RecordBatch],
         run: &RunStamp,
     ) -> Result<Vec<RecordBatch>, SignalsError> {
-        let mut out = Vec::new();
-        let mut pending = Vec::new();
-        let mut pending_rows = 0;
-        let mut evaluate = |pending: &mut Vec<RecordBatch>| -> Result<(), SignalsError> {
-            if let Some(first) = pending.first() {
-                let rows = concat_batches(&first.schema(), pending.iter()).map_err(arrow_error)?;
-                let frame = self.frame.extend(&rows).map_err(arrow_error)?;
-                out.extend(self.frame_signals(&frame, run)?);
-                pending.clear();
-            }
-            Ok(())
-        };
+        let mut pieces: Vec<Vec<&RecordBatch>> = vec![Vec::new()];
+        let mut piece_rows = 0;
         for batch in features {
-            pending.push(self.frame.rows_of_features(batch).map_err(arrow_error)?);
-            pending_rows += batch.num_rows();
-            if pending_rows >= EVALUATED_ROWS {
-                evaluate(&mut pending)?;
-                pending_rows = 0;
+            if piece_rows >= EVALUATED_ROWS {
+                pieces.push(Vec::new());
+                piece_rows = 0;
             }
+            pieces.last_mut().expect("one piece").push(batch);
+            piece_rows += batch.num_rows();
         }
-        evaluate(&mut pending)?;
-        Ok(out)
+        let evaluated: Vec<Vec<RecordBatch>> = pieces
+            .into_par_iter()
+            .filter(|piece| !piece.is_empty())
+            .map(|piece| {
+                let rows = piece
+                    .iter()
+                    .map(|batch| self.frame.rows_of_features(batch))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(arrow_error)?;
+                let rows = concat_batches(&rows[0].schema(), &rows).map_err(arrow_error)?;
+                let frame = self.frame.extend(&rows).map_err(arrow_error)?;
+                self.frame_signals(&frame, run)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(evaluated.into_iter().flatten().collect())
     }
 
     /// Every strategy's signals in a frame batch.
