@@ -28,7 +28,7 @@ use futures::StreamExt;
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use crate::SignalsError;
-use crate::frame::{Frame, SeriesKey, WholeSeries, series_in_date_order};
+use crate::frame::{Frame, SeriesKey, WholeSeries, series_in_date_order, series_ranges};
 use crate::strategy::{CompiledStrategy, Strategies};
 
 /// One strategy ready to run over frame batches.
@@ -76,6 +76,17 @@ impl Plan {
         }
     }
 
+    /// The signals of rows of [`Plan::read_sql`] holding whole series, each
+    /// in date order.
+    fn series_signals(
+        &self,
+        rows: &RecordBatch,
+        run: &RunStamp,
+    ) -> Result<Vec<RecordBatch>, SignalsError> {
+        let frame = self.frame.extend(rows).map_err(arrow_error)?;
+        self.frame_signals(&frame, run)
+    }
+
     /// The signals of `features` rows (the `features` schema) just computed:
     /// whole series, each in date order; pieces of them evaluated on every
     /// core.
@@ -104,8 +115,7 @@ impl Plan {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(arrow_error)?;
                 let rows = concat_batches(&rows[0].schema(), &rows).map_err(arrow_error)?;
-                let frame = self.frame.extend(&rows).map_err(arrow_error)?;
-                self.frame_signals(&frame, run)
+                self.series_signals(&rows, run)
             })
             .collect::<Result<_, _>>()?;
         Ok(evaluated.into_iter().flatten().collect())
@@ -442,34 +452,25 @@ async fn signals_in_stored_order(
 /// are found apart or out of date order.
 async fn partition_signals(
     plan: Plan,
-    mut rows: SendableRecordBatchStream,
+    rows: SendableRecordBatchStream,
     run: RunStamp,
 ) -> Result<Option<(Vec<RecordBatch>, Vec<SeriesKey>)>, SignalsError> {
-    let mut whole = WholeSeries::default();
     let (mut signals, mut series) = (Vec::new(), Vec::new());
-    let mut evaluate = |rows: RecordBatch| -> Result<bool, SignalsError> {
-        let Some(found) = series_in_date_order(&rows).map_err(arrow_error)? else {
+    let in_order = each_whole_series(rows, |rows| {
+        let ranges = series_ranges(&rows).map_err(arrow_error)?;
+        let Some(found) = series_in_date_order(&rows, &ranges).map_err(arrow_error)? else {
             return Ok(false);
         };
         series.extend(found);
-        let frame = plan.frame.extend(&rows).map_err(arrow_error)?;
+        let frame = plan
+            .frame
+            .extend_series(&rows, &ranges)
+            .map_err(arrow_error)?;
         signals.extend(plan.frame_signals(&frame, &run)?);
         Ok(true)
-    };
-    while let Some(batch) = rows.next().await {
-        let batch = batch.map_err(SignalsError::Query)?;
-        if let Some(ready) = whole.push(batch).map_err(arrow_error)?
-            && !evaluate(ready)?
-        {
-            return Ok(None);
-        }
-    }
-    if let Some(ready) = whole.finish().map_err(arrow_error)?
-        && !evaluate(ready)?
-    {
-        return Ok(None);
-    }
-    Ok(Some((signals, series)))
+    })
+    .await?;
+    Ok(in_order.then_some((signals, series)))
 }
 
 /// Signals of the rows matching `filter`, read in frame order.
@@ -479,32 +480,41 @@ async fn signals_sorted(
     filter: &str,
     run: &RunStamp,
 ) -> Result<Vec<RecordBatch>, SignalsError> {
-    let mut rows = ctx
+    let rows = ctx
         .sql(&plan.frame.sorted_read_sql(filter))
         .await
         .map_err(SignalsError::Query)?
         .execute_stream()
         .await
         .map_err(SignalsError::Query)?;
-    let mut whole = WholeSeries::default();
     let mut out = Vec::new();
-    let mut evaluate = |rows: RecordBatch| -> Result<(), SignalsError> {
-        let frame = plan.frame.extend(&rows).map_err(arrow_error)?;
-        out.extend(plan.frame_signals(&frame, run)?);
-        Ok(())
-    };
+    each_whole_series(rows, |rows| {
+        out.extend(plan.series_signals(&rows, run)?);
+        Ok(true)
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Hands `rows`, cut into batches of whole series, to `evaluate` until it
+/// returns false; whether every row was handed.
+async fn each_whole_series(
+    mut rows: SendableRecordBatchStream,
+    mut evaluate: impl FnMut(RecordBatch) -> Result<bool, SignalsError>,
+) -> Result<bool, SignalsError> {
+    let mut whole = WholeSeries::default();
     while let Some(batch) = rows.next().await {
-        if let Some(ready) = whole
-            .push(batch.map_err(SignalsError::Query)?)
-            .map_err(arrow_error)?
+        let batch = batch.map_err(SignalsError::Query)?;
+        if let Some(ready) = whole.push(batch).map_err(arrow_error)?
+            && !evaluate(ready)?
         {
-            evaluate(ready)?;
+            return Ok(false);
         }
     }
-    if let Some(ready) = whole.finish().map_err(arrow_error)? {
-        evaluate(ready)?;
+    match whole.finish().map_err(arrow_error)? {
+        Some(ready) => evaluate(ready),
+        None => Ok(true),
     }
-    Ok(out)
 }
 
 /// Rows evaluated together from features handed over in memory: enough to

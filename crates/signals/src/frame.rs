@@ -5,9 +5,10 @@
 //! previous row is the array shifted by one, no window operator is involved.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::sync::Arc;
 
-use bf_core::tables::{FEATURE_COLUMNS, FEATURES, col};
+use bf_core::tables::{FEATURES, col};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array,
 };
@@ -23,19 +24,6 @@ use crate::strategy::ComputedSeries;
 /// The frame's leading columns, which order it and delimit its series.
 const KEY: [&str; 3] = [col::SYMBOL, col::INTERVAL, col::DATE];
 
-/// The stored numeric columns of `features` the frame can offer.
-fn stored_columns() -> impl Iterator<Item = &'static str> {
-    [
-        col::ADJ_OPEN,
-        col::ADJ_HIGH,
-        col::ADJ_LOW,
-        col::ADJ_CLOSE,
-        col::VOLUME,
-    ]
-    .into_iter()
-    .chain(FEATURE_COLUMNS)
-}
-
 /// Which columns a frame holds.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -50,7 +38,12 @@ impl Frame {
     /// (`used: None`), or only those in `used` (names without `prev_`).
     pub fn new(computed: &[ComputedSeries], used: Option<&BTreeSet<String>>) -> Self {
         let wanted = |name: &str| used.is_none_or(|used| used.contains(name));
-        let stored: Vec<&'static str> = stored_columns().filter(|c| wanted(c)).collect();
+        // The stored numeric columns: adjusted bars, volume, every feature.
+        let stored: Vec<&'static str> = FEATURES
+            .value_columns()
+            .into_iter()
+            .filter(|c| wanted(c))
+            .collect();
         let mut distinct: Vec<ComputedSeries> = Vec::new();
         for series in computed.iter().filter(|c| wanted(&c.name)) {
             if !distinct.iter().any(|c| c.name == series.name) {
@@ -163,10 +156,18 @@ impl Frame {
     /// A frame batch from rows of [`Frame::read_sql`] holding whole series,
     /// each in date order.
     pub fn extend(&self, rows: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+        self.extend_series(rows, &series_ranges(rows)?)
+    }
+
+    /// [`Frame::extend`], given the rows' [`series_ranges`].
+    pub fn extend_series(
+        &self,
+        rows: &RecordBatch,
+        series: &[Range<usize>],
+    ) -> Result<RecordBatch, ArrowError> {
         let n = rows.num_rows();
-        let series = partition(&series_key(rows))?.ranges();
         let mut starts = vec![false; n];
-        for range in &series {
+        for range in series {
             starts[range.start] = true;
         }
         let starts = BooleanArray::from(starts);
@@ -182,7 +183,7 @@ impl Frame {
             .as_primitive::<Float64Type>()
             .clone();
         for computed in &self.computed {
-            columns.push(compute_series(computed, &close, &series)?);
+            columns.push(compute_series(computed, &close, series)?);
         }
         let lags = columns[KEY.len()..]
             .iter()
@@ -208,29 +209,38 @@ impl Frame {
 /// A series: its symbol and interval.
 pub type SeriesKey = [ScalarValue; 2];
 
-/// The series of `rows` in order of appearance, when each series' rows are
-/// contiguous with dates strictly increasing; `None` when not.
-pub fn series_in_date_order(rows: &RecordBatch) -> Result<Option<Vec<SeriesKey>>, ArrowError> {
+/// The row ranges of `rows` where the series stays the same.
+pub fn series_ranges(rows: &RecordBatch) -> Result<Vec<Range<usize>>, ArrowError> {
+    Ok(partition(&series_key(rows))?.ranges())
+}
+
+/// The series of `rows` (cut at `series`, its [`series_ranges`]) in order of
+/// appearance, when each series' rows are contiguous with dates strictly
+/// increasing; `None` when not.
+pub fn series_in_date_order(
+    rows: &RecordBatch,
+    series: &[Range<usize>],
+) -> Result<Option<Vec<SeriesKey>>, ArrowError> {
     let key = series_key(rows);
     let dates = rows
         .column_by_name(col::DATE)
         .expect("date column")
         .as_primitive::<Date32Type>()
         .values();
-    let mut series = Vec::new();
-    for range in partition(&key)?.ranges() {
+    let mut found = Vec::new();
+    for range in series {
         if dates[range.clone()]
             .windows(2)
             .any(|pair| pair[0] >= pair[1])
         {
             return Ok(None);
         }
-        series.push([
+        found.push([
             ScalarValue::try_from_array(&key[0], range.start)?,
             ScalarValue::try_from_array(&key[1], range.start)?,
         ]);
     }
-    Ok(Some(series))
+    Ok(Some(found))
 }
 
 fn series_key(rows: &RecordBatch) -> Vec<ArrayRef> {
@@ -257,7 +267,7 @@ fn previous_rows(array: &ArrayRef, series_starts: &BooleanArray) -> Result<Array
 fn compute_series(
     series: &ComputedSeries,
     close: &datafusion::arrow::array::Float64Array,
-    ranges: &[std::ops::Range<usize>],
+    ranges: &[Range<usize>],
 ) -> Result<ArrayRef, ArrowError> {
     let function = bf_indicators::functions::functions()
         .into_iter()

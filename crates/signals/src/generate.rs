@@ -2,7 +2,7 @@
 //! signals for some symbols and store them, counting what fired.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bf_core::tables::{col, side};
 use bf_lake::{Lake, Series, UpsertMetrics};
@@ -52,7 +52,8 @@ pub struct SignalsRun {
     plan: Plan,
     run: RunStamp,
     strategies_file: String,
-    started: Instant,
+    /// Time spent on this run's own work, not counting the build feeding it.
+    spent: Duration,
     signals: Vec<RecordBatch>,
     handed: HashSet<Series>,
 }
@@ -60,11 +61,13 @@ pub struct SignalsRun {
 impl SignalsRun {
     /// Checks the strategies; nothing is read yet.
     pub async fn start(strategies: &Strategies) -> Result<Self, SignalsError> {
+        let started = Instant::now();
+        let plan = prepare(strategies).await?;
         Ok(Self {
-            started: Instant::now(),
-            plan: prepare(strategies).await?,
+            plan,
             run: RunStamp::now(),
             strategies_file: strategies.path.clone(),
+            spent: started.elapsed(),
             signals: Vec::new(),
             handed: HashSet::new(),
         })
@@ -73,6 +76,7 @@ impl SignalsRun {
     /// The signals of features just computed (the `features` schema, one
     /// whole series per batch in date order); they are not read back.
     pub fn add_features(&mut self, features: &[RecordBatch]) -> Result<(), SignalsError> {
+        let started = Instant::now();
         for batch in features.iter().filter(|b| b.num_rows() > 0) {
             let key = |name: &str| -> Result<String, SignalsError> {
                 let column = batch.column_by_name(name).expect("features column");
@@ -84,6 +88,7 @@ impl SignalsRun {
         }
         self.signals
             .extend(self.plan.features_signals(features, &self.run)?);
+        self.spent += started.elapsed();
         Ok(())
     }
 
@@ -95,6 +100,9 @@ impl SignalsRun {
         symbols: &[String],
         unread: &[String],
     ) -> Result<GenerateReport, SignalsError> {
+        let started = Instant::now();
+        let spent = self.spent;
+        let seconds = || (spent + started.elapsed()).as_secs_f64();
         if !unread.is_empty() {
             let unread_set: HashSet<&String> = unread.iter().collect();
             let except: Vec<Series> = self
@@ -107,7 +115,7 @@ impl SignalsRun {
             self.signals.extend(read);
         }
         tracing::debug!(
-            seconds = self.started.elapsed().as_secs_f64(),
+            seconds = seconds(),
             rows = self
                 .signals
                 .iter()
@@ -117,16 +125,13 @@ impl SignalsRun {
         );
         let counts = count_by_strategy(&self.plan.strategy_names(), &self.signals)?;
         let stored = store(lake, &self.plan, Some(symbols), self.signals).await?;
-        tracing::debug!(
-            seconds = self.started.elapsed().as_secs_f64(),
-            "signals stored"
-        );
+        tracing::debug!(seconds = seconds(), "signals stored");
         Ok(GenerateReport {
             run_id: self.run.run_id,
             strategies_file: self.strategies_file,
             strategies: counts,
             signals: stored,
-            seconds: self.started.elapsed().as_secs_f64(),
+            seconds: seconds(),
         })
     }
 }
