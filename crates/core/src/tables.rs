@@ -68,6 +68,9 @@ pub struct TableSpec {
     pub key: &'static [&'static str],
     pub provenance: &'static [&'static str],
     pub storage: Storage,
+    /// Text columns whose values seldom repeat (JSON): written without a
+    /// dictionary, which Parquet would build only to abandon.
+    pub unique_text: &'static [&'static str],
     schema: &'static LazyLock<SchemaRef>,
 }
 
@@ -127,6 +130,7 @@ pub static OHLCV: TableSpec = TableSpec {
     key: &[col::SYMBOL, col::INTERVAL, col::DATE, col::TS],
     provenance: &[col::SOURCE, col::INGESTED_AT],
     storage: Storage::Compact,
+    unique_text: &[],
     schema: &OHLCV_SCHEMA,
 };
 
@@ -148,6 +152,7 @@ pub static CORPORATE_ACTIONS: TableSpec = TableSpec {
     key: &[col::SYMBOL, col::DATE, col::KIND],
     provenance: &[col::SOURCE, col::INGESTED_AT],
     storage: Storage::Compact,
+    unique_text: &[],
     schema: &CORPORATE_ACTIONS_SCHEMA,
 };
 
@@ -186,6 +191,7 @@ pub static FEATURES: TableSpec = TableSpec {
     key: &[col::SYMBOL, col::INTERVAL, col::DATE],
     provenance: &[col::OHLCV_VERSION, col::COMPUTED_AT],
     storage: Storage::Fast,
+    unique_text: &[],
     schema: &FEATURES_SCHEMA,
 };
 
@@ -212,6 +218,7 @@ pub static SIGNALS: TableSpec = TableSpec {
     key: &[col::SYMBOL, col::INTERVAL, col::DATE, col::STRATEGY],
     provenance: &[col::RUN_ID, col::GENERATED_AT],
     storage: Storage::Compact,
+    unique_text: &[col::INPUTS],
     schema: &SIGNALS_SCHEMA,
 };
 

@@ -519,7 +519,9 @@ pub(crate) fn writer_properties(spec: &TableSpec) -> WriterProperties {
     spec.schema()
         .fields()
         .iter()
-        .filter(|f| f.data_type() != &DataType::Utf8)
+        .filter(|f| {
+            f.data_type() != &DataType::Utf8 || spec.unique_text.contains(&f.name().as_str())
+        })
         .fold(builder, |builder, field| {
             let path = ColumnPath::from(field.name().as_str());
             let builder = builder.set_column_dictionary_enabled(path.clone(), false);
@@ -534,7 +536,7 @@ pub(crate) fn writer_properties(spec: &TableSpec) -> WriterProperties {
 
 /// Row groups of `Storage::Fast` tables: a writer buffers one row group, so this
 /// bounds its memory, and it keeps per-symbol statistics fine-grained.
-const FAST_ROW_GROUP_ROWS: usize = 256 * 1024;
+const FAST_ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// Tables keep the columns bf wrote them with; names and types must match.
 fn ensure_same_columns(

@@ -625,9 +625,25 @@ fn clamped_strength(strength: &ArrayRef) -> Result<ArrayRef, SignalsError> {
 
 /// `{"sma_20":101.2,"prev_sma_20":100.9,…}` per row; nulls as null.
 fn inputs_json(rows: &RecordBatch, inputs: &[String]) -> Result<ArrayRef, SignalsError> {
+    /// A column's values as written into the JSON text.
+    enum Values {
+        /// Formatted with ryu, as SQL's CAST(x AS VARCHAR) writes them.
+        Floats(Float64Array),
+        /// Other types, cast to text once for the whole column.
+        Text(StringArray),
+    }
     let mut parts = Vec::new();
     for name in inputs.iter().flat_map(|c| [c.clone(), format!("prev_{c}")]) {
-        let values = rows.column_by_name(&name).expect("input column").clone();
+        let column = rows.column_by_name(&name).expect("input column");
+        let values = match column.as_primitive_opt::<Float64Type>() {
+            Some(floats) => Values::Floats(floats.clone()),
+            None => Values::Text(
+                cast(column, &DataType::Utf8)
+                    .map_err(arrow_error)?
+                    .as_string::<i32>()
+                    .clone(),
+            ),
+        };
         parts.push((format!("\"{name}\":"), values));
     }
     let n = rows.num_rows();
@@ -644,14 +660,12 @@ fn inputs_json(rows: &RecordBatch, inputs: &[String]) -> Result<ArrayRef, Signal
                 row_text.push(',');
             }
             row_text.push_str(name);
-            if values.is_null(row) {
-                row_text.push_str("null");
-            } else if let Some(floats) = values.as_primitive_opt::<Float64Type>() {
-                // As SQL's CAST(x AS VARCHAR) writes it: arrow formats with ryu.
-                row_text.push_str(float_text.format(floats.value(row)));
-            } else {
-                let text = cast(&values.slice(row, 1), &DataType::Utf8).map_err(arrow_error)?;
-                row_text.push_str(text.as_string::<i32>().value(0));
+            match values {
+                Values::Floats(floats) if floats.is_valid(row) => {
+                    row_text.push_str(float_text.format(floats.value(row)));
+                }
+                Values::Text(text) if text.is_valid(row) => row_text.push_str(text.value(row)),
+                _ => row_text.push_str("null"),
             }
         }
         row_text.push('}');
