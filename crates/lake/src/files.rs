@@ -45,11 +45,61 @@ impl DataFile {
     pub fn may_hold_any(&self, symbols: &[String]) -> bool {
         match &self.symbols {
             None => true,
-            Some((low, high)) => {
-                let first = symbols.partition_point(|s| s < low);
-                symbols.get(first).is_some_and(|s| s <= high)
+            Some((low, high)) => any_between(symbols, low, high),
+        }
+    }
+}
+
+/// Whether any of `symbols` (sorted) lies from `low` to `high`.
+fn any_between(symbols: &[String], low: &str, high: &str) -> bool {
+    let first = symbols.partition_point(|s| s.as_str() < low);
+    symbols.get(first).is_some_and(|s| s.as_str() <= high)
+}
+
+impl TableFiles {
+    /// The symbol ranges of the files, merged where they overlap: disjoint,
+    /// in symbol order, each with its rows (a symbol's rows all lie in one
+    /// range). `None` when some file has no symbol statistics.
+    pub fn symbol_ranges(&self) -> Option<Vec<SymbolRange>> {
+        let mut files = self
+            .files
+            .iter()
+            .map(|f| {
+                let (low, high) = f.symbols.clone()?;
+                Some(SymbolRange {
+                    low,
+                    high,
+                    rows: f.rows.unwrap_or_default(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        files.sort_by(|a, b| a.low.cmp(&b.low));
+        let mut merged: Vec<SymbolRange> = Vec::new();
+        for file in files {
+            match merged.last_mut() {
+                Some(last) if file.low <= last.high => {
+                    last.high = last.high.clone().max(file.high);
+                    last.rows += file.rows;
+                }
+                _ => merged.push(file),
             }
         }
+        Some(merged)
+    }
+}
+
+/// Symbols from `low` to `high`, both included, and the rows stored for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymbolRange {
+    pub low: String,
+    pub high: String,
+    pub rows: u64,
+}
+
+impl SymbolRange {
+    /// Whether the range holds any of `symbols` (sorted).
+    pub fn holds_any(&self, symbols: &[String]) -> bool {
+        any_between(symbols, &self.low, &self.high)
     }
 }
 
@@ -299,6 +349,34 @@ mod tests {
         assert!(!file(Some(("C", "L"))).may_hold_any(&wanted));
         assert!(!file(Some(("N", "Z"))).may_hold_any(&wanted));
         assert!(file(None).may_hold_any(&wanted), "no statistics: maybe");
+    }
+
+    #[test]
+    fn overlapping_files_merge_into_one_symbol_range() {
+        let ranged = |low: &str, high: &str, rows| DataFile {
+            rows: Some(rows),
+            ..file(Some((low, high)))
+        };
+        let range = |low: &str, high: &str, rows| SymbolRange {
+            low: low.into(),
+            high: high.into(),
+            rows,
+        };
+        let table = |files| TableFiles { version: 1, files };
+        let files = vec![
+            ranged("M", "P", 5),
+            ranged("A", "C", 1),
+            ranged("B", "F", 2),
+            ranged("G", "K", 3),
+            ranged("N", "O", 4),
+        ];
+        assert_eq!(
+            table(files.clone()).symbol_ranges().unwrap(),
+            [range("A", "F", 3), range("G", "K", 3), range("M", "P", 9)]
+        );
+        let mut unknown = files;
+        unknown.push(file(None));
+        assert_eq!(table(unknown).symbol_ranges(), None);
     }
 
     fn bars(symbol: &str) -> RecordBatch {

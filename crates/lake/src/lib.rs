@@ -14,7 +14,7 @@ mod upsert;
 
 pub use changes::{ChangedSeries, RowChanges, Series};
 pub use error::LakeError;
-pub use files::{DataFile, FilesCommit, TableFiles, WrittenFile};
+pub use files::{DataFile, FilesCommit, SymbolRange, TableFiles, WrittenFile};
 pub use lake::{Lake, QueryResult, s3_options, sql_literal, symbol_filter};
 pub use maintenance::{OptimizeReport, VacuumReport};
 pub use query::{MAX_OPERATORS, QueryStream, check_expression_size, plan_read_only, run_read_only};

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use bf_core::tables::{FEATURES, SIGNALS, col, side};
-use bf_lake::{Lake, Series, UpsertMetrics, sql_literal, symbol_filter};
+use bf_lake::{Lake, Series, SymbolRange, TableFiles, UpsertMetrics, sql_literal, symbol_filter};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, StringBuilder,
     TimestampMicrosecondArray,
@@ -352,10 +352,14 @@ async fn generate_in_groups(
     {
         return Err(SignalsError::NoFeatures);
     }
+    let files = lake.table_files(&FEATURES).await?;
+    let ranges = files.as_ref().and_then(TableFiles::symbol_ranges);
+    let cores = ctx.copied_config().target_partitions();
     let mut out = Vec::new();
-    for group in symbol_groups(lake, &ctx, symbols, group_rows).await? {
+    for group in symbol_groups(&ctx, files.as_ref(), symbols, group_rows).await? {
         let filter = rows_filter(group.as_deref(), except);
-        match signals_in_stored_order(&ctx, plan, &filter, run).await? {
+        let parts = split_by_files(&filter, ranges.as_deref(), group.as_deref(), cores);
+        match signals_in_stored_order(&ctx, plan, &parts, run).await? {
             Some(signals) => out.extend(signals),
             None => out.extend(signals_sorted(&ctx, plan, &filter, run).await?),
         }
@@ -389,6 +393,53 @@ fn rows_filter(symbols: Option<&[String]>, except: &[Series]) -> String {
     }
 }
 
+/// `filter` split by the features files' symbol ranges into at most `parts`
+/// filters over about the same rows, each read on its own task (a scan of
+/// the lake reads all its files on one). `filter` alone when the files'
+/// ranges are unknown or hold only one part's rows.
+fn split_by_files(
+    filter: &str,
+    ranges: Option<&[SymbolRange]>,
+    symbols: Option<&[String]>,
+    parts: usize,
+) -> Vec<String> {
+    let whole = vec![filter.to_string()];
+    let Some(ranges) = ranges else {
+        return whole;
+    };
+    let mut symbols = symbols.map(<[String]>::to_vec);
+    if let Some(symbols) = &mut symbols {
+        symbols.sort_unstable();
+    }
+    let read: Vec<(&SymbolRange, usize)> = ranges
+        .iter()
+        .filter(|range| symbols.as_deref().is_none_or(|s| range.holds_any(s)))
+        .map(|range| (range, range.rows as usize))
+        .collect();
+    let rows: usize = read.iter().map(|(_, rows)| rows).sum();
+    let packed = bf_core::row_groups(read, rows.div_ceil(parts.max(1)));
+    if packed.len() < 2 {
+        return whole;
+    }
+    packed
+        .iter()
+        .map(|ranges| {
+            let (first, last) = (ranges[0], ranges[ranges.len() - 1]);
+            let between = format!(
+                "{} BETWEEN {} AND {}",
+                col::SYMBOL,
+                sql_literal(&first.low),
+                sql_literal(&last.high)
+            );
+            if filter.is_empty() {
+                format!("WHERE {between}")
+            } else {
+                format!("{filter} AND {between}")
+            }
+        })
+        .collect()
+}
+
 /// A session over the lake whose scans read whole files per partition, in
 /// their order.
 async fn scan_session(lake: &Lake) -> Result<SessionContext, SignalsError> {
@@ -404,29 +455,33 @@ async fn scan_session(lake: &Lake) -> Result<SessionContext, SignalsError> {
     Ok(ctx)
 }
 
-/// Signals of the rows matching `filter`, each partition of the scan
-/// evaluated on its own task as stored: the features build writes each
-/// series' rows together in date order. `None` when some series is not
-/// stored so (files rewritten by an upsert), so the rows need sorting.
+/// Signals of the rows matching any of `filters` (disjoint), each partition
+/// of their scans evaluated on its own task as stored: the features build
+/// writes each series' rows together in date order. `None` when some series
+/// is not stored so (files rewritten by an upsert), so the rows need sorting.
 async fn signals_in_stored_order(
     ctx: &SessionContext,
     plan: &Plan,
-    filter: &str,
+    filters: &[String],
     run: &RunStamp,
 ) -> Result<Option<Vec<RecordBatch>>, SignalsError> {
-    let scan = ctx
-        .sql(&plan.frame.read_sql(filter))
-        .await
-        .map_err(SignalsError::Query)?
-        .create_physical_plan()
-        .await
-        .map_err(SignalsError::Query)?;
-    let partitions =
-        execute_stream_partitioned(scan, ctx.task_ctx()).map_err(SignalsError::Query)?;
-    let tasks: Vec<_> = partitions
-        .into_iter()
-        .map(|rows| tokio::spawn(partition_signals(plan.clone(), rows, run.clone())))
-        .collect();
+    let mut tasks = Vec::new();
+    for filter in filters {
+        let scan = ctx
+            .sql(&plan.frame.read_sql(filter))
+            .await
+            .map_err(SignalsError::Query)?
+            .create_physical_plan()
+            .await
+            .map_err(SignalsError::Query)?;
+        let partitions =
+            execute_stream_partitioned(scan, ctx.task_ctx()).map_err(SignalsError::Query)?;
+        tasks.extend(
+            partitions
+                .into_iter()
+                .map(|rows| tokio::spawn(partition_signals(plan.clone(), rows, run.clone()))),
+        );
+    }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut in_order = true;
@@ -530,14 +585,14 @@ pub const GROUP_ROWS: usize = 2_500_000;
 /// `None`) while `features` holds at most `group_rows` rows, else whole
 /// symbols packed into groups of about that many rows.
 async fn symbol_groups(
-    lake: &Lake,
     ctx: &SessionContext,
+    files: Option<&TableFiles>,
     symbols: Option<&[String]>,
     group_rows: usize,
 ) -> Result<Vec<Option<Vec<String>>>, SignalsError> {
     let one_query = vec![symbols.map(<[String]>::to_vec)];
     // The file statistics say the table's size without reading it.
-    let stored = lake.table_files(&FEATURES).await?.map(|table| {
+    let stored = files.map(|table| {
         table
             .files
             .iter()
@@ -780,11 +835,11 @@ mod tests {
 
         let plan = prepare(&Strategies::builtin()).await.unwrap();
         let run = RunStamp::now();
-        let as_built = signals_in_stored_order(&ctx, &plan, "", &run)
+        let as_built = signals_in_stored_order(&ctx, &plan, &[String::new()], &run)
             .await
             .unwrap();
         let reversed_ctx = scan_session(&reversed).await.unwrap();
-        let as_reversed = signals_in_stored_order(&reversed_ctx, &plan, "", &run)
+        let as_reversed = signals_in_stored_order(&reversed_ctx, &plan, &[String::new()], &run)
             .await
             .unwrap();
         assert!(as_built.is_some() && as_reversed.is_none());
@@ -792,6 +847,98 @@ mod tests {
         let got = generate(&reversed, &plan, None, &[], &run).await.unwrap();
         assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 50);
         assert_eq!(sorted_lines(expected), sorted_lines(got));
+    }
+
+    #[tokio::test]
+    async fn files_with_disjoint_symbols_are_read_on_separate_tasks() {
+        let (lake, _dir) = lake_with_features(&["AAA", "BBB", "CCC"]).await;
+        let ctx = scan_session(&lake).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let split = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        for symbols in ["'AAA'", "'BBB', 'CCC'"] {
+            let rows = ctx
+                .sql(&format!(
+                    "SELECT * FROM features WHERE symbol IN ({symbols})"
+                ))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let rows = rows
+                .iter()
+                .map(|batch| {
+                    let columns = batch
+                        .columns()
+                        .iter()
+                        .zip(FEATURES.schema().fields())
+                        .map(|(column, field)| cast(column, field.data_type()).unwrap())
+                        .collect();
+                    RecordBatch::try_new(FEATURES.schema(), columns).unwrap()
+                })
+                .collect();
+            split.append(&FEATURES, rows, None).await.unwrap();
+        }
+        let ranges = split.table_files(&FEATURES).await.unwrap().unwrap();
+        let ranges = ranges.symbol_ranges().unwrap();
+        let filters = split_by_files("", Some(&ranges), None, 2);
+        assert_eq!(
+            filters,
+            [
+                "WHERE symbol BETWEEN 'AAA' AND 'AAA'",
+                "WHERE symbol BETWEEN 'BBB' AND 'CCC'"
+            ]
+        );
+
+        let plan = prepare(&Strategies::builtin()).await.unwrap();
+        let run = RunStamp::now();
+        let split_ctx = scan_session(&split).await.unwrap();
+        let in_parts = signals_in_stored_order(&split_ctx, &plan, &filters, &run)
+            .await
+            .unwrap()
+            .expect("each series whole in one part");
+        let expected = generate(&lake, &plan, None, &[], &run).await.unwrap();
+        assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 100);
+        assert_eq!(sorted_lines(expected), sorted_lines(in_parts));
+        // Parts that share a series: not whole in either, so sorted instead.
+        let overlapping = [
+            "WHERE symbol <= 'BBB'".into(),
+            "WHERE symbol >= 'BBB'".into(),
+        ];
+        let shared = signals_in_stored_order(&split_ctx, &plan, &overlapping, &run).await;
+        assert!(shared.unwrap().is_none());
+    }
+
+    #[test]
+    fn reads_split_by_file_ranges_of_about_equal_rows() {
+        let range = |low: &str, high: &str, rows| SymbolRange {
+            low: low.into(),
+            high: high.into(),
+            rows,
+        };
+        let ranges = [
+            range("A", "C", 50),
+            range("D", "F", 50),
+            range("G", "H", 100),
+        ];
+        assert_eq!(
+            split_by_files("", Some(&ranges), None, 2),
+            [
+                "WHERE symbol BETWEEN 'A' AND 'F'",
+                "WHERE symbol BETWEEN 'G' AND 'H'"
+            ]
+        );
+        let wanted = ["H".to_string(), "B".to_string()];
+        let filter = "WHERE symbol IN ('H', 'B')";
+        assert_eq!(
+            split_by_files(filter, Some(&ranges), Some(&wanted), 4),
+            [
+                "WHERE symbol IN ('H', 'B') AND symbol BETWEEN 'A' AND 'C'",
+                "WHERE symbol IN ('H', 'B') AND symbol BETWEEN 'G' AND 'H'"
+            ]
+        );
+        assert_eq!(split_by_files(filter, None, None, 4), [filter]);
+        assert_eq!(split_by_files("", Some(&ranges), None, 1), [""]);
     }
 
     #[test]
