@@ -26,8 +26,11 @@ use crate::FeaturesError;
 use crate::frame::{INPUT_COLUMNS, Stamp, compute_features};
 
 /// Input rows per group: enough to keep every core busy, few enough that a
-/// group's input and output (29 columns) stay within a few hundred MiB.
-pub const GROUP_ROWS: usize = 2_500_000;
+/// group's input and output (29 columns) stay within a few hundred MiB. The
+/// next group reuses that memory: at 2.5 M rows, groups of 1.25 M rows made
+/// the build 10-30 % faster than one group (the kernel zeroes far fewer
+/// fresh pages) with 0.95 instead of 1.35 GiB peak RSS.
+pub const GROUP_ROWS: usize = 1_250_000;
 
 /// Which symbols to build; `None` builds every symbol in `ohlcv`.
 #[derive(Debug, Clone, Default)]

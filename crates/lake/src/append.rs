@@ -160,19 +160,28 @@ async fn write_in_parallel(
     Ok((version, files_added))
 }
 
-/// Splits batches into `parts` contiguous runs of about equal row counts.
+/// Splits batches into at most `parts` contiguous runs of about equal row
+/// counts. A batch of at most an eighth of a run is kept whole, so that rows
+/// a writer handed together (one series of the features build) land in one
+/// file, which lets readers take each file's series as whole.
 fn split_rows(batches: Vec<RecordBatch>, parts: usize) -> Vec<Vec<RecordBatch>> {
     let target = rows(&batches).div_ceil(parts.max(1)).max(1);
     let mut chunks = vec![Vec::new()];
     let mut filled = 0;
     for batch in batches {
+        let whole = batch.num_rows() <= target / 8;
         let mut offset = 0;
         while offset < batch.num_rows() {
-            if filled == target {
+            if filled >= target {
                 chunks.push(Vec::new());
                 filled = 0;
             }
-            let take = (batch.num_rows() - offset).min(target - filled);
+            let rest = batch.num_rows() - offset;
+            let take = if whole {
+                rest
+            } else {
+                rest.min(target - filled)
+            };
             chunks
                 .last_mut()
                 .expect("one chunk")
@@ -248,5 +257,12 @@ mod tests {
             })
             .collect();
         assert_eq!(first, [4, 5, 6, 7]);
+
+        // Small batches stay whole; a run overshoots by less than one.
+        let small: Vec<RecordBatch> = (0..21).map(|i| batch(vec![i; 3])).collect();
+        let chunks = split_rows(small, 2);
+        let sizes: Vec<usize> = chunks.iter().map(|c| rows(c)).collect();
+        assert_eq!(sizes, [33, 30]);
+        assert!(chunks.iter().flatten().all(|b| b.num_rows() == 3));
     }
 }
