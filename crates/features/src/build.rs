@@ -175,48 +175,65 @@ pub async fn build_handing<E: From<FeaturesError>>(
     let group_rows = request.group_rows.unwrap_or(GROUP_ROWS);
     let mut done = 0;
     progress.advance(done, report.series_built, None);
+    let mut groups: Vec<(Vec<Series>, bool)> = Vec::new();
     for (series, is_fresh) in [(fresh, true), (rebuild, false)] {
-        let groups = bf_core::row_groups(series, group_rows);
-        let whole_table = all_symbols && groups.len() == 1 && groups[0].len() == report.series;
-        for group in groups {
-            // Filtering 2.5 M rows by a list of every symbol costs a hash probe
-            // per row and removes nothing.
-            let filter = (!whole_table).then_some(group.as_slice());
-            let input = read_group(&ctx, filter, &mut report).await?;
-            let started = Instant::now();
-            let wanted: HashSet<&Series> = group.iter().collect();
-            let computed: Vec<(Series, RecordBatch)> = compute_features(&input, stamp)?
+        groups.extend(
+            bf_core::row_groups(series, group_rows)
                 .into_iter()
-                .map(|batch| (series_of(&batch), batch))
-                .filter(|(series, _)| wanted.contains(series))
-                .collect();
-            report.phases.compute += started.elapsed();
-            let whole: Vec<RecordBatch> = computed.iter().map(|(_, b)| b.clone()).collect();
-            built(&whole)?;
-            let batches: Vec<RecordBatch> = computed
-                .into_iter()
-                .map(|(series, batch)| match write_from.get(&series) {
-                    Some(&from) => rows_from(&batch, from),
-                    None => batch,
-                })
-                .collect();
+                .map(|group| (group, is_fresh)),
+        );
+    }
+    let whole_table = all_symbols && groups.len() == 1 && groups[0].0.len() == report.series;
+    // Filtering 2.5 M rows by a list of every symbol costs a hash probe per
+    // row and removes nothing.
+    let read = |group: &[Series]| {
+        let symbols = (!whole_table).then(|| group_symbols(group));
+        tokio::spawn(read_group(ctx.clone(), symbols))
+    };
+    // The scan runs on one core: the next group is read while this one is
+    // computed and written.
+    let mut next_input = groups.first().map(|(group, _)| read(group));
+    for (index, (group, is_fresh)) in groups.iter().enumerate() {
+        let reading = next_input.take().expect("a read per group");
+        let (input, read_time) = reading
+            .await
+            .map_err(|e| FeaturesError::Input(format!("reading ohlcv: {e}")))??;
+        report.rows_read += input.num_rows();
+        report.phases.read += read_time;
+        next_input = groups.get(index + 1).map(|(group, _)| read(group));
+        let started = Instant::now();
+        let wanted: HashSet<&Series> = group.iter().collect();
+        let computed: Vec<(Series, RecordBatch)> = compute_features(&input, stamp)?
+            .into_iter()
+            .map(|batch| (series_of(&batch), batch))
+            .filter(|(series, _)| wanted.contains(series))
+            .collect();
+        report.phases.compute += started.elapsed();
+        let whole: Vec<RecordBatch> = computed.iter().map(|(_, b)| b.clone()).collect();
+        built(&whole)?;
+        let batches: Vec<RecordBatch> = computed
+            .into_iter()
+            .map(|(series, batch)| match write_from.get(&series) {
+                Some(&from) => rows_from(&batch, from),
+                None => batch,
+            })
+            .collect();
 
-            let started = Instant::now();
-            let metrics = if is_fresh {
-                lake.append(&FEATURES, batches, features_version)
-                    .await
-                    .map_err(FeaturesError::from)?
-            } else {
-                lake.upsert(&FEATURES, batches)
-                    .await
-                    .map_err(FeaturesError::from)?
-            };
-            report.phases.write += started.elapsed();
-            features_version = metrics.version;
-            add_metrics(&mut report, &metrics);
-            done += group.len();
-            progress.advance(done, report.series_built, None);
-        }
+        let started = Instant::now();
+        let metrics = if *is_fresh {
+            lake.append(&FEATURES, batches, features_version)
+                .await
+                .map_err(FeaturesError::from)?
+        } else {
+            lake.upsert(&FEATURES, batches)
+                .await
+                .map_err(FeaturesError::from)?
+        };
+        report.phases.write += started.elapsed();
+        features_version = metrics.version;
+        add_metrics(&mut report, &metrics);
+        done += group.len();
+        progress.advance(done, report.series_built, None);
     }
     Ok(report)
 }
@@ -350,21 +367,22 @@ fn add_metrics(report: &mut BuildReport, metrics: &UpsertMetrics) {
     report.commits += usize::from(metrics.committed);
 }
 
-/// The `ohlcv` rows of a group's symbols; `None` reads the whole table.
+/// The distinct symbols of a group's series.
+fn group_symbols(group: &[Series]) -> Vec<String> {
+    group
+        .iter()
+        .map(|(symbol, _)| symbol.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The `ohlcv` rows of `symbols` (all when `None`), and how long reading took.
 async fn read_group(
-    ctx: &SessionContext,
-    group: Option<&[Series]>,
-    report: &mut BuildReport,
-) -> Result<RecordBatch, FeaturesError> {
+    ctx: SessionContext,
+    symbols: Option<Vec<String>>,
+) -> Result<(RecordBatch, Duration), FeaturesError> {
     let started = Instant::now();
-    let symbols: Option<Vec<String>> = group.map(|group| {
-        group
-            .iter()
-            .map(|(symbol, _)| symbol.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect()
-    });
     let columns: Vec<String> = INPUT_COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
     let query = format!(
         "SELECT {} FROM {} {}",
@@ -377,9 +395,7 @@ async fn read_group(
     let batches = frame.collect().await.map_err(FeaturesError::Read)?;
     let input = concat_batches(&std::sync::Arc::new(schema), &batches)
         .map_err(|e| FeaturesError::Input(e.to_string()))?;
-    report.rows_read += input.num_rows();
-    report.phases.read += started.elapsed();
-    Ok(input)
+    Ok((input, started.elapsed()))
 }
 
 /// The rows of a date-sorted series batch on or after `from`.
