@@ -384,13 +384,29 @@ pub fn sql_literal(text: &str) -> String {
 }
 
 /// `WHERE symbol IN ('A', 'B')` for SQL over lake tables; empty for `None`
-/// (every symbol).
+/// (every symbol). A list longer than [`PRUNED_IN_LIST`] also gets its range,
+/// `AND symbol BETWEEN 'A' AND 'Z'`: scans skip files and row groups on that,
+/// not on the list.
 pub fn symbol_filter(symbols: Option<&[String]>) -> String {
     symbols.map_or_else(String::new, |symbols| {
+        let symbol = tables::col::SYMBOL;
         let quoted: Vec<String> = symbols.iter().map(|s| sql_literal(s)).collect();
-        format!("WHERE {} IN ({})", tables::col::SYMBOL, quoted.join(", "))
+        let listed = format!("WHERE {symbol} IN ({})", quoted.join(", "));
+        match (symbols.iter().min(), symbols.iter().max()) {
+            (Some(low), Some(high)) if symbols.len() > PRUNED_IN_LIST => format!(
+                "{listed} AND {symbol} BETWEEN {} AND {}",
+                sql_literal(low),
+                sql_literal(high)
+            ),
+            _ => listed,
+        }
     })
 }
+
+/// The longest `IN` list DataFusion prunes Parquet files and row groups on
+/// (`datafusion.execution.parquet.max_in_list_size`, 20 by default): at 25 M
+/// rows each features group's read of 250 symbols scanned all of `ohlcv`.
+const PRUNED_IN_LIST: usize = 20;
 
 /// Runs one SQL statement bf wrote; errors carry DataFusion's message.
 async fn run_query(ctx: &SessionContext, query: &str) -> Result<QueryResult, LakeError> {
@@ -424,4 +440,29 @@ pub(crate) async fn register(
     ctx.register_table(spec.name, provider)
         .map_err(scan_error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_symbol_lists_also_give_their_range() {
+        let few: Vec<String> = vec!["B".into(), "A".into()];
+        assert_eq!(symbol_filter(Some(&few)), "WHERE symbol IN ('B', 'A')");
+        assert_eq!(symbol_filter(None), "");
+        let many: Vec<String> = (0..=PRUNED_IN_LIST)
+            .rev()
+            .map(|i| format!("S{i:02}"))
+            .collect();
+        let filter = symbol_filter(Some(&many));
+        assert!(
+            filter.starts_with("WHERE symbol IN ('S20', 'S19'"),
+            "{filter}"
+        );
+        assert!(
+            filter.ends_with("'S00') AND symbol BETWEEN 'S00' AND 'S20'"),
+            "{filter}"
+        );
+    }
 }

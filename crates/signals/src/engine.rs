@@ -353,18 +353,114 @@ async fn generate_in_groups(
         return Err(SignalsError::NoFeatures);
     }
     let files = lake.table_files(&FEATURES).await?;
-    let ranges = files.as_ref().and_then(TableFiles::symbol_ranges);
     let cores = ctx.copied_config().target_partitions();
+    let mut sorted = symbols.map(<[String]>::to_vec);
+    if let Some(sorted) = &mut sorted {
+        sorted.sort_unstable();
+    }
+    // Each query lists only the wanted symbols in its range: DataFusion
+    // plans a query of thousands of literals slowly.
+    let range_filter = |low: &String, high: &String| {
+        let wanted = sorted.as_deref().map(|sorted| {
+            &sorted[sorted.partition_point(|s| s < low)..sorted.partition_point(|s| s <= high)]
+        });
+        within(&rows_filter(wanted, except), low, high)
+    };
+    let reads = match files
+        .as_ref()
+        .and_then(TableFiles::symbol_ranges)
+        .and_then(|ranges| range_reads(&ranges, sorted.as_deref(), group_rows, cores))
+    {
+        Some(groups) => groups
+            .iter()
+            .map(|parts| GroupRead {
+                whole: range_filter(&parts[0].0, &parts[parts.len() - 1].1),
+                parts: parts
+                    .iter()
+                    .map(|(low, high)| range_filter(low, high))
+                    .collect(),
+            })
+            .collect(),
+        None => symbol_groups(&ctx, files.as_ref(), symbols, group_rows)
+            .await?
+            .into_iter()
+            .map(|group| {
+                let whole = rows_filter(group.as_deref(), except);
+                GroupRead {
+                    parts: vec![whole.clone()],
+                    whole,
+                }
+            })
+            .collect::<Vec<_>>(),
+    };
     let mut out = Vec::new();
-    for group in symbol_groups(&ctx, files.as_ref(), symbols, group_rows).await? {
-        let filter = rows_filter(group.as_deref(), except);
-        let parts = split_by_files(&filter, ranges.as_deref(), group.as_deref(), cores);
-        match signals_in_stored_order(&ctx, plan, &parts, run).await? {
+    for read in reads {
+        match signals_in_stored_order(&ctx, plan, &read.parts, run).await? {
             Some(signals) => out.extend(signals),
-            None => out.extend(signals_sorted(&ctx, plan, &filter, run).await?),
+            None => out.extend(signals_sorted(&ctx, plan, &read.whole, run).await?),
         }
     }
     Ok(out)
+}
+
+/// One query's worth of features rows: its filter, and the same rows split
+/// into disjoint parts read concurrently.
+struct GroupRead {
+    whole: String,
+    parts: Vec<String>,
+}
+
+/// The symbol ranges (from, to) each query reads, split into at most `parts`
+/// ranges over about the same rows, for the features files' disjoint ranges
+/// that may hold `symbols` (sorted; all when `None`): whole ranges packed into
+/// queries of about `group_rows` rows, so memory stays bounded without
+/// counting the table's rows per symbol first. `None` when a range alone
+/// holds more than `group_rows` rows (files overlapping after upserts).
+fn range_reads(
+    ranges: &[SymbolRange],
+    symbols: Option<&[String]>,
+    group_rows: usize,
+    parts: usize,
+) -> Option<Vec<Vec<(String, String)>>> {
+    let read: Vec<(&SymbolRange, usize)> = ranges
+        .iter()
+        .filter(|range| symbols.is_none_or(|s| range.holds_any(s)))
+        .map(|range| (range, range.rows as usize))
+        .collect();
+    if read.iter().any(|(_, rows)| *rows > group_rows) {
+        return None;
+    }
+    let span =
+        |ranges: &[&SymbolRange]| (ranges[0].low.clone(), ranges[ranges.len() - 1].high.clone());
+    Some(
+        bf_core::row_groups(read, group_rows)
+            .into_iter()
+            .map(|group| {
+                let rows: u64 = group.iter().map(|range| range.rows).sum();
+                let per_part = (rows as usize).div_ceil(parts.max(1));
+                let sized = group.into_iter().map(|range| (range, range.rows as usize));
+                bf_core::row_groups(sized, per_part)
+                    .iter()
+                    .map(|part| span(part))
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+/// `filter` (empty or a `WHERE`) narrowed to symbols from `low` to `high`.
+fn within(filter: &str, low: &str, high: &str) -> String {
+    let between = format!(
+        "{} BETWEEN {} AND {}",
+        col::SYMBOL,
+        sql_literal(low),
+        sql_literal(high)
+    );
+    if filter.is_empty() {
+        format!("WHERE {between}")
+    } else {
+        format!("{filter} AND {between}")
+    }
 }
 
 /// `WHERE` rows of `symbols` (all when `None`) outside the `except` series.
@@ -391,53 +487,6 @@ fn rows_filter(symbols: Option<&[String]>, except: &[Series]) -> String {
     } else {
         format!("{by_symbol} AND {outside}")
     }
-}
-
-/// `filter` split by the features files' symbol ranges into at most `parts`
-/// filters over about the same rows, each read on its own task (a scan of
-/// the lake reads all its files on one). `filter` alone when the files'
-/// ranges are unknown or hold only one part's rows.
-fn split_by_files(
-    filter: &str,
-    ranges: Option<&[SymbolRange]>,
-    symbols: Option<&[String]>,
-    parts: usize,
-) -> Vec<String> {
-    let whole = vec![filter.to_string()];
-    let Some(ranges) = ranges else {
-        return whole;
-    };
-    let mut symbols = symbols.map(<[String]>::to_vec);
-    if let Some(symbols) = &mut symbols {
-        symbols.sort_unstable();
-    }
-    let read: Vec<(&SymbolRange, usize)> = ranges
-        .iter()
-        .filter(|range| symbols.as_deref().is_none_or(|s| range.holds_any(s)))
-        .map(|range| (range, range.rows as usize))
-        .collect();
-    let rows: usize = read.iter().map(|(_, rows)| rows).sum();
-    let packed = bf_core::row_groups(read, rows.div_ceil(parts.max(1)));
-    if packed.len() < 2 {
-        return whole;
-    }
-    packed
-        .iter()
-        .map(|ranges| {
-            let (first, last) = (ranges[0], ranges[ranges.len() - 1]);
-            let between = format!(
-                "{} BETWEEN {} AND {}",
-                col::SYMBOL,
-                sql_literal(&first.low),
-                sql_literal(&last.high)
-            );
-            if filter.is_empty() {
-                format!("WHERE {between}")
-            } else {
-                format!("{filter} AND {between}")
-            }
-        })
-        .collect()
 }
 
 /// A session over the lake whose scans read whole files per partition, in
@@ -881,7 +930,11 @@ mod tests {
         }
         let ranges = split.table_files(&FEATURES).await.unwrap().unwrap();
         let ranges = ranges.symbol_ranges().unwrap();
-        let filters = split_by_files("", Some(&ranges), None, 2);
+        let reads = range_reads(&ranges, None, usize::MAX, 2).unwrap();
+        let filters: Vec<String> = reads[0]
+            .iter()
+            .map(|(low, high)| within("", low, high))
+            .collect();
         assert_eq!(
             filters,
             [
@@ -899,7 +952,20 @@ mod tests {
             .expect("each series whole in one part");
         let expected = generate(&lake, &plan, None, &[], &run).await.unwrap();
         assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 100);
-        assert_eq!(sorted_lines(expected), sorted_lines(in_parts));
+        assert_eq!(sorted_lines(expected.clone()), sorted_lines(in_parts));
+        // Queries of one file range each, read in two groups.
+        let largest = ranges.iter().map(|r| r.rows as usize).max().unwrap();
+        let grouped = generate_in_groups(&split, &plan, None, &[], &run, largest)
+            .await
+            .unwrap();
+        assert_eq!(sorted_lines(expected.clone()), sorted_lines(grouped));
+        let some = ["CCC".to_string(), "AAA".to_string()];
+        let grouped = generate_in_groups(&split, &plan, Some(&some), &[], &run, largest)
+            .await
+            .unwrap();
+        let one_query = generate(&lake, &plan, Some(&some), &[], &run).await.unwrap();
+        assert!(one_query.iter().map(RecordBatch::num_rows).sum::<usize>() > 50);
+        assert_eq!(sorted_lines(one_query), sorted_lines(grouped));
         // Parts that share a series: not whole in either, so sorted instead.
         let overlapping = [
             "WHERE symbol <= 'BBB'".into(),
@@ -910,7 +976,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_split_by_file_ranges_of_about_equal_rows() {
+    fn reads_go_by_file_ranges_in_groups_and_parts_of_about_equal_rows() {
         let range = |low: &str, high: &str, rows| SymbolRange {
             low: low.into(),
             high: high.into(),
@@ -921,24 +987,29 @@ mod tests {
             range("D", "F", 50),
             range("G", "H", 100),
         ];
+        let span = |low: &str, high: &str| (low.to_string(), high.to_string());
         assert_eq!(
-            split_by_files("", Some(&ranges), None, 2),
-            [
-                "WHERE symbol BETWEEN 'A' AND 'F'",
-                "WHERE symbol BETWEEN 'G' AND 'H'"
-            ]
+            range_reads(&ranges, None, 1000, 2).unwrap(),
+            [vec![span("A", "F"), span("G", "H")]]
         );
-        let wanted = ["H".to_string(), "B".to_string()];
-        let filter = "WHERE symbol IN ('H', 'B')";
+        let wanted = ["B".to_string(), "H".to_string()];
         assert_eq!(
-            split_by_files(filter, Some(&ranges), Some(&wanted), 4),
-            [
-                "WHERE symbol IN ('H', 'B') AND symbol BETWEEN 'A' AND 'C'",
-                "WHERE symbol IN ('H', 'B') AND symbol BETWEEN 'G' AND 'H'"
-            ]
+            range_reads(&ranges, Some(&wanted), 1000, 4).unwrap(),
+            [vec![span("A", "C"), span("G", "H")]]
         );
-        assert_eq!(split_by_files(filter, None, None, 4), [filter]);
-        assert_eq!(split_by_files("", Some(&ranges), None, 1), [""]);
+        assert_eq!(
+            range_reads(&ranges, None, 100, 2).unwrap(),
+            [vec![span("A", "C"), span("D", "F")], vec![span("G", "H")]]
+        );
+        assert_eq!(
+            range_reads(&ranges, None, 60, 2),
+            None,
+            "G-H alone is too big"
+        );
+        assert_eq!(
+            within("WHERE symbol IN ('H', 'B')", "A", "C"),
+            "WHERE symbol IN ('H', 'B') AND symbol BETWEEN 'A' AND 'C'"
+        );
     }
 
     #[test]
