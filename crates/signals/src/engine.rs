@@ -963,7 +963,9 @@ mod tests {
         let grouped = generate_in_groups(&split, &plan, Some(&some), &[], &run, largest)
             .await
             .unwrap();
-        let one_query = generate(&lake, &plan, Some(&some), &[], &run).await.unwrap();
+        let one_query = generate(&lake, &plan, Some(&some), &[], &run)
+            .await
+            .unwrap();
         assert!(one_query.iter().map(RecordBatch::num_rows).sum::<usize>() > 50);
         assert_eq!(sorted_lines(one_query), sorted_lines(grouped));
         // Parts that share a series: not whole in either, so sorted instead.
