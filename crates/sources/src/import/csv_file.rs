@@ -78,11 +78,14 @@ pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceErr
             (None, None) => unreachable!("a file without a symbol column has a file symbol"),
         };
         match symbol.and_then(|symbol| parse_record(&record, &layout).map(|bar| (symbol, bar))) {
-            Ok((symbol, bar)) => rows.by_symbol.entry(symbol).or_default().push(Located {
-                bar,
-                file: file_index,
-                line,
-            }),
+            Ok((symbol, bar)) => rows.push(
+                &symbol,
+                Located {
+                    bar,
+                    file: file_index,
+                    line,
+                },
+            ),
             Err(reason) => rows.rejections.push(Rejection {
                 file: path.to_path_buf(),
                 line,

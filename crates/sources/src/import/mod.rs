@@ -10,8 +10,10 @@ mod parquet_file;
 mod row;
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::RecordBatch;
 use bf_core::{Interval, Symbol, error_chain};
@@ -76,12 +78,66 @@ struct Located {
     line: u64,
 }
 
-/// One file's rows, grouped by symbol.
+/// One file's (or row group's) rows, grouped by symbol.
 #[derive(Debug, Default)]
 struct FileRows {
     rows_read: usize,
     by_symbol: BTreeMap<Symbol, Vec<Located>>,
     rejections: Vec<Rejection>,
+    /// The rows of the symbol read last, not yet in `by_symbol`.
+    run: Option<(Symbol, Vec<Located>)>,
+}
+
+impl FileRows {
+    /// Vendor files list each symbol's rows together, so rows gather in a run
+    /// that joins `by_symbol` when the symbol changes: one map lookup and one
+    /// vector per run instead of a lookup per row and vectors grown by doubling.
+    fn push(&mut self, symbol: &Symbol, row: Located) {
+        if let Some((current, rows)) = &mut self.run
+            && current == symbol
+        {
+            rows.push(row);
+            return;
+        }
+        let last_run = self.end_run();
+        let mut rows = Vec::with_capacity(last_run.max(1));
+        rows.push(row);
+        self.run = Some((symbol.clone(), rows));
+    }
+
+    /// Moves the current run into `by_symbol`; its length.
+    fn end_run(&mut self) -> usize {
+        let Some((symbol, mut rows)) = self.run.take() else {
+            return 0;
+        };
+        let length = rows.len();
+        match self.by_symbol.entry(symbol) {
+            Entry::Vacant(entry) => {
+                entry.insert(rows);
+            }
+            Entry::Occupied(mut entry) => entry.get_mut().append(&mut rows),
+        }
+        length
+    }
+
+    /// Adds the rows of the next part of the same file.
+    fn extend(&mut self, mut next: FileRows) {
+        self.end_run();
+        next.end_run();
+        self.rows_read += next.rows_read;
+        self.rejections.append(&mut next.rejections);
+        for (symbol, mut rows) in next.by_symbol {
+            self.by_symbol.entry(symbol).or_default().append(&mut rows);
+        }
+    }
+}
+
+/// What one reader reads: a whole file, or one row group of a Parquet file,
+/// so that a single large file is read on every core.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    file: usize,
+    row_group: Option<parquet_file::RowGroup>,
 }
 
 /// Reads every file (in parallel), calling `on_file_done` as each finishes.
@@ -92,22 +148,67 @@ pub fn import_files(
     ingested_at: i64,
     on_file_done: &(dyn Fn(&Path) + Sync),
 ) -> Imported {
-    let results: Vec<Result<FileRows, SourceError>> = paths
+    let parts: Vec<Part> = paths
         .par_iter()
         .enumerate()
-        .map(|(index, path)| {
-            let rows = read_file(path, index);
-            on_file_done(path);
-            rows
+        .map(|(file, path)| {
+            match is_parquet(path)
+                .then(|| parquet_file::row_groups(path))
+                .flatten()
+            {
+                Some(groups) if groups.len() > 1 => groups
+                    .into_iter()
+                    .map(|group| Part {
+                        file,
+                        row_group: Some(group),
+                    })
+                    .collect(),
+                _ => vec![Part {
+                    file,
+                    row_group: None,
+                }],
+            }
+        })
+        .flatten()
+        .collect();
+    let parts_left: Vec<AtomicUsize> = (0..paths.len()).map(|_| AtomicUsize::new(0)).collect();
+    for part in &parts {
+        parts_left[part.file].fetch_add(1, Ordering::Relaxed);
+    }
+    let results: Vec<(usize, Result<FileRows, SourceError>)> = parts
+        .par_iter()
+        .map(|part| {
+            let path = &paths[part.file];
+            let rows = read_part(path, *part);
+            if parts_left[part.file].fetch_sub(1, Ordering::AcqRel) == 1 {
+                on_file_done(path);
+            }
+            (part.file, rows)
         })
         .collect();
+
+    // Parts come in file order, each file's in row order; a file with a part
+    // that failed is a failed file, none of its rows imported.
+    let mut per_file: Vec<Option<Result<FileRows, SourceError>>> =
+        (0..paths.len()).map(|_| None).collect();
+    for (file, result) in results {
+        per_file[file] = Some(match (per_file[file].take(), result) {
+            (None, result) => result,
+            (Some(Ok(mut rows)), Ok(next)) => {
+                rows.extend(next);
+                Ok(rows)
+            }
+            (Some(Err(err)), _) | (Some(Ok(_)), Err(err)) => Err(err),
+        });
+    }
 
     let mut files = Vec::with_capacity(paths.len());
     let mut rejections = Vec::new();
     let mut by_symbol: BTreeMap<Symbol, Vec<Located>> = BTreeMap::new();
-    for (path, result) in paths.iter().zip(results) {
-        match result {
-            Ok(rows) => {
+    for (path, result) in paths.iter().zip(per_file) {
+        match result.expect("every file has a part") {
+            Ok(mut rows) => {
+                rows.end_run();
                 files.push(FileSummary {
                     file: path.clone(),
                     rows_read: rows.rows_read,
@@ -173,18 +274,26 @@ pub fn import_files(
     }
 }
 
-fn read_file(path: &Path, index: usize) -> Result<FileRows, SourceError> {
+fn read_part(path: &Path, part: Part) -> Result<FileRows, SourceError> {
+    if is_parquet(path) {
+        return parquet_file::read(path, part.file, part.row_group);
+    }
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     match extension.as_deref() {
-        Some("csv" | "txt") => csv_file::read(path, index),
-        Some("parquet" | "pq") => parquet_file::read(path, index),
+        Some("csv" | "txt") => csv_file::read(path, part.file),
         _ => Err(SourceError::UnsupportedFile {
             path: path.to_path_buf(),
         }),
     }
+}
+
+fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
 }
 
 /// The symbol a file without a `symbol` column holds: its name minus the extension

@@ -17,7 +17,41 @@ use super::{FileRows, Located, Rejection, symbol_from_file_name};
 use crate::SourceError;
 use crate::bars::{Bar, RawPrices};
 
-pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceError> {
+/// One row group of a Parquet file, and the row number (from 1) of its first row.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RowGroup {
+    index: usize,
+    first_row: u64,
+}
+
+/// The file's row groups; `None` when its footer cannot be read (reading the
+/// whole file then says why).
+pub(super) fn row_groups(path: &Path) -> Option<Vec<RowGroup>> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).ok()?).ok()?;
+    let mut first_row = 1;
+    let groups = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .enumerate()
+        .map(|(index, group)| {
+            let group_start = first_row;
+            first_row += group.num_rows().max(0) as u64;
+            RowGroup {
+                index,
+                first_row: group_start,
+            }
+        })
+        .collect();
+    Some(groups)
+}
+
+/// Reads the file, or only `row_group` of it.
+pub(super) fn read(
+    path: &Path,
+    file_index: usize,
+    row_group: Option<RowGroup>,
+) -> Result<FileRows, SourceError> {
     let parquet_error = |source| SourceError::Parquet {
         path: path.to_path_buf(),
         source,
@@ -33,13 +67,19 @@ pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceErr
         Some(_) => None,
         None => Some(symbol_from_file_name(path)?),
     };
+    let builder = match row_group {
+        Some(group) => builder.with_row_groups(vec![group.index]),
+        None => builder,
+    };
     let reader = builder
         .with_batch_size(64 * 1024)
         .build()
         .map_err(parquet_error)?;
 
     let mut rows = FileRows::default();
-    let mut row_number: u64 = 0;
+    let mut row_number: u64 = row_group.map_or(0, |group| group.first_row - 1);
+    // The last symbol cell and what it parsed to: rows of a symbol come together.
+    let mut last_symbol: Option<(String, Result<Symbol, String>)> = None;
     for batch in reader {
         let batch = batch.map_err(|e| parquet_error(e.into()))?;
         let to = |index: usize, data_type: &DataType| -> Result<ArrayRef, SourceError> {
@@ -68,8 +108,8 @@ pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceErr
         for i in 0..batch.num_rows() {
             row_number += 1;
             rows.rows_read += 1;
-            let symbol = match (&file_symbol, &symbols) {
-                (Some(symbol), _) => Ok(symbol.clone()),
+            let symbol: Result<&Symbol, String> = match (&file_symbol, &symbols) {
+                (Some(symbol), _) => Ok(symbol),
                 (None, Some(array)) => {
                     let array = array.as_string::<i32>();
                     let raw = if array.is_valid(i) {
@@ -77,7 +117,12 @@ pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceErr
                     } else {
                         ""
                     };
-                    Symbol::parse(raw).map_err(|e| e.to_string())
+                    if last_symbol.as_ref().is_none_or(|(cell, _)| cell != raw) {
+                        let parsed = Symbol::parse(raw).map_err(|e| e.to_string());
+                        last_symbol = Some((raw.to_string(), parsed));
+                    }
+                    let (_, parsed) = last_symbol.as_ref().expect("set for this cell");
+                    parsed.as_ref().map_err(Clone::clone)
                 }
                 (None, None) => unreachable!("a file without a symbol column has a file symbol"),
             };
@@ -94,11 +139,14 @@ pub(super) fn read(path: &Path, file_index: usize) -> Result<FileRows, SourceErr
                 Bar::checked(date, ts, prices).map(|bar| (symbol, bar))
             });
             match parsed {
-                Ok((symbol, bar)) => rows.by_symbol.entry(symbol).or_default().push(Located {
-                    bar,
-                    file: file_index,
-                    line: row_number,
-                }),
+                Ok((symbol, bar)) => rows.push(
+                    symbol,
+                    Located {
+                        bar,
+                        file: file_index,
+                        line: row_number,
+                    },
+                ),
                 Err(reason) => rows.rejections.push(Rejection {
                     file: path.to_path_buf(),
                     line: row_number,

@@ -289,3 +289,77 @@ fn parquet_files_are_checked_like_csv() {
 }
 
 use std::fs::File;
+
+#[test]
+fn parquet_row_groups_are_read_apart_and_joined_in_row_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("symbol", DataType::Utf8, true),
+        Field::new("date", DataType::Utf8, true),
+        Field::new("open", DataType::Float64, true),
+        Field::new("high", DataType::Float64, true),
+        Field::new("low", DataType::Float64, true),
+        Field::new("close", DataType::Float64, true),
+        Field::new("volume", DataType::Int64, true),
+    ]));
+    // Rows 1-2, 3-4, 5-6 and 7 are four row groups. AAA's rows span three of
+    // them, row 5 repeats row 1 with another close (a rejection naming row 1),
+    // row 6 repeats row 3 exactly, row 7 has no open.
+    let rows = [
+        ("AAA", "2024-01-03", 1.0, 1.5),
+        ("AAA", "2024-01-02", 1.0, 1.4),
+        ("BBB", "2024-01-02", 1.0, 1.3),
+        ("AAA", "2024-01-04", 1.0, 1.2),
+        ("AAA", "2024-01-03", 1.0, 1.1),
+        ("BBB", "2024-01-02", 1.0, 1.3),
+        ("BBB", "2024-01-05", f64::NAN, 1.3),
+    ];
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(Float64Array::from_iter(
+                rows.iter().map(|r| (!r.2.is_nan()).then_some(r.2)),
+            )),
+            Arc::new(Float64Array::from(vec![2.0; rows.len()])),
+            Arc::new(Float64Array::from(vec![1.0; rows.len()])),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.3))),
+            Arc::new(Int64Array::from(vec![10; rows.len()])),
+        ],
+    )
+    .unwrap();
+    let path = dir.path().join("bars.parquet");
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(2))
+        .build();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        File::create(&path).unwrap(),
+        schema,
+        Some(properties),
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    assert_eq!(parquet_file::row_groups(&path).unwrap().len(), 4);
+
+    let imported = import(std::slice::from_ref(&path));
+    assert_eq!(imported.files[0].rows_read, 7);
+    assert_eq!(symbols_of(&imported), ["AAA", "AAA", "AAA", "BBB"]);
+    assert_eq!(floats(&imported, "close"), [1.4, 1.5, 1.2, 1.3]);
+    assert_eq!(imported.identical_duplicates, 1);
+    let rejected: Vec<(u64, &str)> = imported
+        .rejections
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert_eq!(rejected[0].0, 7);
+    assert_eq!(rejected[0].1, "missing open");
+    assert_eq!(rejected[1].0, 5);
+    assert!(
+        rejected[1].1.ends_with("bars.parquet:1"),
+        "{}",
+        rejected[1].1
+    );
+}
