@@ -79,8 +79,8 @@ pub struct TableSpec {
 pub enum Storage {
     /// zstd level 1: for narrow tables written a little at a time.
     Compact,
-    /// Floats byte-stream-split, LZ4, small row groups: for wide float tables
-    /// rebuilt in bulk, where encoding time dominates the write.
+    /// Floats byte-stream-split, LZ4, small row groups: for tables rebuilt in
+    /// bulk by every run (features, signals), where encoding time dominates the write.
     Fast,
 }
 
@@ -217,7 +217,7 @@ pub static SIGNALS: TableSpec = TableSpec {
     name: "signals",
     key: &[col::SYMBOL, col::INTERVAL, col::DATE, col::STRATEGY],
     provenance: &[col::RUN_ID, col::GENERATED_AT],
-    storage: Storage::Compact,
+    storage: Storage::Fast,
     unique_text: &[col::INPUTS],
     schema: &SIGNALS_SCHEMA,
 };
