@@ -275,15 +275,9 @@ pub fn import_files(
 }
 
 fn read_part(path: &Path, part: Part) -> Result<FileRows, SourceError> {
-    if is_parquet(path) {
-        return parquet_file::read(path, part.file, part.row_group);
-    }
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match extension.as_deref() {
+    match extension(path).as_deref() {
         Some("csv" | "txt") => csv_file::read(path, part.file),
+        Some("parquet" | "pq") => parquet_file::read(path, part.file, part.row_group),
         _ => Err(SourceError::UnsupportedFile {
             path: path.to_path_buf(),
         }),
@@ -291,9 +285,13 @@ fn read_part(path: &Path, part: Part) -> Result<FileRows, SourceError> {
 }
 
 fn is_parquet(path: &Path) -> bool {
+    matches!(extension(path).as_deref(), Some("parquet" | "pq"))
+}
+
+fn extension(path: &Path) -> Option<String> {
     path.extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
+        .map(str::to_ascii_lowercase)
 }
 
 /// The symbol a file without a `symbol` column holds: its name minus the extension
