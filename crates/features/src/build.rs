@@ -27,10 +27,11 @@ use crate::frame::{INPUT_COLUMNS, Stamp, compute_features};
 
 /// Input rows per group: enough to keep every core busy, few enough that a
 /// group's input and output (29 columns) stay within a few hundred MiB. The
-/// next group reuses that memory: at 2.5 M rows, groups of 1.25 M rows made
-/// the build 10-30 % faster than one group (the kernel zeroes far fewer
-/// fresh pages) with 0.95 instead of 1.35 GiB peak RSS.
-pub const GROUP_ROWS: usize = 1_250_000;
+/// next group reuses that memory instead of pages the kernel must zero afresh,
+/// which costs more than the computing on the development VM: at 2.5 M rows,
+/// groups of 500 K rows built in 1.52-1.61 s against 2.11-2.84 s with groups
+/// of 1.25 M (CPU 2.8-2.9 s vs 3.8-5.1 s, peak RSS 0.70 vs 1.0 GiB).
+pub const GROUP_ROWS: usize = 500_000;
 
 /// Which symbols to build; `None` builds every symbol in `ohlcv`.
 #[derive(Debug, Clone, Default)]
