@@ -11,6 +11,19 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// `batch` as a Parquet file, with the writer's default settings unless given.
+fn write_parquet(
+    path: &Path,
+    batch: &RecordBatch,
+    properties: Option<parquet::file::properties::WriterProperties>,
+) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), properties).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+}
+
 fn import(paths: &[PathBuf]) -> Imported {
     import_files(paths, Interval::D1, 0, &|_| {})
 }
@@ -259,7 +272,7 @@ fn parquet_files_are_checked_like_csv() {
         Field::new("Volume", DataType::Int64, true),
     ]));
     let batch = RecordBatch::try_new(
-        schema.clone(),
+        schema,
         vec![
             Arc::new(StringArray::from(vec!["2024-01-02", "2024-01-03"])),
             Arc::new(Float64Array::from(vec![Some(1.0), None])),
@@ -271,10 +284,7 @@ fn parquet_files_are_checked_like_csv() {
     )
     .unwrap();
     let path = dir.path().join("QQQ.parquet");
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(File::create(&path).unwrap(), schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_parquet(&path, &batch, None);
 
     let imported = import(&[path]);
     assert_eq!(symbols_of(&imported), ["QQQ"]);
@@ -287,8 +297,6 @@ fn parquet_files_are_checked_like_csv() {
         (2, "missing open")
     );
 }
-
-use std::fs::File;
 
 #[test]
 fn parquet_row_groups_are_read_apart_and_joined_in_row_order() {
@@ -315,7 +323,7 @@ fn parquet_row_groups_are_read_apart_and_joined_in_row_order() {
         ("BBB", "2024-01-05", f64::NAN, 1.3),
     ];
     let batch = RecordBatch::try_new(
-        schema.clone(),
+        schema,
         vec![
             Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
             Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
@@ -333,14 +341,7 @@ fn parquet_row_groups_are_read_apart_and_joined_in_row_order() {
     let properties = parquet::file::properties::WriterProperties::builder()
         .set_max_row_group_row_count(Some(2))
         .build();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(
-        File::create(&path).unwrap(),
-        schema,
-        Some(properties),
-    )
-    .unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_parquet(&path, &batch, Some(properties));
     assert_eq!(parquet_file::row_groups(&path).unwrap().len(), 4);
 
     let imported = import(std::slice::from_ref(&path));
