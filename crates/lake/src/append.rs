@@ -12,7 +12,7 @@ use std::num::NonZeroUsize;
 use bf_core::tables::TableSpec;
 use datafusion::arrow::array::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
-use deltalake::kernel::{Action, StructType};
+use deltalake::kernel::{Action, Add, StructType};
 use deltalake::operations::write::writer::DeltaWriter;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
@@ -134,6 +134,25 @@ async fn write_in_parallel(
     batches: Vec<RecordBatch>,
 ) -> Result<(u64, usize), DeltaTableError> {
     let snapshot = table.snapshot()?;
+    let actions: Vec<Action> = write_files_in_parallel(spec, table, batches)
+        .await?
+        .into_iter()
+        .map(Action::Add)
+        .collect();
+    let files_added = actions.len();
+    // No rebasing onto a concurrent commit: a blind append would then store
+    // keys the other writer also stored. The caller re-reads and retries.
+    let version = commit_on(table, snapshot, actions, SaveMode::Append).await?;
+    Ok((version, files_added))
+}
+
+/// Writes `batches` into the table's folder as up to one file per core,
+/// without committing them; their `add` actions.
+pub(crate) async fn write_files_in_parallel(
+    spec: &TableSpec,
+    table: &DeltaTable,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<Add>, DeltaTableError> {
     let config = writer_config(spec, table)?;
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     let files = rows(&batches).div_ceil(MIN_ROWS_PER_FILE).clamp(1, cores);
@@ -148,16 +167,11 @@ async fn write_in_parallel(
             writer.close().await
         });
     }
-    let mut actions = Vec::new();
+    let mut adds = Vec::new();
     while let Some(written) = tasks.join_next().await {
-        let adds = written.map_err(|e| DeltaTableError::Generic(format!("writer task: {e}")))??;
-        actions.extend(adds.into_iter().map(Action::Add));
+        adds.extend(written.map_err(|e| DeltaTableError::Generic(format!("writer task: {e}")))??);
     }
-    let files_added = actions.len();
-    // No rebasing onto a concurrent commit: a blind append would then store
-    // keys the other writer also stored. The caller re-reads and retries.
-    let version = commit_on(table, snapshot, actions, SaveMode::Append).await?;
-    Ok((version, files_added))
+    Ok(adds)
 }
 
 /// Splits batches into at most `parts` contiguous runs of about equal row

@@ -129,9 +129,21 @@ impl Lake {
         let Some(table) = self.load(spec).await? else {
             return Ok(None);
         };
+        Ok(Some(TableFiles {
+            version: table.version().unwrap_or_default(),
+            files: self.data_files(spec, &table)?,
+        }))
+    }
+
+    /// The files of `table`'s version.
+    pub(crate) fn data_files(
+        &self,
+        spec: &TableSpec,
+        table: &DeltaTable,
+    ) -> Result<Vec<DataFile>, LakeError> {
         let snapshot = table.snapshot().map_err(|e| self.delta_error(spec, e))?;
         let root = self.table_url(spec);
-        let files = snapshot
+        snapshot
             .log_data()
             .iter()
             .map(|file| {
@@ -145,11 +157,7 @@ impl Lake {
                     symbols: file.stats().and_then(|stats| symbol_range(&stats)),
                 })
             })
-            .collect::<Result<Vec<_>, LakeError>>()?;
-        Ok(Some(TableFiles {
-            version: table.version().unwrap_or_default(),
-            files,
-        }))
+            .collect()
     }
 
     /// Creates the table if it does not exist yet; its version.
@@ -209,6 +217,26 @@ impl Lake {
             .open_table(self.table_url(spec), Some(based_on))
             .await
             .map_err(|e| self.delta_error(spec, e))?;
+        let added = written
+            .iter()
+            .map(|json| {
+                serde_json::from_str(json)
+                    .map_err(|e| self.delta_error(spec, DeltaTableError::Generic(e.to_string())))
+            })
+            .collect::<Result<Vec<Add>, LakeError>>()?;
+        self.commit_replacing(spec, &table, added, replaced).await
+    }
+
+    /// One commit on top of `table`'s version: adds `added` files and removes
+    /// the files whose URL is in `replaced`; a conflict when another writer
+    /// committed since.
+    pub(crate) async fn commit_replacing(
+        &self,
+        spec: &TableSpec,
+        table: &DeltaTable,
+        added: Vec<Add>,
+        replaced: &HashSet<String>,
+    ) -> Result<FilesCommit, LakeError> {
         let snapshot = table.snapshot().map_err(|e| self.delta_error(spec, e))?;
         let root = self.table_url(spec);
         let removes: Vec<Action> = snapshot
@@ -220,17 +248,13 @@ impl Lake {
             })
             .map(|file| Action::Remove(file.remove_action(true)))
             .collect();
-        let files_removed = removes.len();
+        let (files_added, files_removed) = (added.len(), removes.len());
         let mut actions = removes;
-        for json in written {
-            let add: Add = serde_json::from_str(json)
-                .map_err(|e| self.delta_error(spec, DeltaTableError::Generic(e.to_string())))?;
-            actions.push(Action::Add(add));
-        }
-        let files_added = actions.len() - files_removed;
+        actions.extend(added.into_iter().map(Action::Add));
+        let version = table.version().unwrap_or_default();
         if actions.is_empty() {
             return Ok(FilesCommit {
-                version: based_on,
+                version,
                 files_added,
                 files_removed,
             });
@@ -240,7 +264,7 @@ impl Lake {
         } else {
             SaveMode::Append
         };
-        let version = commit_on(&table, snapshot, actions, mode)
+        let version = commit_on(table, snapshot, actions, mode)
             .await
             .map_err(|e| self.delta_error(spec, e))?;
         Ok(FilesCommit {
@@ -256,22 +280,29 @@ impl Lake {
         let Ok(Some(table)) = self.load(spec).await else {
             return 0;
         };
-        let store = table.object_store();
-        let mut deleted = 0;
-        for json in written {
-            let Ok(add) = serde_json::from_str::<Add>(json) else {
-                continue;
-            };
-            let path = deltalake::Path::from(add.path.as_str());
-            match store.delete(&path).await {
-                Ok(()) => deleted += 1,
-                Err(error) => {
-                    tracing::warn!(%error, path = %add.path, "cannot delete an uncommitted file")
-                }
-            }
-        }
-        deleted
+        let paths = written
+            .iter()
+            .filter_map(|json| serde_json::from_str::<Add>(json).ok())
+            .map(|add| add.path);
+        delete_uncommitted(&table, paths).await
     }
+}
+
+/// Deletes files written into `table`'s folder (paths relative to it) and
+/// never committed; how many. Best effort: what is left, `bf lake vacuum` removes.
+pub(crate) async fn delete_uncommitted(
+    table: &DeltaTable,
+    paths: impl IntoIterator<Item = String>,
+) -> usize {
+    let store = table.object_store();
+    let mut deleted = 0;
+    for path in paths {
+        match store.delete(&deltalake::Path::from(path.as_str())).await {
+            Ok(()) => deleted += 1,
+            Err(error) => tracing::warn!(%error, %path, "cannot delete an uncommitted file"),
+        }
+    }
+    deleted
 }
 
 /// Commits `actions` as a write on exactly `snapshot`'s version: when another

@@ -10,6 +10,7 @@ mod lake;
 mod log_check;
 mod maintenance;
 mod query;
+mod replace;
 mod upsert;
 
 pub use changes::{ChangedSeries, RowChanges, Series};
@@ -18,4 +19,5 @@ pub use files::{DataFile, FilesCommit, SymbolRange, TableFiles, WrittenFile};
 pub use lake::{Lake, QueryResult, s3_options, sql_literal, symbol_filter};
 pub use maintenance::{OptimizeReport, VacuumReport};
 pub use query::{MAX_OPERATORS, QueryStream, check_expression_size, plan_read_only, run_read_only};
+pub use replace::RangeReplace;
 pub use upsert::UpsertMetrics;

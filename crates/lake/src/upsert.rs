@@ -204,7 +204,7 @@ impl Lake {
 
     /// Splits incoming rows into (new keys, changed rows), comparing value columns
     /// with the stored rows of the same symbols and date range.
-    async fn changed_rows(
+    pub(crate) async fn changed_rows(
         &self,
         spec: &TableSpec,
         table: &DeltaTable,
@@ -294,7 +294,7 @@ impl Lake {
     }
 
     /// Stored rows matching `scope` whose key is not among `batches`.
-    async fn stale_rows(
+    pub(crate) async fn stale_rows(
         &self,
         spec: &TableSpec,
         table: &DeltaTable,
@@ -343,6 +343,69 @@ impl Lake {
             .collect()
             .await
             .map_err(scan_error)
+    }
+
+    /// Stored rows matching `filter` (all when `None`) but those whose key is
+    /// among `without`'s, in the table's schema.
+    pub(crate) async fn stored_rows_without(
+        &self,
+        spec: &TableSpec,
+        table: &DeltaTable,
+        filter: Option<Expr>,
+        without: &[RecordBatch],
+    ) -> Result<Vec<RecordBatch>, LakeError> {
+        let scan_error = |source| LakeError::Scan {
+            table: spec.name.to_string(),
+            source,
+        };
+        let ctx = SessionContext::new();
+        register(&ctx, spec, table).await?;
+        let schema = spec.schema();
+        let all: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let stored = stored_columns(&ctx, spec, filter.unwrap_or(lit(true)), &all, "")
+            .await
+            .map_err(scan_error)?;
+        // Key columns only, under one schema: `without` mixes incoming and
+        // stored rows, whose schemas differ in nullability.
+        let removed_key: Vec<String> = spec
+            .key
+            .iter()
+            .map(|k| format!("{TARGET_PREFIX}{k}"))
+            .collect();
+        let key_schema = Arc::new(Schema::new(
+            spec.key
+                .iter()
+                .zip(&removed_key)
+                .map(|(k, alias)| {
+                    let field = schema.field_with_name(k).expect("key column");
+                    Field::new(alias, field.data_type().clone(), true)
+                })
+                .collect::<Vec<_>>(),
+        ));
+        let keys = without
+            .iter()
+            .map(|batch| {
+                let columns = spec
+                    .key
+                    .iter()
+                    .map(|k| batch.column_by_name(k).expect("key column").clone())
+                    .collect();
+                RecordBatch::try_new(key_schema.clone(), columns)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| scan_error(e.into()))?;
+        let removed = ctx.read_batches(keys).map_err(scan_error)?;
+        let removed_key: Vec<&str> = removed_key.iter().map(String::as_str).collect();
+        let kept = stored
+            .join(removed, JoinType::LeftAnti, spec.key, &removed_key, None)
+            .map_err(scan_error)?
+            .collect()
+            .await
+            .map_err(scan_error)?;
+        kept.into_iter()
+            .map(|batch| RecordBatch::try_new(schema.clone(), batch.columns().to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| scan_error(e.into()))
     }
 
     /// One MERGE: `source` rows are updated or inserted, `deletes` (stored rows)

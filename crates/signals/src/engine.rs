@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use bf_core::tables::{FEATURES, SIGNALS, col, side};
-use bf_lake::{Lake, Series, SymbolRange, TableFiles, UpsertMetrics, sql_literal, symbol_filter};
+use bf_lake::{Lake, Series, SymbolRange, TableFiles, sql_literal, symbol_filter};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, StringBuilder,
     TimestampMicrosecondArray,
@@ -23,7 +23,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::physical_plan::{PhysicalExpr, execute_stream_partitioned};
-use datafusion::prelude::{SessionContext, col as column_expr, lit};
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
@@ -303,37 +303,18 @@ impl RunStamp {
     }
 }
 
-/// Stores the signals `generate` produced for `symbols` (all when `None`) under
-/// `plan`, in one commit: new and changed signals are upserted, and stored
-/// signals of these symbols and strategies that no longer fire (after a data
-/// correction or a change of parameters) are deleted.
-pub async fn store(
-    lake: &Lake,
-    plan: &Plan,
-    symbols: Option<&[String]>,
-    batches: Vec<RecordBatch>,
-) -> Result<UpsertMetrics, SignalsError> {
-    let names = plan.strategy_names().into_iter().map(lit).collect();
-    let scope = column_expr(col::STRATEGY).in_list(names, false);
-    let scope = match symbols {
-        Some(symbols) => column_expr(col::SYMBOL)
-            .in_list(symbols.iter().map(|s| lit(s.as_str())).collect(), false)
-            .and(scope),
-        None => scope,
-    };
-    Ok(lake.upsert_replacing(&SIGNALS, batches, scope).await?)
-}
-
 /// Signals of every strategy for the given symbols (all when `None`) but the
-/// series in `except`, as batches in the `signals` schema.
+/// series in `except`, handed to `each` group by group in ascending symbol
+/// ranges, each with the greatest symbol it may hold (`None`: any).
 pub async fn generate(
     lake: &Lake,
     plan: &Plan,
     symbols: Option<&[String]>,
     except: &[Series],
     run: &RunStamp,
-) -> Result<Vec<RecordBatch>, SignalsError> {
-    generate_in_groups(lake, plan, symbols, except, run, GROUP_ROWS).await
+    each: impl AsyncFnMut(Vec<RecordBatch>, Option<String>) -> Result<(), SignalsError>,
+) -> Result<(), SignalsError> {
+    generate_in_groups(lake, plan, symbols, except, run, GROUP_ROWS, each).await
 }
 
 /// [`generate`], reading at most about `group_rows` features rows per query.
@@ -344,7 +325,8 @@ async fn generate_in_groups(
     except: &[Series],
     run: &RunStamp,
     group_rows: usize,
-) -> Result<Vec<RecordBatch>, SignalsError> {
+    mut each: impl AsyncFnMut(Vec<RecordBatch>, Option<String>) -> Result<(), SignalsError>,
+) -> Result<(), SignalsError> {
     let ctx = scan_session(lake).await?;
     if !ctx
         .table_exist(FEATURES.name)
@@ -373,12 +355,16 @@ async fn generate_in_groups(
     {
         Some(groups) => groups
             .iter()
-            .map(|parts| GroupRead {
-                whole: range_filter(&parts[0].0, &parts[parts.len() - 1].1),
-                parts: parts
-                    .iter()
-                    .map(|(low, high)| range_filter(low, high))
-                    .collect(),
+            .map(|parts| {
+                let (low, high) = (&parts[0].0, &parts[parts.len() - 1].1);
+                GroupRead {
+                    whole: range_filter(low, high),
+                    parts: parts
+                        .iter()
+                        .map(|(low, high)| range_filter(low, high))
+                        .collect(),
+                    up_to: Some(high.clone()),
+                }
             })
             .collect(),
         None => symbol_groups(&ctx, files.as_ref(), symbols, group_rows)
@@ -389,18 +375,19 @@ async fn generate_in_groups(
                 GroupRead {
                     parts: vec![whole.clone()],
                     whole,
+                    up_to: group.and_then(|symbols| symbols.into_iter().max()),
                 }
             })
             .collect::<Vec<_>>(),
     };
-    let mut out = Vec::new();
     for read in reads {
-        match signals_in_stored_order(&ctx, plan, &read.parts, run).await? {
-            Some(signals) => out.extend(signals),
-            None => out.extend(signals_sorted(&ctx, plan, &read.whole, run).await?),
-        }
+        let signals = match signals_in_stored_order(&ctx, plan, &read.parts, run).await? {
+            Some(signals) => signals,
+            None => signals_sorted(&ctx, plan, &read.whole, run).await?,
+        };
+        each(signals, read.up_to).await?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One query's worth of features rows: its filter, and the same rows split
@@ -408,6 +395,8 @@ async fn generate_in_groups(
 struct GroupRead {
     whole: String,
     parts: Vec<String>,
+    /// The greatest symbol the rows may hold (`None`: any).
+    up_to: Option<String>,
 }
 
 /// The symbol ranges (from, to) each query reads, split into at most `parts`
@@ -791,6 +780,54 @@ mod tests {
     use super::*;
     use crate::strategy::Strategies;
 
+    /// The signals [`generate_in_groups`] hands over, checking that each
+    /// group holds only symbols after the previous group's and up to its own
+    /// greatest symbol.
+    async fn in_groups(
+        lake: &Lake,
+        plan: &Plan,
+        symbols: Option<&[String]>,
+        run: &RunStamp,
+        group_rows: usize,
+    ) -> Vec<RecordBatch> {
+        let mut all = Vec::new();
+        let (mut after, mut open_ended): (Option<String>, bool) = (None, false);
+        generate_in_groups(
+            lake,
+            plan,
+            symbols,
+            &[],
+            run,
+            group_rows,
+            async |signals, up_to| {
+                for batch in &signals {
+                    let symbols = batch
+                        .column_by_name(col::SYMBOL)
+                        .unwrap()
+                        .as_string::<i32>();
+                    for symbol in symbols.iter().flatten() {
+                        assert!(
+                            after.as_deref().is_none_or(|a| a < symbol),
+                            "{symbol} after {after:?}"
+                        );
+                        assert!(
+                            up_to.as_deref().is_none_or(|u| symbol <= u),
+                            "{symbol} up to {up_to:?}"
+                        );
+                    }
+                }
+                assert!(!open_ended, "only the last group is open-ended");
+                open_ended = up_to.is_none();
+                after = up_to;
+                all.extend(signals);
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+        all
+    }
+
     async fn prepare_error(toml: &str) -> String {
         let strategies = Strategies::parse(toml, "mine.toml").unwrap();
         prepare(&strategies).await.unwrap_err().to_string()
@@ -838,14 +875,10 @@ mod tests {
         let (lake, _dir) = lake_with_features(&["AAA", "BBB", "CCC"]).await;
         let plan = prepare(&Strategies::builtin()).await.unwrap();
         let run = RunStamp::now();
-        let one = generate_in_groups(&lake, &plan, None, &[], &run, usize::MAX)
-            .await
-            .unwrap();
+        let one = in_groups(&lake, &plan, None, &run, usize::MAX).await;
         assert!(one.iter().map(RecordBatch::num_rows).sum::<usize>() > 100);
         // A budget below one symbol's rows: one query per symbol.
-        let grouped = generate_in_groups(&lake, &plan, None, &[], &run, 10)
-            .await
-            .unwrap();
+        let grouped = in_groups(&lake, &plan, None, &run, 10).await;
         assert_eq!(sorted_lines(one), sorted_lines(grouped));
     }
 
@@ -892,8 +925,8 @@ mod tests {
             .await
             .unwrap();
         assert!(as_built.is_some() && as_reversed.is_none());
-        let expected = generate(&lake, &plan, None, &[], &run).await.unwrap();
-        let got = generate(&reversed, &plan, None, &[], &run).await.unwrap();
+        let expected = in_groups(&lake, &plan, None, &run, GROUP_ROWS).await;
+        let got = in_groups(&reversed, &plan, None, &run, GROUP_ROWS).await;
         assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 50);
         assert_eq!(sorted_lines(expected), sorted_lines(got));
     }
@@ -950,22 +983,16 @@ mod tests {
             .await
             .unwrap()
             .expect("each series whole in one part");
-        let expected = generate(&lake, &plan, None, &[], &run).await.unwrap();
+        let expected = in_groups(&lake, &plan, None, &run, GROUP_ROWS).await;
         assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 100);
         assert_eq!(sorted_lines(expected.clone()), sorted_lines(in_parts));
         // Queries of one file range each, read in two groups.
         let largest = ranges.iter().map(|r| r.rows as usize).max().unwrap();
-        let grouped = generate_in_groups(&split, &plan, None, &[], &run, largest)
-            .await
-            .unwrap();
+        let grouped = in_groups(&split, &plan, None, &run, largest).await;
         assert_eq!(sorted_lines(expected.clone()), sorted_lines(grouped));
         let some = ["CCC".to_string(), "AAA".to_string()];
-        let grouped = generate_in_groups(&split, &plan, Some(&some), &[], &run, largest)
-            .await
-            .unwrap();
-        let one_query = generate(&lake, &plan, Some(&some), &[], &run)
-            .await
-            .unwrap();
+        let grouped = in_groups(&split, &plan, Some(&some), &run, largest).await;
+        let one_query = in_groups(&lake, &plan, Some(&some), &run, GROUP_ROWS).await;
         assert!(one_query.iter().map(RecordBatch::num_rows).sum::<usize>() > 50);
         assert_eq!(sorted_lines(one_query), sorted_lines(grouped));
         // Parts that share a series: not whole in either, so sorted instead.

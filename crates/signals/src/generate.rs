@@ -4,16 +4,18 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use bf_core::tables::{col, side};
+use bf_core::tables::{SIGNALS, col, side};
 use bf_lake::{Lake, Series, UpsertMetrics};
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::array::{AsArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::kernels::cmp::lt_eq;
+use datafusion::arrow::compute::{cast, filter_record_batch, not};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
+use datafusion::prelude::{col as column, lit};
 use serde::Serialize;
 
 use crate::SignalsError;
-use crate::engine::{Plan, RunStamp, generate, prepare, store};
+use crate::engine::{Plan, RunStamp, generate, prepare};
 use crate::strategy::Strategies;
 
 /// Signals one strategy produced in a run, by side.
@@ -93,16 +95,57 @@ impl SignalsRun {
     }
 
     /// Reads the series of `unread` not handed over, and stores the signals
-    /// of the run as the whole content of `symbols` for its strategies.
+    /// of the run as the whole content of `symbols` for its strategies, range
+    /// by range as they are computed, in one commit: started over when
+    /// another writer committed to `signals` first.
     pub async fn finish(
-        mut self,
+        self,
         lake: &Lake,
         symbols: &[String],
         unread: &[String],
     ) -> Result<GenerateReport, SignalsError> {
         let started = Instant::now();
-        let spent = self.spent;
-        let seconds = || (spent + started.elapsed()).as_secs_f64();
+        let mut conflicts = 0;
+        let (counts, mut stored) = loop {
+            match self.store(lake, symbols, unread).await {
+                Err(SignalsError::Lake(error))
+                    if error.is_conflict() && conflicts < MAX_CONFLICTS =>
+                {
+                    conflicts += 1;
+                    tracing::info!(
+                        conflicts,
+                        "another writer committed signals first; generating again"
+                    );
+                }
+                done => break done?,
+            }
+        };
+        stored.conflicts_retried = conflicts;
+        let seconds = (self.spent + started.elapsed()).as_secs_f64();
+        tracing::debug!(seconds, "signals stored");
+        Ok(GenerateReport {
+            run_id: self.run.run_id,
+            strategies_file: self.strategies_file,
+            strategies: counts.by_strategy(),
+            signals: stored,
+            seconds,
+        })
+    }
+
+    /// One attempt of [`SignalsRun::finish`].
+    async fn store(
+        &self,
+        lake: &Lake,
+        symbols: &[String],
+        unread: &[String],
+    ) -> Result<(Counts, UpsertMetrics), SignalsError> {
+        let names = self.plan.strategy_names();
+        let scope = column(col::STRATEGY).in_list(names.iter().map(|n| lit(*n)).collect(), false);
+        let mut replace = lake
+            .replace_by_range(&SIGNALS, scope, Some(symbols))
+            .await?;
+        let mut counts = Counts::new(&names);
+        let mut handed = self.signals.clone();
         if !unread.is_empty() {
             let unread_set: HashSet<&String> = unread.iter().collect();
             let except: Vec<Series> = self
@@ -111,64 +154,105 @@ impl SignalsRun {
                 .filter(|(symbol, _)| unread_set.contains(symbol))
                 .cloned()
                 .collect();
-            let read = generate(lake, &self.plan, Some(unread), &except, &self.run).await?;
-            self.signals.extend(read);
+            generate(
+                lake,
+                &self.plan,
+                Some(unread),
+                &except,
+                &self.run,
+                async |mut signals, up_to| {
+                    if let Some(cut) = &up_to {
+                        signals.extend(take_up_to(&mut handed, cut)?);
+                    }
+                    counts.add(&signals)?;
+                    Ok(replace.push(signals, up_to.as_deref()).await?)
+                },
+            )
+            .await?;
         }
-        tracing::debug!(
-            seconds = seconds(),
-            rows = self
-                .signals
-                .iter()
-                .map(RecordBatch::num_rows)
-                .sum::<usize>(),
-            "signals computed"
-        );
-        let counts = count_by_strategy(&self.plan.strategy_names(), &self.signals)?;
-        let stored = store(lake, &self.plan, Some(symbols), self.signals).await?;
-        tracing::debug!(seconds = seconds(), "signals stored");
-        Ok(GenerateReport {
-            run_id: self.run.run_id,
-            strategies_file: self.strategies_file,
-            strategies: counts,
-            signals: stored,
-            seconds: seconds(),
-        })
+        counts.add(&handed)?;
+        replace.push(handed, None).await?;
+        let stored = replace.commit().await?;
+        Ok((counts, stored))
     }
 }
 
-fn count_by_strategy(
-    names: &[&str],
-    batches: &[RecordBatch],
-) -> Result<Vec<StrategyCount>, SignalsError> {
-    let mut counts: BTreeMap<&str, (usize, usize)> = names.iter().map(|n| (*n, (0, 0))).collect();
-    let as_text = |batch: &RecordBatch, name: &str| {
-        let column = batch.column_by_name(name).expect("signals column");
-        cast(column, &DataType::Utf8).map_err(|e| SignalsError::Query(e.into()))
-    };
-    for batch in batches {
-        let (strategies, sides) = (as_text(batch, col::STRATEGY)?, as_text(batch, col::SIDE)?);
-        for (strategy, side_value) in strategies
-            .as_string::<i32>()
-            .iter()
-            .zip(sides.as_string::<i32>())
-        {
-            if let (Some(strategy), Some(side_value)) = (strategy, side_value)
-                && let Some(count) = counts.get_mut(strategy)
+/// Concurrent signals runs a run outlasts before it gives up.
+const MAX_CONFLICTS: usize = 5;
+
+/// Removes from `batches` the signals of symbols up to `cut` and returns them.
+fn take_up_to(batches: &mut Vec<RecordBatch>, cut: &str) -> Result<Vec<RecordBatch>, SignalsError> {
+    let cut = StringArray::new_scalar(cut);
+    let mut taken = Vec::new();
+    let mut kept = Vec::new();
+    for batch in batches.drain(..) {
+        let symbols = batch.column_by_name(col::SYMBOL).expect("signals column");
+        let up_to = lt_eq(symbols, &cut).map_err(arrow_error)?;
+        let rest = not(&up_to).map_err(arrow_error)?;
+        taken.push(filter_record_batch(&batch, &up_to).map_err(arrow_error)?);
+        kept.push(filter_record_batch(&batch, &rest).map_err(arrow_error)?);
+    }
+    taken.retain(|b| b.num_rows() > 0);
+    kept.retain(|b| b.num_rows() > 0);
+    *batches = kept;
+    Ok(taken)
+}
+
+fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SignalsError {
+    SignalsError::Query(e.into())
+}
+
+/// Signals per strategy (in the plan's order) and side.
+struct Counts {
+    names: Vec<String>,
+    counts: BTreeMap<String, (usize, usize)>,
+}
+
+impl Counts {
+    fn new(names: &[&str]) -> Self {
+        Self {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            counts: names.iter().map(|n| (n.to_string(), (0, 0))).collect(),
+        }
+    }
+
+    fn add(&mut self, batches: &[RecordBatch]) -> Result<(), SignalsError> {
+        let as_text = |batch: &RecordBatch, name: &str| {
+            let column = batch.column_by_name(name).expect("signals column");
+            cast(column, &DataType::Utf8).map_err(arrow_error)
+        };
+        for batch in batches {
+            let (strategies, sides) = (as_text(batch, col::STRATEGY)?, as_text(batch, col::SIDE)?);
+            for (strategy, side_value) in strategies
+                .as_string::<i32>()
+                .iter()
+                .zip(sides.as_string::<i32>())
             {
-                if side_value == side::BUY {
-                    count.0 += 1;
-                } else {
-                    count.1 += 1;
+                if let (Some(strategy), Some(side_value)) = (strategy, side_value)
+                    && let Some(count) = self.counts.get_mut(strategy)
+                {
+                    if side_value == side::BUY {
+                        count.0 += 1;
+                    } else {
+                        count.1 += 1;
+                    }
                 }
             }
         }
+        Ok(())
     }
-    Ok(names
-        .iter()
-        .map(|n| StrategyCount {
-            strategy: n.to_string(),
-            buy: counts[n].0,
-            sell: counts[n].1,
-        })
-        .collect())
+
+    fn by_strategy(self) -> Vec<StrategyCount> {
+        self.names
+            .into_iter()
+            .map(|strategy| {
+                let (buy, sell) = self.counts[&strategy];
+                StrategyCount {
+                    strategy,
+                    buy,
+                    sell,
+                }
+            })
+            .collect()
+    }
 }

@@ -90,6 +90,7 @@ on_local_disk_and_s3!(
     concurrent_appends_to_a_missing_table_store_each_key_once,
     optimize_compacts_and_vacuum_deletes_unreferenced_files,
     row_changes_are_the_changed_rows_and_the_keys_of_deleted_ones,
+    a_replace_by_range_compares_each_range_and_commits_once,
 );
 
 async fn count(lake: &Lake, query: &str) -> i64 {
@@ -593,4 +594,156 @@ async fn many_commits_leave_a_checkpoint_so_opening_stays_fast() {
     assert_eq!(checkpoints.len(), 1, "in {}", log.display());
     assert!(log.join("_last_checkpoint").exists());
     assert_eq!(count(&lake.lake, "SELECT count(*) FROM ohlcv").await, 101);
+}
+
+/// `batch`'s rows of `symbol`.
+fn rows_of(batch: &RecordBatch, symbol: &str) -> RecordBatch {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::compute::{filter_record_batch, kernels::cmp::eq};
+    let symbols = batch.column_by_name("symbol").unwrap();
+    let mask = eq(symbols, &StringArray::new_scalar(symbol)).unwrap();
+    filter_record_batch(batch, &mask).unwrap()
+}
+
+async fn a_replace_by_range_compares_each_range_and_commits_once(lake: Lake) {
+    use datafusion::arrow::array::Float64Array;
+    use datafusion::prelude::lit;
+    use std::sync::Arc;
+    let (all, _) = bars(
+        &["AAA", "BBB", "CCC", "DDD", "EEE"],
+        date(2021, 1, 1),
+        date(2021, 3, 31),
+    );
+    let of = |symbol| rows_of(&all, symbol);
+    // Files: AAA; BBB and CCC together; DDD.
+    lake.upsert(&OHLCV, vec![of("AAA")]).await.unwrap();
+    lake.upsert(&OHLCV, vec![of("BBB"), of("CCC")])
+        .await
+        .unwrap();
+    lake.upsert(&OHLCV, vec![of("DDD")]).await.unwrap();
+    let before = lake.version(&OHLCV).await.unwrap().unwrap();
+    let n = of("AAA").num_rows();
+
+    // BBB's first close corrected.
+    let bbb = of("BBB");
+    let close_index = bbb.schema().index_of("close").unwrap();
+    let mut closes: Vec<f64> = bbb
+        .column(close_index)
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+        .values()
+        .to_vec();
+    closes[0] += 1.0;
+    let mut columns = bbb.columns().to_vec();
+    columns[close_index] = Arc::new(Float64Array::from(closes));
+    let corrected = RecordBatch::try_new(bbb.schema(), columns).unwrap();
+
+    let symbols: Vec<String> = ["AAA", "BBB", "CCC", "DDD", "EEE"]
+        .map(String::from)
+        .to_vec();
+    let mut replace = lake
+        .replace_by_range(&OHLCV, lit(true), Some(&symbols))
+        .await
+        .unwrap();
+    replace.push(vec![of("AAA")], Some("AAA")).await.unwrap();
+    // The BBB-CCC file straddles BBB: the range goes on to CCC.
+    replace.push(vec![corrected], Some("BBB")).await.unwrap();
+    replace
+        .push(vec![of("CCC").slice(0, 10)], Some("CCC"))
+        .await
+        .unwrap();
+    // DDD is no longer there, EEE is new.
+    replace.push(vec![of("EEE")], None).await.unwrap();
+    assert_eq!(
+        lake.version(&OHLCV).await.unwrap(),
+        Some(before),
+        "nothing committed yet"
+    );
+    let metrics = replace.commit().await.unwrap();
+    assert_eq!(
+        (
+            metrics.inserted,
+            metrics.updated,
+            metrics.deleted,
+            metrics.unchanged
+        ),
+        (n, 1, (n - 10) + n, n + (n - 1) + 10)
+    );
+    assert_eq!(
+        (metrics.version, metrics.committed),
+        (Some(before + 1), true),
+        "one commit"
+    );
+    let per_symbol = |symbol: &'static str| {
+        let lake = lake.clone();
+        async move {
+            count(
+                &lake,
+                &format!("SELECT count(*) FROM ohlcv WHERE symbol = '{symbol}'"),
+            )
+            .await
+        }
+    };
+    assert_eq!(per_symbol("AAA").await, n as i64);
+    assert_eq!(per_symbol("BBB").await, n as i64);
+    assert_eq!(per_symbol("CCC").await, 10);
+    assert_eq!(per_symbol("DDD").await, 0);
+    assert_eq!(per_symbol("EEE").await, n as i64);
+    assert_eq!(duplicate_keys(&lake).await, 0);
+    let close = lake
+        .sql("SELECT close FROM ohlcv WHERE symbol = 'BBB' ORDER BY date LIMIT 1")
+        .await
+        .unwrap();
+    let stored_close = close.batches[0]
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+        .value(0);
+    let first_close = of("BBB")
+        .column(close_index)
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+        .value(0);
+    assert_eq!(stored_close, first_close + 1.0);
+    // The AAA file had nothing to change: still the same file.
+    let files = lake.table_files(&OHLCV).await.unwrap().unwrap();
+    let aaa_files = files
+        .files
+        .iter()
+        .filter(|f| f.symbols == Some(("AAA".into(), "AAA".into())))
+        .count();
+    assert_eq!(aaa_files, 1);
+
+    // The same content again: no commit.
+    let mut again = lake
+        .replace_by_range(&OHLCV, lit(true), Some(&symbols))
+        .await
+        .unwrap();
+    let now: Vec<RecordBatch> = lake.sql("SELECT * FROM ohlcv").await.unwrap().batches;
+    let now: Vec<RecordBatch> = now
+        .iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(OHLCV.schema().fields())
+                .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()).unwrap())
+                .collect();
+            RecordBatch::try_new(OHLCV.schema(), columns).unwrap()
+        })
+        .collect();
+    again.push(now, None).await.unwrap();
+    let again = again.commit().await.unwrap();
+    assert_eq!((again.committed, again.version), (false, Some(before + 1)));
+
+    // Another writer first: a conflict, nothing committed.
+    let mut late = lake
+        .replace_by_range(&OHLCV, lit(true), Some(&symbols))
+        .await
+        .unwrap();
+    late.push(vec![of("DDD")], None).await.unwrap();
+    lake.upsert(&OHLCV, vec![of("DDD").slice(0, 1)])
+        .await
+        .unwrap();
+    let error = late.commit().await.unwrap_err();
+    assert!(error.is_conflict(), "{error}");
+    assert_eq!(lake.version(&OHLCV).await.unwrap(), Some(before + 2));
+    assert_eq!(per_symbol("DDD").await, 1);
 }

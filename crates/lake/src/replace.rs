@@ -1,0 +1,253 @@
+//! Replacing what a table holds for a scope (say, the signals of some
+//! strategies and symbols) one symbol range at a time, in one commit: each
+//! range's new rows are compared with the stored ones as they come, so memory
+//! holds a range's rows, never the whole scope's.
+//!
+//! Per range, as an upsert decides: nothing new, changed or gone, nothing is
+//! written; only new keys, their rows are written as new files; otherwise the
+//! range's stored files are rewritten without the changed and vanished rows,
+//! together with the new and changed ones. A range ends only where no stored
+//! file holds symbols on both sides, so a rewrite never drops another range's
+//! rows. The files stay invisible until [`RangeReplace::commit`] adds them,
+//! and removes the rewritten ones, in one commit.
+
+use std::collections::HashSet;
+
+use bf_core::tables::{TableSpec, col as column};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::logical_expr::{Expr, col, lit};
+use deltalake::kernel::Add;
+use deltalake::{DeltaTable, DeltaTableError};
+use tokio::task::JoinHandle;
+
+use crate::append::write_files_in_parallel;
+use crate::files::{DataFile, delete_uncommitted};
+use crate::upsert::{UpsertMetrics, rows};
+use crate::{Lake, LakeError};
+
+/// A replace under way; see the module documentation.
+pub struct RangeReplace {
+    lake: Lake,
+    spec: &'static TableSpec,
+    /// The version every range is compared with and the commit builds on.
+    table: DeltaTable,
+    stored: Vec<DataFile>,
+    scope: Expr,
+    /// Symbols in scope, sorted; `None`: every symbol.
+    symbols: Option<Vec<String>>,
+    /// Rows pushed since the last range was replaced.
+    pending: Vec<RecordBatch>,
+    /// The symbol the next range starts after (`None`: the first symbol).
+    after: Option<String>,
+    /// At most one write in flight, overlapping the caller's next range.
+    writing: Option<JoinHandle<Result<Vec<Add>, DeltaTableError>>>,
+    added: Vec<Add>,
+    replaced: HashSet<String>,
+    metrics: UpsertMetrics,
+}
+
+impl Lake {
+    /// Starts replacing the rows of `spec` that match `scope` and belong to
+    /// `symbols` (all when `None`) with the rows [`RangeReplace::push`]ed, in
+    /// ascending symbol ranges. Creates the table if needed.
+    pub async fn replace_by_range(
+        &self,
+        spec: &'static TableSpec,
+        scope: Expr,
+        symbols: Option<&[String]>,
+    ) -> Result<RangeReplace, LakeError> {
+        let table = match self.load(spec).await? {
+            Some(table) => table,
+            None => self.create_table(spec).await?,
+        };
+        let stored = self.data_files(spec, &table)?;
+        let symbols = symbols.map(|symbols| {
+            let mut sorted = symbols.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            sorted
+        });
+        Ok(RangeReplace {
+            lake: self.clone(),
+            spec,
+            table,
+            stored,
+            scope,
+            symbols,
+            pending: Vec::new(),
+            after: None,
+            writing: None,
+            added: Vec::new(),
+            replaced: HashSet::new(),
+            metrics: UpsertMetrics::default(),
+        })
+    }
+}
+
+impl RangeReplace {
+    /// The whole new content of the scope for the symbols after the previous
+    /// push's `up_to` up to `up_to` (every later symbol when `None`). Rows of
+    /// distinct keys; a later push holds only greater symbols.
+    pub async fn push(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        up_to: Option<&str>,
+    ) -> Result<(), LakeError> {
+        self.pending
+            .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+        match up_to {
+            Some(cut) if !self.straddled(cut) => {
+                let pending = std::mem::take(&mut self.pending);
+                self.replace(pending, Some(cut)).await
+            }
+            // The range goes on until a cut no stored file straddles.
+            _ => Ok(()),
+        }
+    }
+
+    /// Replaces the rest of the scope with what is pending and commits
+    /// everything on the version the replace started from: a conflict, with
+    /// nothing committed and the written files deleted, when another writer
+    /// committed since.
+    pub async fn commit(mut self) -> Result<UpsertMetrics, LakeError> {
+        let pending = std::mem::take(&mut self.pending);
+        let replaced = self.replace(pending, None).await;
+        let written = self.finish_write().await;
+        let paths: Vec<String> = self.added.iter().map(|add| add.path.clone()).collect();
+        let committed = match (replaced, written) {
+            (Ok(()), Ok(())) => {
+                let added = std::mem::take(&mut self.added);
+                self.lake
+                    .commit_replacing(self.spec, &self.table, added, &self.replaced)
+                    .await
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        match committed {
+            Ok(commit) => Ok(UpsertMetrics {
+                files_added: commit.files_added,
+                version: Some(commit.version),
+                committed: commit.files_added + commit.files_removed > 0,
+                ..self.metrics
+            }),
+            Err(error) => {
+                delete_uncommitted(&self.table, paths).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether a stored file holds symbols on both sides of `cut` (a file
+    /// without statistics may hold any).
+    fn straddled(&self, cut: &str) -> bool {
+        self.stored.iter().any(|file| match &file.symbols {
+            Some((low, high)) => low.as_str() <= cut && cut < high.as_str(),
+            None => true,
+        })
+    }
+
+    /// Replaces the scope's rows from after the last cut up to `up_to` with `batches`.
+    async fn replace(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        up_to: Option<&str>,
+    ) -> Result<(), LakeError> {
+        let after = std::mem::replace(&mut self.after, up_to.map(str::to_string));
+        let inside = |symbol: &str| {
+            after.as_deref().is_none_or(|a| a < symbol) && up_to.is_none_or(|u| symbol <= u)
+        };
+        let in_range: Vec<String> = self
+            .stored
+            .iter()
+            .filter(|file| match &file.symbols {
+                Some((low, high)) => {
+                    after.as_deref().is_none_or(|a| a < high.as_str())
+                        && up_to.is_none_or(|u| low.as_str() <= u)
+                }
+                None => true,
+            })
+            .map(|file| file.url.clone())
+            .collect();
+        let incoming = rows(&batches);
+        if in_range.is_empty() {
+            self.metrics.inserted += incoming;
+            return self.write(batches).await;
+        }
+        let wanted: Option<Vec<Expr>> = self.symbols.as_ref().map(|symbols| {
+            symbols
+                .iter()
+                .filter(|s| inside(s))
+                .map(|s| lit(s.as_str()))
+                .collect()
+        });
+        if wanted.as_ref().is_some_and(Vec::is_empty) && incoming == 0 {
+            return Ok(());
+        }
+        let bounds = [
+            after.as_deref().map(|a| col(column::SYMBOL).gt(lit(a))),
+            up_to.map(|u| col(column::SYMBOL).lt_eq(lit(u))),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(Expr::and);
+        let scope = [
+            Some(self.scope.clone()),
+            bounds.clone(),
+            wanted.map(|symbols| col(column::SYMBOL).in_list(symbols, false)),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(Expr::and)
+        .expect("a scope");
+
+        let (lake, spec, table) = (&self.lake, self.spec, &self.table);
+        let stale = lake.stale_rows(spec, table, &batches, scope).await?;
+        let (inserts, updates) = if incoming == 0 {
+            (Vec::new(), Vec::new())
+        } else {
+            lake.changed_rows(spec, table, batches).await?
+        };
+        let (inserted, updated, deleted) = (rows(&inserts), rows(&updates), rows(&stale));
+        self.metrics.inserted += inserted;
+        self.metrics.updated += updated;
+        self.metrics.deleted += deleted;
+        self.metrics.unchanged += incoming - inserted - updated;
+        if updated + deleted == 0 {
+            return self.write(inserts).await;
+        }
+        let dirty: Vec<RecordBatch> = updates.iter().chain(&stale).cloned().collect();
+        let mut rewritten = lake
+            .stored_rows_without(spec, table, bounds, &dirty)
+            .await?;
+        rewritten.extend(inserts);
+        rewritten.extend(updates);
+        self.replaced.extend(in_range);
+        self.write(rewritten).await
+    }
+
+    /// Starts writing `batches` once the previous write is done.
+    async fn write(&mut self, batches: Vec<RecordBatch>) -> Result<(), LakeError> {
+        if rows(&batches) == 0 {
+            return Ok(());
+        }
+        self.finish_write().await?;
+        let (spec, table) = (self.spec, self.table.clone());
+        self.writing = Some(tokio::spawn(async move {
+            write_files_in_parallel(spec, &table, batches).await
+        }));
+        Ok(())
+    }
+
+    async fn finish_write(&mut self) -> Result<(), LakeError> {
+        let Some(writing) = self.writing.take() else {
+            return Ok(());
+        };
+        let added = writing
+            .await
+            .map_err(|e| DeltaTableError::Generic(format!("writer task: {e}")))
+            .and_then(|written| written)
+            .map_err(|e| self.lake.delta_error(self.spec, e))?;
+        self.added.extend(added);
+        Ok(())
+    }
+}
