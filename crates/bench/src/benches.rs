@@ -318,21 +318,17 @@ struct SignalsPass {
     feature_rows: usize,
     signals: usize,
     new_signals: usize,
-    generate_seconds: f64,
-    write_seconds: f64,
     total_seconds: f64,
     cpu_seconds: f64,
     rows_per_second: f64,
     peak_rss_mib: f64,
 }
 
-const SIGNALS_COLUMNS: [&str; 10] = [
+const SIGNALS_COLUMNS: [&str; 8] = [
     "pass",
     "feature rows",
     "signals",
     "new",
-    "generate s",
-    "write s",
     "total s",
     "CPU s",
     "rows/s",
@@ -340,14 +336,16 @@ const SIGNALS_COLUMNS: [&str; 10] = [
 ];
 
 async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<()> {
-    use bf_signals::engine::{RunStamp, generate, prepare};
+    use bf_signals::generate::generate_and_store;
 
     let (_temp, folders) = work_folders(args.dir.as_deref(), &["lake"])?;
     let lake = Lake::open(folders[0].to_str().context("work folder is not UTF-8")?)?;
     let start = NaiveDate::from_ymd_opt(2000, 1, 3).expect("valid date");
     let end = nth_weekday_from(start, args.days);
     let prepared = Instant::now();
-    store_synthetic(&lake, &bench_symbols(args.symbols)?, start, end).await?;
+    let symbols = bench_symbols(args.symbols)?;
+    store_synthetic(&lake, &symbols, start, end).await?;
+    let symbols: Vec<String> = symbols.iter().map(|s| s.as_str().to_string()).collect();
     let built = bf_features::build::build(&lake, &BuildRequest::default(), &()).await?;
     printer.summary(&format!(
         "generated ohlcv and features: {} rows in {:.1}s (untimed)",
@@ -360,26 +358,15 @@ async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<()
     for pass in ["first run", "nothing changed"] {
         reset_peak_rss();
         let (started, cpu_before) = (Instant::now(), cpu_seconds());
-        let plan = prepare(&strategies).await?;
-        let now = chrono::Utc::now().timestamp_micros();
-        let run = RunStamp {
-            run_id: format!("bench-{now:x}"),
-            generated_at: now,
-        };
-        let batches = generate(&lake, &plan, None, &[], &run).await?;
-        let generate_seconds = started.elapsed().as_secs_f64();
-        let signals: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let written = Instant::now();
-        let metrics = bf_signals::engine::store(&lake, &plan, None, batches).await?;
-        let write_seconds = written.elapsed().as_secs_f64();
+        // Computed and stored range by range, so one total.
+        let report = generate_and_store(&lake, &strategies, &symbols).await?;
         let total_seconds = started.elapsed().as_secs_f64();
+        let signals = report.strategies.iter().map(|s| s.buy + s.sell).sum();
         passes.push(SignalsPass {
             pass,
             feature_rows: built.rows_read,
             signals,
-            new_signals: metrics.inserted,
-            generate_seconds,
-            write_seconds,
+            new_signals: report.signals.inserted,
             total_seconds,
             cpu_seconds: cpu_seconds() - cpu_before,
             rows_per_second: built.rows_read as f64 / total_seconds,
@@ -398,8 +385,6 @@ async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<()
                 count_text(p.feature_rows),
                 count_text(p.signals),
                 count_text(p.new_signals),
-                format!("{:.2}", p.generate_seconds),
-                format!("{:.2}", p.write_seconds),
                 format!("{:.2}", p.total_seconds),
                 format!("{:.2}", p.cpu_seconds),
                 count_text(p.rows_per_second as usize),

@@ -8,9 +8,9 @@
 //! - only new keys: one append commit;
 //! - some keys changed: one MERGE commit whose source is just the new and changed rows.
 //!
-//! `upsert_replacing` also speaks for a scope of stored rows (say, the signals of
-//! these symbols and strategies): stored rows in scope that the incoming rows no
-//! longer contain are deleted in the same MERGE commit.
+//! Replacing a whole scope of stored rows (say, the signals of these symbols
+//! and strategies), deleting what the new rows no longer hold, is
+//! `Lake::replace_by_range` (replace.rs), built on the same comparison.
 //!
 //! Every path is a single atomic Delta commit (a new table is first created
 //! empty, in its own commit), so a crash leaves the previous version readable
@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use bf_core::retry::{RetryPolicy, Verdict};
 use bf_core::tables::{Storage, TableSpec, col as column};
-use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, max, min};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema};
 use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, JoinType, Operator, binary_expr, cast, col, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -62,8 +62,6 @@ const CONFLICT_RETRIES: RetryPolicy = RetryPolicy {
     max_wait: Duration::from_secs(2),
 };
 const IS_NEW: &str = "__is_new";
-/// Source column of a replacing MERGE: true for stored rows to delete.
-const DELETE: &str = "__delete";
 
 impl Lake {
     /// Inserts rows whose key is new, replaces rows whose values changed, and leaves
@@ -74,34 +72,13 @@ impl Lake {
         spec: &TableSpec,
         batches: Vec<RecordBatch>,
     ) -> Result<UpsertMetrics, LakeError> {
-        self.upsert_scoped(spec, batches, None).await
-    }
-
-    /// Like [`Self::upsert`], and also deletes the stored rows matching `scope`
-    /// whose key is not among `batches`: `batches` is the whole new content of
-    /// that scope. Still at most one commit.
-    pub async fn upsert_replacing(
-        &self,
-        spec: &TableSpec,
-        batches: Vec<RecordBatch>,
-        scope: Expr,
-    ) -> Result<UpsertMetrics, LakeError> {
-        self.upsert_scoped(spec, batches, Some(scope)).await
-    }
-
-    /// Retries the whole upsert when another writer committed in between: the
-    /// comparison with the stored rows is redone on the new version, so no key
-    /// is stored twice and no change is lost.
-    async fn upsert_scoped(
-        &self,
-        spec: &TableSpec,
-        batches: Vec<RecordBatch>,
-        scope: Option<Expr>,
-    ) -> Result<UpsertMetrics, LakeError> {
+        // Retries the whole upsert when another writer committed in between:
+        // the comparison with the stored rows is redone on the new version, so
+        // no key is stored twice and no change is lost.
         let mut conflicts = 0;
         let metrics = CONFLICT_RETRIES
             .run(
-                || self.upsert_once(spec, batches.clone(), scope.clone()),
+                || self.upsert_once(spec, batches.clone()),
                 |err: &LakeError| {
                     if err.is_conflict() {
                         Verdict::Retry { after: None }
@@ -130,7 +107,6 @@ impl Lake {
         &self,
         spec: &TableSpec,
         batches: Vec<RecordBatch>,
-        scope: Option<Expr>,
     ) -> Result<UpsertMetrics, LakeError> {
         let schema = spec.schema();
         for batch in &batches {
@@ -146,34 +122,25 @@ impl Lake {
             .snapshot()
             .arrow_schema();
         ensure_same_columns(spec, &schema, stored_schema.as_ref())?;
-        let stale = match scope {
-            Some(scope) => self.stale_rows(spec, &table, &batches, scope).await?,
-            None => Vec::new(),
-        };
-        let deleted = rows(&stale);
-        let incoming_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if incoming_rows == 0 && deleted == 0 {
+        let incoming_rows = rows(&batches);
+        if incoming_rows == 0 {
             return Ok(UpsertMetrics {
                 version: table.version(),
                 ..UpsertMetrics::default()
             });
         }
 
-        let (inserts, updates) = if incoming_rows == 0 {
-            (Vec::new(), Vec::new())
-        } else {
-            self.changed_rows(spec, &table, batches).await?
-        };
+        let (inserts, updates) = self.changed_rows(spec, &table, batches).await?;
         let (inserted, updated) = (rows(&inserts), rows(&updates));
         let unchanged = incoming_rows - inserted - updated;
-        if inserted + updated + deleted == 0 {
+        if inserted + updated == 0 {
             return Ok(UpsertMetrics {
                 unchanged,
                 version: table.version(),
                 ..UpsertMetrics::default()
             });
         }
-        if updated == 0 && deleted == 0 {
+        if updated == 0 {
             let appended = self.append_rows(spec, Some(table), inserts).await?;
             return Ok(UpsertMetrics {
                 unchanged,
@@ -182,23 +149,17 @@ impl Lake {
         }
         let files_before = file_paths(&table);
         let table = self
-            .merge(
-                spec,
-                table,
-                inserts.into_iter().chain(updates).collect(),
-                stale,
-            )
+            .merge(spec, table, inserts.into_iter().chain(updates).collect())
             .await?;
         let files_added = file_paths(&table).difference(&files_before).count();
         Ok(UpsertMetrics {
             inserted,
             updated,
             unchanged,
-            deleted,
             files_added,
             version: table.version(),
             committed: true,
-            conflicts_retried: 0,
+            ..UpsertMetrics::default()
         })
     }
 
@@ -408,37 +369,20 @@ impl Lake {
             .map_err(|e| scan_error(e.into()))
     }
 
-    /// One MERGE: `source` rows are updated or inserted, `deletes` (stored rows)
-    /// are removed.
+    /// One MERGE: `source` rows are updated or inserted.
     async fn merge(
         &self,
         spec: &TableSpec,
         table: DeltaTable,
         source: Vec<RecordBatch>,
-        deletes: Vec<RecordBatch>,
     ) -> Result<DeltaTable, LakeError> {
         let scan_error = |source| LakeError::Scan {
             table: spec.name.to_string(),
             source,
         };
-        let flagged = |batches: Vec<RecordBatch>, delete: bool| {
-            batches.into_iter().map(move |batch| {
-                let flags = BooleanArray::from(vec![delete; batch.num_rows()]);
-                let mut columns = batch.columns().to_vec();
-                columns.push(Arc::new(flags));
-                RecordBatch::try_new(merge_source_schema(spec), columns)
-                    .expect("table columns plus the delete flag")
-            })
-        };
-        let all: Vec<RecordBatch> = flagged(source, false)
-            .chain(flagged(deletes, true))
-            .collect();
         let ctx = SessionContext::new();
         let source = ctx
-            .read_batch(
-                concat_batches(&merge_source_schema(spec), &all)
-                    .map_err(|e| scan_error(e.into()))?,
-            )
+            .read_batch(concat_batches(&spec.schema(), &source).map_err(|e| scan_error(e.into()))?)
             .map_err(scan_error)?;
         let qualified = |side: &str, name: &str| Expr::Column(Column::new(Some(side), name));
         let predicate = spec
@@ -454,17 +398,14 @@ impl Lake {
             .with_target_alias("target")
             .with_writer_properties(writer_properties(spec))
             .with_commit_properties(CommitProperties::default().with_max_retries(0))
-            .when_matched_delete(|delete| delete.predicate(qualified("source", DELETE)))
-            .and_then(|merge| {
-                merge.when_matched_update(|update| {
-                    schema
-                        .fields()
-                        .iter()
-                        .filter(|f| !spec.key.contains(&f.name().as_str()))
-                        .fold(update, |u, f| {
-                            u.update(Column::from_name(f.name()), qualified("source", f.name()))
-                        })
-                })
+            .when_matched_update(|update| {
+                schema
+                    .fields()
+                    .iter()
+                    .filter(|f| !spec.key.contains(&f.name().as_str()))
+                    .fold(update, |u, f| {
+                        u.update(Column::from_name(f.name()), qualified("source", f.name()))
+                    })
             })
             .and_then(|merge| {
                 merge.when_not_matched_insert(|insert| {
@@ -503,14 +444,6 @@ async fn stored_columns(
             })
             .collect::<Vec<_>>(),
     )
-}
-
-/// The table's columns plus the delete flag.
-fn merge_source_schema(spec: &TableSpec) -> SchemaRef {
-    let schema = spec.schema();
-    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new(DELETE, DataType::Boolean, false));
-    Arc::new(Schema::new(fields))
 }
 
 /// Restricts the stored side of the comparison to the incoming symbols and date

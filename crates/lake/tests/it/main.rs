@@ -330,6 +330,15 @@ async fn sql_reads_every_table_and_reports_errors(lake: Lake) {
 }
 
 async fn a_replacing_upsert_deletes_stored_rows_of_its_scope_that_it_no_longer_has(lake: Lake) {
+    async fn replace(
+        lake: &Lake,
+        rows: Vec<RecordBatch>,
+        scope: datafusion::prelude::Expr,
+    ) -> bf_lake::UpsertMetrics {
+        let mut replace = lake.replace_by_range(&OHLCV, scope, None).await.unwrap();
+        replace.push(rows, None).await.unwrap();
+        replace.commit().await.unwrap()
+    }
     use datafusion::prelude::{col, lit};
     let (ohlcv, _) = bars(&["AAA", "BBB"], date(2021, 1, 1), date(2021, 3, 31));
     lake.upsert(&OHLCV, vec![ohlcv.clone()]).await.unwrap();
@@ -340,10 +349,7 @@ async fn a_replacing_upsert_deletes_stored_rows_of_its_scope_that_it_no_longer_h
     // AAA's new content: only its first ten bars (first in the batch), unchanged.
     let first_ten = ohlcv.slice(0, 10);
     let before = lake.version(&OHLCV).await.unwrap().unwrap();
-    let metrics = lake
-        .upsert_replacing(&OHLCV, vec![first_ten.clone()], aaa_scope())
-        .await
-        .unwrap();
+    let metrics = replace(&lake, vec![first_ten.clone()], aaa_scope()).await;
     assert_eq!(
         (
             metrics.deleted,
@@ -365,17 +371,11 @@ async fn a_replacing_upsert_deletes_stored_rows_of_its_scope_that_it_no_longer_h
     );
 
     // The same content again: nothing to do, no commit.
-    let again = lake
-        .upsert_replacing(&OHLCV, vec![first_ten], aaa_scope())
-        .await
-        .unwrap();
+    let again = replace(&lake, vec![first_ten], aaa_scope()).await;
     assert_eq!((again.deleted, again.committed), (0, false));
 
     // Nothing at all for the scope: all of it goes.
-    let emptied = lake
-        .upsert_replacing(&OHLCV, Vec::new(), aaa_scope())
-        .await
-        .unwrap();
+    let emptied = replace(&lake, Vec::new(), aaa_scope()).await;
     assert_eq!((emptied.deleted, emptied.committed), (10, true));
     assert_eq!(
         count(&lake, "SELECT count(*) FROM ohlcv WHERE symbol = 'AAA'").await,
@@ -493,7 +493,10 @@ async fn row_changes_are_the_changed_rows_and_the_keys_of_deleted_ones(lake: Lak
     lake.upsert(&OHLCV, vec![corrected, ccc.clone()])
         .await
         .unwrap();
-    lake.upsert_replacing(&OHLCV, Vec::new(), col("symbol").eq(lit("BBB")))
+    lake.replace_by_range(&OHLCV, col("symbol").eq(lit("BBB")), None)
+        .await
+        .unwrap()
+        .commit()
         .await
         .unwrap();
 

@@ -127,7 +127,10 @@ async fn a_sync_mirrors_the_table_then_sends_only_what_changed() {
             .unwrap();
         let bbb = rows(&lake, "SELECT count(*) FROM ohlcv WHERE symbol = 'BBB'").await;
         use datafusion::prelude::{col, lit};
-        lake.upsert_replacing(&OHLCV, Vec::new(), col("symbol").eq(lit("BBB")))
+        lake.replace_by_range(&OHLCV, col("symbol").eq(lit("BBB")), None)
+            .await
+            .unwrap()
+            .commit()
             .await
             .unwrap();
 
@@ -242,7 +245,10 @@ async fn a_sync_through_item_rejections_request_failures_and_lost_answers_ends_e
         let first = sync(&lake, &client, &[&OHLCV], &()).await.unwrap();
         assert!(first.complete(), "{server}: {first:?}");
         use datafusion::prelude::{col, lit};
-        lake.upsert_replacing(&OHLCV, Vec::new(), col("symbol").eq(lit("BBB")))
+        lake.replace_by_range(&OHLCV, col("symbol").eq(lit("BBB")), None)
+            .await
+            .unwrap()
+            .commit()
             .await
             .unwrap();
         lake.upsert(
