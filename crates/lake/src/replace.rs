@@ -201,7 +201,9 @@ impl RangeReplace {
         .expect("a scope");
 
         let (lake, spec, table) = (&self.lake, self.spec, &self.table);
-        let stale = lake.stale_rows(spec, table, &batches, scope).await?;
+        let stale = lake
+            .stored_rows_without(spec, table, Some(scope), &batches)
+            .await?;
         let (inserts, updates) = if incoming == 0 {
             (Vec::new(), Vec::new())
         } else {

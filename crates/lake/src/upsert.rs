@@ -254,58 +254,6 @@ impl Lake {
         Ok((inserts, updates))
     }
 
-    /// Stored rows matching `scope` whose key is not among `batches`.
-    pub(crate) async fn stale_rows(
-        &self,
-        spec: &TableSpec,
-        table: &DeltaTable,
-        batches: &[RecordBatch],
-        scope: Expr,
-    ) -> Result<Vec<RecordBatch>, LakeError> {
-        let scan_error = |source| LakeError::Scan {
-            table: spec.name.to_string(),
-            source,
-        };
-        let ctx = SessionContext::new();
-        register(&ctx, spec, table).await?;
-        let schema = spec.schema();
-        let all: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let stored = stored_columns(&ctx, spec, scope, &all, "")
-            .await
-            .map_err(scan_error)?;
-        let incoming_rows: Vec<RecordBatch> = batches
-            .iter()
-            .filter(|b| b.num_rows() > 0)
-            .cloned()
-            .collect();
-        if incoming_rows.is_empty() {
-            return stored.collect().await.map_err(scan_error);
-        }
-        let incoming_key: Vec<String> = spec
-            .key
-            .iter()
-            .map(|k| format!("{TARGET_PREFIX}{k}"))
-            .collect();
-        let incoming = ctx
-            .read_batches(incoming_rows)
-            .map_err(scan_error)?
-            .select(
-                spec.key
-                    .iter()
-                    .zip(&incoming_key)
-                    .map(|(k, alias)| col(quoted(k)).alias(alias))
-                    .collect::<Vec<_>>(),
-            )
-            .map_err(scan_error)?;
-        let incoming_key: Vec<&str> = incoming_key.iter().map(String::as_str).collect();
-        stored
-            .join(incoming, JoinType::LeftAnti, spec.key, &incoming_key, None)
-            .map_err(scan_error)?
-            .collect()
-            .await
-            .map_err(scan_error)
-    }
-
     /// Stored rows matching `filter` (all when `None`) but those whose key is
     /// among `without`'s, in the table's schema.
     pub(crate) async fn stored_rows_without(
@@ -326,6 +274,31 @@ impl Lake {
         let stored = stored_columns(&ctx, spec, filter.unwrap_or(lit(true)), &all, "")
             .await
             .map_err(scan_error)?;
+        let without: Vec<&RecordBatch> = without.iter().filter(|b| b.num_rows() > 0).collect();
+        let kept = if without.is_empty() {
+            stored.collect().await.map_err(scan_error)?
+        } else {
+            self.anti_join_keys(spec, &ctx, stored, &without).await?
+        };
+        kept.into_iter()
+            .map(|batch| RecordBatch::try_new(schema.clone(), batch.columns().to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| scan_error(e.into()))
+    }
+
+    /// `stored` rows whose key is not among `without`'s.
+    async fn anti_join_keys(
+        &self,
+        spec: &TableSpec,
+        ctx: &SessionContext,
+        stored: DataFrame,
+        without: &[&RecordBatch],
+    ) -> Result<Vec<RecordBatch>, LakeError> {
+        let scan_error = |source| LakeError::Scan {
+            table: spec.name.to_string(),
+            source,
+        };
+        let schema = spec.schema();
         // Key columns only, under one schema: `without` mixes incoming and
         // stored rows, whose schemas differ in nullability.
         let removed_key: Vec<String> = spec
@@ -357,16 +330,12 @@ impl Lake {
             .map_err(|e| scan_error(e.into()))?;
         let removed = ctx.read_batches(keys).map_err(scan_error)?;
         let removed_key: Vec<&str> = removed_key.iter().map(String::as_str).collect();
-        let kept = stored
+        stored
             .join(removed, JoinType::LeftAnti, spec.key, &removed_key, None)
             .map_err(scan_error)?
             .collect()
             .await
-            .map_err(scan_error)?;
-        kept.into_iter()
-            .map(|batch| RecordBatch::try_new(schema.clone(), batch.columns().to_vec()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| scan_error(e.into()))
+            .map_err(scan_error)
     }
 
     /// One MERGE: `source` rows are updated or inserted.
