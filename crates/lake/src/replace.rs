@@ -1,12 +1,12 @@
 //! Replacing what a table holds for a scope (say, the signals of some
-//! strategies and symbols) one symbol range at a time, in one commit: each
-//! range's new rows are compared with the stored ones as they come, so memory
-//! holds a range's rows, never the whole scope's.
+//! strategies and symbols), or upserting rows, one symbol range at a time, in
+//! one commit: each range's new rows are compared with the stored ones as
+//! they come, so memory holds a range's rows, never the whole table's.
 //!
-//! Per range, as an upsert decides: nothing new, changed or gone, nothing is
-//! written; only new keys, their rows are written as new files; otherwise the
-//! range's stored files are rewritten without the changed and vanished rows,
-//! together with the new and changed ones. A range ends only where no stored
+//! Per range, as an upsert decides: nothing new, changed or (in a scope) gone,
+//! nothing is written; only new keys, their rows are written as new files;
+//! otherwise the range's stored files are rewritten without the changed and
+//! vanished rows, together with the new and changed ones. A range ends only where no stored
 //! file holds symbols on both sides, so a rewrite never drops another range's
 //! rows. The files stay invisible until [`RangeReplace::commit`] adds them,
 //! and removes the rewritten ones, in one commit.
@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::append::write_files_in_parallel;
 use crate::files::{DataFile, delete_uncommitted};
-use crate::upsert::{UpsertMetrics, rows};
+use crate::upsert::{UpsertMetrics, ensure_same_columns, rows};
 use crate::{Lake, LakeError};
 
 /// A replace under way; see the module documentation.
@@ -32,7 +32,9 @@ pub struct RangeReplace {
     /// The version every range is compared with and the commit builds on.
     table: DeltaTable,
     stored: Vec<DataFile>,
-    scope: Expr,
+    /// The stored rows the pushed ones replace; `None`: only those of the
+    /// keys pushed (an upsert).
+    scope: Option<Expr>,
     /// Symbols in scope, sorted; `None`: every symbol.
     symbols: Option<Vec<String>>,
     /// Rows pushed since the last range was replaced.
@@ -56,10 +58,35 @@ impl Lake {
         scope: Expr,
         symbols: Option<&[String]>,
     ) -> Result<RangeReplace, LakeError> {
+        self.by_range(spec, Some(scope), symbols).await
+    }
+
+    /// Starts an upsert of the rows [`RangeReplace::push`]ed, in ascending
+    /// symbol ranges: new keys inserted, changed rows replaced, every other
+    /// stored row kept. Creates the table if needed.
+    pub async fn upsert_by_range(
+        &self,
+        spec: &'static TableSpec,
+    ) -> Result<RangeReplace, LakeError> {
+        self.by_range(spec, None, None).await
+    }
+
+    async fn by_range(
+        &self,
+        spec: &'static TableSpec,
+        scope: Option<Expr>,
+        symbols: Option<&[String]>,
+    ) -> Result<RangeReplace, LakeError> {
         let table = match self.load(spec).await? {
             Some(table) => table,
             None => self.create_table(spec).await?,
         };
+        let stored_schema = table
+            .snapshot()
+            .map_err(|e| self.delta_error(spec, e))?
+            .snapshot()
+            .arrow_schema();
+        ensure_same_columns(spec, &spec.schema(), stored_schema.as_ref())?;
         let stored = self.data_files(spec, &table)?;
         let symbols = symbols.map(|symbols| {
             let mut sorted = symbols.to_vec();
@@ -85,14 +112,18 @@ impl Lake {
 }
 
 impl RangeReplace {
-    /// The whole new content of the scope for the symbols after the previous
-    /// push's `up_to` up to `up_to` (every later symbol when `None`). Rows of
-    /// distinct keys; a later push holds only greater symbols.
+    /// The whole new content of the scope (of an upsert: the rows to store)
+    /// for the symbols after the previous push's `up_to` up to `up_to` (every
+    /// later symbol when `None`). Rows of distinct keys; a later push holds
+    /// only greater symbols.
     pub async fn push(
         &mut self,
         batches: Vec<RecordBatch>,
         up_to: Option<&str>,
     ) -> Result<(), LakeError> {
+        for batch in &batches {
+            ensure_same_columns(self.spec, &self.spec.schema(), batch.schema().as_ref())?;
+        }
         self.pending
             .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
         match up_to {
@@ -173,16 +204,6 @@ impl RangeReplace {
             self.metrics.inserted += incoming;
             return self.write(batches).await;
         }
-        let wanted: Option<Vec<Expr>> = self.symbols.as_ref().map(|symbols| {
-            symbols
-                .iter()
-                .filter(|s| inside(s))
-                .map(|s| lit(s.as_str()))
-                .collect()
-        });
-        if wanted.as_ref().is_some_and(Vec::is_empty) && incoming == 0 {
-            return Ok(());
-        }
         let bounds = [
             after.as_deref().map(|a| col(column::SYMBOL).gt(lit(a))),
             up_to.map(|u| col(column::SYMBOL).lt_eq(lit(u))),
@@ -190,20 +211,34 @@ impl RangeReplace {
         .into_iter()
         .flatten()
         .reduce(Expr::and);
-        let scope = [
-            Some(self.scope.clone()),
-            bounds.clone(),
-            wanted.map(|symbols| col(column::SYMBOL).in_list(symbols, false)),
-        ]
-        .into_iter()
-        .flatten()
-        .reduce(Expr::and)
-        .expect("a scope");
-
         let (lake, spec, table) = (&self.lake, self.spec, &self.table);
-        let stale = lake
-            .stored_rows_without(spec, table, Some(scope), &batches)
-            .await?;
+        let stale = match &self.scope {
+            Some(scope) => {
+                let wanted: Option<Vec<Expr>> = self.symbols.as_ref().map(|symbols| {
+                    symbols
+                        .iter()
+                        .filter(|s| inside(s))
+                        .map(|s| lit(s.as_str()))
+                        .collect()
+                });
+                if wanted.as_ref().is_some_and(Vec::is_empty) && incoming == 0 {
+                    return Ok(());
+                }
+                let scope = [
+                    Some(scope.clone()),
+                    bounds.clone(),
+                    wanted.map(|symbols| col(column::SYMBOL).in_list(symbols, false)),
+                ]
+                .into_iter()
+                .flatten()
+                .reduce(Expr::and)
+                .expect("a scope");
+                lake.stored_rows_without(spec, table, Some(scope), &batches)
+                    .await?
+            }
+            None if incoming == 0 => return Ok(()),
+            None => Vec::new(),
+        };
         let (inserts, updates) = if incoming == 0 {
             (Vec::new(), Vec::new())
         } else {

@@ -504,7 +504,7 @@ pub(crate) fn writer_properties(spec: &TableSpec) -> WriterProperties {
 const FAST_ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// Tables keep the columns bf wrote them with; names and types must match.
-fn ensure_same_columns(
+pub(crate) fn ensure_same_columns(
     spec: &TableSpec,
     expected: &Schema,
     found: &Schema,

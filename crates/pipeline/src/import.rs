@@ -34,8 +34,10 @@ impl ImportReport {
     }
 }
 
-/// Reads the files and upserts their bars in one commit. With `strict`, any
-/// rejected row or unreadable file means nothing is written.
+/// Reads the files and upserts their bars in one commit, a bounded group of
+/// symbols at a time (each group compared only with the stored rows of its
+/// symbol range). With `strict`, any rejected row or unreadable file means
+/// nothing is written.
 pub async fn import(
     lake: &Lake,
     paths: Vec<PathBuf>,
@@ -45,7 +47,7 @@ pub async fn import(
 ) -> Result<ImportReport, PipelineError> {
     let started = Instant::now();
     let ingested_at = now_micros();
-    let imported: Imported = tokio::task::spawn_blocking(move || {
+    let mut imported: Imported = tokio::task::spawn_blocking(move || {
         let (total, done) = (paths.len(), AtomicUsize::new(0));
         bf_sources::import::import_files(&paths, interval, ingested_at, &|_| {
             progress.advance(done.fetch_add(1, Ordering::Relaxed) + 1, total, None);
@@ -60,7 +62,7 @@ pub async fn import(
             .collect(),
         rows_read: imported.rows_read(),
         identical_duplicates: imported.identical_duplicates,
-        rejections: imported.rejections,
+        rejections: std::mem::take(&mut imported.rejections),
         ohlcv: None,
         read_seconds: started.elapsed().as_secs_f64(),
         write_seconds: 0.0,
@@ -69,14 +71,48 @@ pub async fn import(
         return Ok(report);
     }
     let written = Instant::now();
-    report.ohlcv = Some(
-        lake.upsert(&OHLCV, vec![imported.bars])
-            .await
-            .map_err(|source| PipelineError::Store {
-                what: "bars",
-                source,
-            })?,
-    );
+    let mut conflicts = 0;
+    let mut stored = loop {
+        match store(lake, &imported).await {
+            Err(error) if error.is_conflict() && conflicts < MAX_CONFLICTS => {
+                conflicts += 1;
+                tracing::info!(
+                    conflicts,
+                    "another writer committed bars first; storing again"
+                );
+            }
+            done => {
+                break done.map_err(|source| PipelineError::Store {
+                    what: "bars",
+                    source,
+                })?;
+            }
+        }
+    };
+    stored.conflicts_retried = conflicts;
+    report.ohlcv = Some(stored);
     report.write_seconds = written.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Rows of `ohlcv` per group the import builds and hands over: about 100 MB.
+const GROUP_ROWS: usize = 1_000_000;
+
+/// Concurrent writers an import outlasts before it gives up.
+const MAX_CONFLICTS: usize = 5;
+
+/// One attempt at storing the imported bars, group by group, in one commit.
+async fn store(lake: &Lake, imported: &Imported) -> Result<UpsertMetrics, bf_lake::LakeError> {
+    // Nothing to store creates no table.
+    if imported.bars_count() == 0 {
+        return Ok(UpsertMetrics {
+            version: lake.version(&OHLCV).await?,
+            ..UpsertMetrics::default()
+        });
+    }
+    let mut upsert = lake.upsert_by_range(&OHLCV).await?;
+    for (bars, last) in imported.bars(GROUP_ROWS) {
+        upsert.push(vec![bars], Some(last)).await?;
+    }
+    upsert.commit().await
 }

@@ -91,6 +91,7 @@ on_local_disk_and_s3!(
     optimize_compacts_and_vacuum_deletes_unreferenced_files,
     row_changes_are_the_changed_rows_and_the_keys_of_deleted_ones,
     a_replace_by_range_compares_each_range_and_commits_once,
+    an_upsert_by_range_keeps_the_stored_rows_it_was_not_given,
 );
 
 async fn count(lake: &Lake, query: &str) -> i64 {
@@ -608,10 +609,23 @@ fn rows_of(batch: &RecordBatch, symbol: &str) -> RecordBatch {
     filter_record_batch(batch, &mask).unwrap()
 }
 
-async fn a_replace_by_range_compares_each_range_and_commits_once(lake: Lake) {
+/// `bars` with the first row's close one higher.
+fn first_close_raised(bars: &RecordBatch) -> RecordBatch {
     use datafusion::arrow::array::Float64Array;
+    let close_index = bars.schema().index_of("close").unwrap();
+    let mut closes: Vec<f64> = bars
+        .column(close_index)
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+        .values()
+        .to_vec();
+    closes[0] += 1.0;
+    let mut columns = bars.columns().to_vec();
+    columns[close_index] = std::sync::Arc::new(Float64Array::from(closes));
+    RecordBatch::try_new(bars.schema(), columns).unwrap()
+}
+
+async fn a_replace_by_range_compares_each_range_and_commits_once(lake: Lake) {
     use datafusion::prelude::lit;
-    use std::sync::Arc;
     let (all, _) = bars(
         &["AAA", "BBB", "CCC", "DDD", "EEE"],
         date(2021, 1, 1),
@@ -628,17 +642,8 @@ async fn a_replace_by_range_compares_each_range_and_commits_once(lake: Lake) {
     let n = of("AAA").num_rows();
 
     // BBB's first close corrected.
-    let bbb = of("BBB");
-    let close_index = bbb.schema().index_of("close").unwrap();
-    let mut closes: Vec<f64> = bbb
-        .column(close_index)
-        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
-        .values()
-        .to_vec();
-    closes[0] += 1.0;
-    let mut columns = bbb.columns().to_vec();
-    columns[close_index] = Arc::new(Float64Array::from(closes));
-    let corrected = RecordBatch::try_new(bbb.schema(), columns).unwrap();
+    let corrected = first_close_raised(&of("BBB"));
+    let close_index = OHLCV.schema().index_of("close").unwrap();
 
     let symbols: Vec<String> = ["AAA", "BBB", "CCC", "DDD", "EEE"]
         .map(String::from)
@@ -749,4 +754,79 @@ async fn a_replace_by_range_compares_each_range_and_commits_once(lake: Lake) {
     assert!(error.is_conflict(), "{error}");
     assert_eq!(lake.version(&OHLCV).await.unwrap(), Some(before + 2));
     assert_eq!(per_symbol("DDD").await, 1);
+}
+
+async fn an_upsert_by_range_keeps_the_stored_rows_it_was_not_given(lake: Lake) {
+    let symbols = ["AAA", "BBB", "CCC", "DDD", "EEE"];
+    let (all, _) = bars(&symbols, date(2021, 1, 1), date(2021, 3, 31));
+    let of = |symbol| rows_of(&all, symbol);
+    // Files: AAA; BBB and CCC together; DDD.
+    lake.upsert(&OHLCV, vec![of("AAA")]).await.unwrap();
+    lake.upsert(&OHLCV, vec![of("BBB"), of("CCC")])
+        .await
+        .unwrap();
+    lake.upsert(&OHLCV, vec![of("DDD")]).await.unwrap();
+    let before = lake.version(&OHLCV).await.unwrap().unwrap();
+    let n = of("AAA").num_rows();
+
+    let mut upsert = lake.upsert_by_range(&OHLCV).await.unwrap();
+    upsert.push(vec![of("AAA")], Some("AAA")).await.unwrap();
+    // The BBB-CCC file straddles BBB: the range goes on to CCC.
+    upsert
+        .push(vec![first_close_raised(&of("BBB"))], Some("BBB"))
+        .await
+        .unwrap();
+    upsert
+        .push(vec![of("CCC").slice(0, 10)], Some("CCC"))
+        .await
+        .unwrap();
+    upsert.push(vec![of("EEE")], None).await.unwrap();
+    let metrics = upsert.commit().await.unwrap();
+    assert_eq!(
+        (
+            metrics.inserted,
+            metrics.updated,
+            metrics.deleted,
+            metrics.unchanged
+        ),
+        (n, 1, 0, n + (n - 1) + 10)
+    );
+    assert_eq!(
+        (metrics.version, metrics.committed),
+        (Some(before + 1), true),
+        "one commit"
+    );
+    for symbol in symbols {
+        let stored = count(
+            &lake,
+            &format!("SELECT count(*) FROM ohlcv WHERE symbol = '{symbol}'"),
+        )
+        .await;
+        assert_eq!(stored, n as i64, "{symbol}: kept, replaced or inserted");
+    }
+    assert_eq!(duplicate_keys(&lake).await, 0);
+    let bbb_close = lake
+        .sql("SELECT close FROM ohlcv WHERE symbol = 'BBB' ORDER BY date LIMIT 1")
+        .await
+        .unwrap();
+    let stored_close = bbb_close.batches[0]
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+        .value(0);
+    let raised_close = first_close_raised(&of("BBB"))
+        .column_by_name("close")
+        .unwrap()
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+        .value(0);
+    assert_eq!(stored_close, raised_close);
+
+    // Everything again: no commit.
+    let mut again = lake.upsert_by_range(&OHLCV).await.unwrap();
+    again.push(vec![of("AAA")], Some("AAA")).await.unwrap();
+    again.push(vec![of("DDD")], None).await.unwrap();
+    let again = again.commit().await.unwrap();
+    assert_eq!(
+        (again.committed, again.unchanged, again.version),
+        (false, 2 * n, Some(before + 1))
+    );
 }

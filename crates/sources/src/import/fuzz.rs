@@ -11,7 +11,8 @@ use arrow::datatypes::{Float64Type, Int64Type};
 use bf_core::Interval;
 use proptest::prelude::*;
 
-use super::{Imported, import_files};
+use super::import_files;
+use super::tests::Read;
 
 /// Cells a vendor file has been seen to hold, good and bad.
 const CELLS: &[&str] = &[
@@ -62,15 +63,15 @@ const HEADERS: &[&str] = &[
     "",
 ];
 
-fn import_text(text: &[u8]) -> Imported {
+fn import_text(text: &[u8]) -> Read {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("FUZZ.csv");
     std::fs::write(&path, text).unwrap();
-    import_files(&[path], Interval::D1, 0, &|_| {})
+    import_files(&[path], Interval::D1, 0, &|_| {}).into()
 }
 
 /// Every row read is accounted for, and every stored bar is valid.
-fn assert_accounted_and_valid(imported: &Imported) {
+fn assert_accounted_and_valid(imported: &Read) {
     let readable = imported.failed_files().count() == 0;
     if readable {
         assert_eq!(
@@ -174,7 +175,7 @@ proptest! {
         .unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
-        assert_accounted_and_valid(&import_files(&[path], Interval::D1, 0, &|_| {}));
+        assert_accounted_and_valid(&import_files(&[path], Interval::D1, 0, &|_| {}).into());
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Files are read in parallel; every row that cannot be stored becomes a
 //! [`Rejection`] naming its file, line and reason, so nothing is dropped silently.
-//! Rows are then grouped by symbol, sorted by date and de-duplicated across files.
+//! Rows are then grouped by symbol, sorted by date and de-duplicated across files,
+//! and handed out as `ohlcv` batches of whole symbols, a bounded group at a time.
 
 mod csv_file;
 mod layout;
@@ -48,12 +49,14 @@ pub struct FileSummary {
     pub error: Option<String>,
 }
 
-/// The result of reading a set of files: one `ohlcv` batch sorted by (symbol, date)
-/// with every key once, plus everything that was left out.
+/// The result of reading a set of files: each symbol's rows in date order with
+/// every key once (see [`Imported::bars`]), plus everything that was left out.
 #[derive(Debug)]
 pub struct Imported {
-    pub bars: RecordBatch,
-    pub symbols: Vec<Symbol>,
+    /// In symbol order.
+    series: Vec<(Symbol, Vec<Located>)>,
+    interval: Interval,
+    ingested_at: i64,
     pub files: Vec<FileSummary>,
     pub rejections: Vec<Rejection>,
     /// Rows repeated with identical values (in one file or across files), stored once.
@@ -67,6 +70,31 @@ impl Imported {
 
     pub fn failed_files(&self) -> impl Iterator<Item = &FileSummary> {
         self.files.iter().filter(|f| f.error.is_some())
+    }
+
+    /// The rows to store.
+    pub fn bars_count(&self) -> usize {
+        self.series.iter().map(|(_, rows)| rows.len()).sum()
+    }
+
+    /// The rows to store as `ohlcv` batches sorted by (symbol, date), each of
+    /// whole symbols and about `group_rows` rows, with its last symbol: built
+    /// one at a time, so only the parsed rows stay in memory throughout.
+    pub fn bars(&self, group_rows: usize) -> impl Iterator<Item = (RecordBatch, &str)> {
+        let sized = self.series.iter().map(|series| (series, series.1.len()));
+        bf_core::row_groups(sized, group_rows)
+            .into_iter()
+            .map(move |group| {
+                let capacity = group.iter().map(|(_, rows)| rows.len()).sum();
+                let mut builder = BarsBuilder::new(SOURCE_NAME, self.ingested_at, capacity);
+                for (symbol, rows) in &group {
+                    for row in rows {
+                        builder.push(symbol.as_str(), self.interval, &row.bar);
+                    }
+                }
+                let (last, _) = group.last().expect("a group holds a symbol");
+                (builder.finish(), last.as_str())
+            })
     }
 }
 
@@ -229,49 +257,63 @@ pub fn import_files(
         }
     }
 
-    let capacity = by_symbol.values().map(Vec::len).sum();
-    let mut builder = BarsBuilder::new(SOURCE_NAME, ingested_at, capacity);
+    let mut series: Vec<(Symbol, Vec<Located>)> = by_symbol.into_iter().collect();
+    let duplicates: Vec<(Vec<Rejection>, usize)> = series
+        .par_iter_mut()
+        .map(|(symbol, rows)| keep_first_of_each_date(symbol, rows, interval, paths))
+        .collect();
     let mut identical_duplicates = 0;
-    let symbols: Vec<Symbol> = by_symbol.keys().cloned().collect();
-    for (symbol, mut rows) in by_symbol {
-        // Stable: among equal dates the first file, then the first line, wins.
-        rows.sort_by_key(|r| r.bar.date);
-        let mut kept: Option<Located> = None;
-        for row in rows {
-            match kept {
-                Some(first) if first.bar.date == row.bar.date => {
-                    if first.bar == row.bar {
-                        identical_duplicates += 1;
-                    } else {
-                        rejections.push(Rejection {
-                            file: paths[row.file].clone(),
-                            line: row.line,
-                            reason: format!(
-                                "duplicate key ({symbol}, {interval}, {}) with values different from {}:{}",
-                                row::format_date(row.bar.date),
-                                paths[first.file].display(),
-                                first.line
-                            ),
-                        });
-                    }
-                }
-                _ => {
-                    builder.push(symbol.as_str(), interval, &row.bar);
-                    kept = Some(row);
-                }
-            }
-        }
+    for (mut rejected, identical) in duplicates {
+        rejections.append(&mut rejected);
+        identical_duplicates += identical;
     }
     for summary in &mut files {
         summary.rejected = rejections.iter().filter(|r| r.file == summary.file).count();
     }
     Imported {
-        bars: builder.finish(),
-        symbols,
+        series,
+        interval,
+        ingested_at,
         files,
         rejections,
         identical_duplicates,
     }
+}
+
+/// Sorts one symbol's rows by date and keeps the first row of each date (the
+/// first file's, then the first line's); the rows dropped with other values
+/// than the kept one, as rejections, and the count of identical ones.
+fn keep_first_of_each_date(
+    symbol: &Symbol,
+    rows: &mut Vec<Located>,
+    interval: Interval,
+    paths: &[PathBuf],
+) -> (Vec<Rejection>, usize) {
+    // Stable, so among equal dates files and lines keep their order.
+    rows.sort_by_key(|r| r.bar.date);
+    let mut rejections = Vec::new();
+    let mut identical = 0;
+    rows.dedup_by(|row, first| {
+        if row.bar.date != first.bar.date {
+            return false;
+        }
+        if row.bar == first.bar {
+            identical += 1;
+        } else {
+            rejections.push(Rejection {
+                file: paths[row.file].clone(),
+                line: row.line,
+                reason: format!(
+                    "duplicate key ({symbol}, {interval}, {}) with values different from {}:{}",
+                    row::format_date(row.bar.date),
+                    paths[first.file].display(),
+                    first.line
+                ),
+            });
+        }
+        true
+    });
+    (rejections, identical)
 }
 
 fn read_part(path: &Path, part: Part) -> Result<FileRows, SourceError> {

@@ -24,11 +24,37 @@ fn write_parquet(
     writer.close().unwrap();
 }
 
-fn import(paths: &[PathBuf]) -> Imported {
-    import_files(paths, Interval::D1, 0, &|_| {})
+/// What an import read, with the rows it would store as one batch.
+pub(super) struct Read {
+    imported: Imported,
+    pub bars: RecordBatch,
 }
 
-fn symbols_of(imported: &Imported) -> Vec<String> {
+impl std::ops::Deref for Read {
+    type Target = Imported;
+
+    fn deref(&self) -> &Imported {
+        &self.imported
+    }
+}
+
+impl From<Imported> for Read {
+    fn from(imported: Imported) -> Self {
+        let groups: Vec<RecordBatch> = imported.bars(usize::MAX).map(|(bars, _)| bars).collect();
+        let bars = match groups.as_slice() {
+            [] => RecordBatch::new_empty(bf_core::tables::OHLCV.schema()),
+            [one] => one.clone(),
+            _ => unreachable!("one group of every symbol"),
+        };
+        Self { imported, bars }
+    }
+}
+
+fn import(paths: &[PathBuf]) -> Read {
+    import_files(paths, Interval::D1, 0, &|_| {}).into()
+}
+
+fn symbols_of(imported: &Read) -> Vec<String> {
     let column = imported
         .bars
         .column_by_name("symbol")
@@ -37,7 +63,7 @@ fn symbols_of(imported: &Imported) -> Vec<String> {
     column.iter().map(|s| s.unwrap().to_string()).collect()
 }
 
-fn floats(imported: &Imported, name: &str) -> Vec<f64> {
+fn floats(imported: &Read, name: &str) -> Vec<f64> {
     imported
         .bars
         .column_by_name(name)
@@ -363,4 +389,37 @@ fn parquet_row_groups_are_read_apart_and_joined_in_row_order() {
         "{}",
         rejected[1].1
     );
+}
+
+#[test]
+fn bars_come_in_groups_of_whole_symbols_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("symbol,date,open,high,low,close,volume\n");
+    for (symbol, days) in [("CCC", 3), ("AAA", 2), ("BBB", 4)] {
+        for day in 1..=days {
+            text.push_str(&format!("{symbol},2024-01-0{day},1,1,1,1,1\n"));
+        }
+    }
+    let imported = import(&[write(dir.path(), "many.csv", &text)]);
+    let groups: Vec<(Vec<String>, String)> = imported
+        .bars(6)
+        .map(|(bars, last)| {
+            let symbols = bars.column_by_name("symbol").unwrap().as_string::<i32>();
+            let symbols = symbols.iter().map(|s| s.unwrap().to_string()).collect();
+            (symbols, last.to_string())
+        })
+        .collect();
+    let symbols = |runs: &[(&str, usize)]| -> Vec<String> {
+        runs.iter()
+            .flat_map(|(symbol, n)| vec![symbol.to_string(); *n])
+            .collect()
+    };
+    assert_eq!(
+        groups,
+        [
+            (symbols(&[("AAA", 2), ("BBB", 4)]), "BBB".to_string()),
+            (symbols(&[("CCC", 3)]), "CCC".to_string()),
+        ]
+    );
+    assert_eq!(imported.bars_count(), 9);
 }
