@@ -63,6 +63,39 @@ const CONFLICT_RETRIES: RetryPolicy = RetryPolicy {
 };
 const IS_NEW: &str = "__is_new";
 
+/// Runs `attempt` again while another writer commits first, counting the
+/// conflicts it outlasted.
+async fn retry_on_conflict<Fut>(
+    spec: &TableSpec,
+    conflicts: &mut usize,
+    attempt: impl FnMut() -> Fut,
+) -> Result<UpsertMetrics, LakeError>
+where
+    Fut: Future<Output = Result<UpsertMetrics, LakeError>>,
+{
+    CONFLICT_RETRIES
+        .run(
+            attempt,
+            |err: &LakeError| {
+                if err.is_conflict() {
+                    Verdict::Retry { after: None }
+                } else {
+                    Verdict::Final
+                }
+            },
+            |_, wait| {
+                *conflicts += 1;
+                tracing::info!(
+                    table = spec.name,
+                    conflicts = *conflicts,
+                    ?wait,
+                    "concurrent commit; upserting again"
+                );
+            },
+        )
+        .await
+}
+
 impl Lake {
     /// Inserts rows whose key is new, replaces rows whose values changed, and leaves
     /// identical rows alone, in at most one commit. Rows within `batches` must have
@@ -76,27 +109,46 @@ impl Lake {
         // the comparison with the stored rows is redone on the new version, so
         // no key is stored twice and no change is lost.
         let mut conflicts = 0;
-        let metrics = CONFLICT_RETRIES
-            .run(
-                || self.upsert_once(spec, batches.clone()),
-                |err: &LakeError| {
-                    if err.is_conflict() {
-                        Verdict::Retry { after: None }
-                    } else {
-                        Verdict::Final
-                    }
-                },
-                |_, wait| {
-                    conflicts += 1;
-                    tracing::info!(
-                        table = spec.name,
-                        conflicts,
-                        ?wait,
-                        "concurrent commit; upserting again"
-                    );
-                },
-            )
-            .await?;
+        let metrics = retry_on_conflict(spec, &mut conflicts, || {
+            self.upsert_once(spec, batches.clone())
+        })
+        .await?;
+        Ok(UpsertMetrics {
+            conflicts_retried: conflicts,
+            ..metrics
+        })
+    }
+
+    /// [`Lake::upsert`] of rows handed in groups of whole symbols, ascending,
+    /// each with its greatest symbol: each group is compared with the stored
+    /// files of its symbol range only, so memory holds a group or two, not
+    /// the whole table; one commit. `groups` is called again for each start
+    /// over (another writer committed first).
+    pub async fn upsert_in_groups<G>(
+        &self,
+        spec: &'static TableSpec,
+        groups: impl Fn() -> G,
+    ) -> Result<UpsertMetrics, LakeError>
+    where
+        G: Iterator<Item = (Vec<RecordBatch>, String)>,
+    {
+        let mut conflicts = 0;
+        let metrics = retry_on_conflict(spec, &mut conflicts, || async {
+            let mut groups = groups().peekable();
+            if groups.peek().is_none() {
+                // Nothing to store creates no table.
+                return Ok(UpsertMetrics {
+                    version: self.version(spec).await?,
+                    ..UpsertMetrics::default()
+                });
+            }
+            let mut upsert = self.upsert_by_range(spec).await?;
+            for (batches, last) in groups {
+                upsert.push(batches, Some(&last)).await?;
+            }
+            upsert.commit().await
+        })
+        .await?;
         Ok(UpsertMetrics {
             conflicts_retried: conflicts,
             ..metrics

@@ -135,7 +135,10 @@ pub async fn fetch_as_of(
         invalid,
     };
     let store = |what| move |source| PipelineError::Store { what, source };
-    report.ohlcv = lake.upsert(&OHLCV, bars).await.map_err(store("bars"))?;
+    report.ohlcv = lake
+        .upsert_in_groups(&OHLCV, || symbol_groups(&bars))
+        .await
+        .map_err(store("bars"))?;
     report.corporate_actions = lake
         .upsert(&CORPORATE_ACTIONS, actions)
         .await
@@ -147,15 +150,37 @@ pub async fn fetch_as_of(
     Ok(report)
 }
 
+/// Rows of `ohlcv` per group a fetch stores: about 100 MB.
+const GROUP_ROWS: usize = 1_000_000;
+
+/// One symbol's fetched bars.
+type SymbolBatch = (String, RecordBatch);
+
+/// Fetched bars (symbol order) in groups of whole symbols of about
+/// [`GROUP_ROWS`] rows, each with its last symbol.
+fn symbol_groups(bars: &[SymbolBatch]) -> impl Iterator<Item = (Vec<RecordBatch>, String)> {
+    let sized = bars
+        .iter()
+        .filter(|(_, batch)| batch.num_rows() > 0)
+        .map(|bars| (bars, bars.1.num_rows()));
+    bf_core::row_groups(sized, GROUP_ROWS)
+        .into_iter()
+        .map(|group| {
+            let (last, _) = group.last().expect("a group holds a symbol");
+            let batches = group.iter().map(|(_, batch)| batch.clone()).collect();
+            (batches, last.clone())
+        })
+}
+
 /// Each symbol's result as a report entry, the bars a source rejected in
-/// words, and the batches to store.
+/// words, and the batches to store: bars by symbol in symbol order.
 fn sort_results(
     symbols: &[Symbol],
     results: Vec<Result<SymbolBars, SourceError>>,
 ) -> (
     Vec<FetchedSymbol>,
     Vec<String>,
-    Vec<RecordBatch>,
+    Vec<SymbolBatch>,
     Vec<RecordBatch>,
 ) {
     let (mut entries, mut invalid, mut bars, mut actions) =
@@ -182,12 +207,13 @@ fn sort_results(
                 entry.invalid_rows = got.invalid.len();
                 entry.readjusted = got.readjusted;
                 entry.session = got.session;
-                bars.push(got.bars);
+                bars.push((symbol.to_string(), got.bars));
                 actions.push(got.actions);
             }
             Err(err) => entry.error = Some(err.to_string()),
         }
         entries.push(entry);
     }
+    bars.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
     (entries, invalid, bars, actions)
 }

@@ -71,48 +71,21 @@ pub async fn import(
         return Ok(report);
     }
     let written = Instant::now();
-    let mut conflicts = 0;
-    let mut stored = loop {
-        match store(lake, &imported).await {
-            Err(error) if error.is_conflict() && conflicts < MAX_CONFLICTS => {
-                conflicts += 1;
-                tracing::info!(
-                    conflicts,
-                    "another writer committed bars first; storing again"
-                );
-            }
-            done => {
-                break done.map_err(|source| PipelineError::Store {
-                    what: "bars",
-                    source,
-                })?;
-            }
-        }
-    };
-    stored.conflicts_retried = conflicts;
-    report.ohlcv = Some(stored);
+    report.ohlcv = Some(
+        lake.upsert_in_groups(&OHLCV, || {
+            imported
+                .bars(GROUP_ROWS)
+                .map(|(bars, last)| (vec![bars], last.to_string()))
+        })
+        .await
+        .map_err(|source| PipelineError::Store {
+            what: "bars",
+            source,
+        })?,
+    );
     report.write_seconds = written.elapsed().as_secs_f64();
     Ok(report)
 }
 
-/// Rows of `ohlcv` per group the import builds and hands over: about 100 MB.
+/// Rows of `ohlcv` per group the import builds and stores: about 100 MB.
 const GROUP_ROWS: usize = 1_000_000;
-
-/// Concurrent writers an import outlasts before it gives up.
-const MAX_CONFLICTS: usize = 5;
-
-/// One attempt at storing the imported bars, group by group, in one commit.
-async fn store(lake: &Lake, imported: &Imported) -> Result<UpsertMetrics, bf_lake::LakeError> {
-    // Nothing to store creates no table.
-    if imported.bars_count() == 0 {
-        return Ok(UpsertMetrics {
-            version: lake.version(&OHLCV).await?,
-            ..UpsertMetrics::default()
-        });
-    }
-    let mut upsert = lake.upsert_by_range(&OHLCV).await?;
-    for (bars, last) in imported.bars(GROUP_ROWS) {
-        upsert.push(vec![bars], Some(last)).await?;
-    }
-    upsert.commit().await
-}

@@ -298,7 +298,14 @@ impl Source for Synthetic {
             requests
                 .par_iter()
                 .map(|request| {
-                    let mut bars = BarsBuilder::new(SOURCE_NAME, ingested_at, 0);
+                    // Sized for the weekdays to produce: a builder grown by
+                    // doubling keeps its slack, up to twice the memory, in
+                    // the batch it finishes, which the fetch holds until stored.
+                    let from = request
+                        .stored
+                        .map_or(window.start, |last| last.date.max(window.start));
+                    let capacity = weekdays_between(from, window.end);
+                    let mut bars = BarsBuilder::new(SOURCE_NAME, ingested_at, capacity);
                     let mut actions = ActionsBuilder::new(SOURCE_NAME, ingested_at);
                     let fetched = generator.fetch(
                         &request.symbol,
