@@ -219,11 +219,13 @@ impl Lake {
             source,
         };
         let in_interval = format!("\"{}\" = {}", col::INTERVAL, sql_literal(interval.as_str()));
-        // `ts` orders bars of every interval (a daily bar's is its date).
+        // `ts` orders bars of every interval (a daily bar's is its date). One
+        // aggregation pass keeps a row per symbol: a join of the table with
+        // its own maxima held the whole table (3.9 GB for 26 M bars).
         let query = format!(
-            "SELECT o.{symbol}, o.{date}, o.{ts}, o.{close}, o.{adj_close} FROM {table} o \
-             JOIN (SELECT {symbol}, max({ts}) AS last_ts FROM {table} WHERE {in_interval} GROUP BY {symbol}) m \
-             ON o.{symbol} = m.{symbol} AND o.{ts} = m.last_ts WHERE o.{in_interval}",
+            "SELECT {symbol}, last_value({date} ORDER BY {ts}), max({ts}), \
+             last_value({close} ORDER BY {ts}), last_value({adj_close} ORDER BY {ts}) \
+             FROM {table} WHERE {in_interval} GROUP BY {symbol}",
             symbol = col::SYMBOL,
             date = col::DATE,
             ts = col::TS,

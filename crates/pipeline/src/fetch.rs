@@ -10,7 +10,8 @@ use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
 use bf_core::{Interval, Progress, Symbol};
 use bf_lake::{Lake, UpsertMetrics};
 use bf_sources::{
-    FetchWindow, OnDone, SourceError, SourceSettings, SymbolBars, SymbolRequest, TradingSession,
+    Bar, FetchWindow, OnDone, SourceError, SourceSettings, SymbolBars, SymbolRequest,
+    TradingSession, batches_of_symbols,
 };
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
@@ -68,6 +69,9 @@ impl FetchReport {
     }
 }
 
+/// Rows of `ohlcv` per group a fetch builds and stores: about 100 MB.
+const GROUP_ROWS: usize = 1_000_000;
+
 /// Fetches bars and stores them, each table in one commit. A symbol that
 /// fails is reported in the result; the others are stored.
 pub async fn fetch(
@@ -120,8 +124,9 @@ pub async fn fetch_as_of(
         let rows = rows_so_far.fetch_add(rows, Ordering::Relaxed) + rows;
         progress.advance(done, total, Some(rows));
     });
+    let ingested_at = now_micros();
     let results = source
-        .fetch_all(requests, window, now_micros(), on_done)
+        .fetch_all(requests, window, ingested_at, on_done)
         .await?;
     let (symbols, invalid, bars, actions) = sort_results(&request.symbols, results);
     let mut report = FetchReport {
@@ -136,7 +141,16 @@ pub async fn fetch_as_of(
     };
     let store = |what| move |source| PipelineError::Store { what, source };
     report.ohlcv = lake
-        .upsert_in_groups(&OHLCV, || symbol_groups(&bars))
+        .upsert_in_groups(&OHLCV, || {
+            batches_of_symbols(
+                &bars,
+                source.name(),
+                request.interval,
+                ingested_at,
+                GROUP_ROWS,
+            )
+            .map(|(batch, last)| (vec![batch], last.to_string()))
+        })
         .await
         .map_err(store("bars"))?;
     report.corporate_actions = lake
@@ -150,37 +164,15 @@ pub async fn fetch_as_of(
     Ok(report)
 }
 
-/// Rows of `ohlcv` per group a fetch stores: about 100 MB.
-const GROUP_ROWS: usize = 1_000_000;
-
-/// One symbol's fetched bars.
-type SymbolBatch = (String, RecordBatch);
-
-/// Fetched bars (symbol order) in groups of whole symbols of about
-/// [`GROUP_ROWS`] rows, each with its last symbol.
-fn symbol_groups(bars: &[SymbolBatch]) -> impl Iterator<Item = (Vec<RecordBatch>, String)> {
-    let sized = bars
-        .iter()
-        .filter(|(_, batch)| batch.num_rows() > 0)
-        .map(|bars| (bars, bars.1.num_rows()));
-    bf_core::row_groups(sized, GROUP_ROWS)
-        .into_iter()
-        .map(|group| {
-            let (last, _) = group.last().expect("a group holds a symbol");
-            let batches = group.iter().map(|(_, batch)| batch.clone()).collect();
-            (batches, last.clone())
-        })
-}
-
 /// Each symbol's result as a report entry, the bars a source rejected in
-/// words, and the batches to store: bars by symbol in symbol order.
+/// words, and each symbol's bars in symbol order.
 fn sort_results(
     symbols: &[Symbol],
     results: Vec<Result<SymbolBars, SourceError>>,
 ) -> (
     Vec<FetchedSymbol>,
     Vec<String>,
-    Vec<SymbolBatch>,
+    Vec<(Symbol, Vec<Bar>)>,
     Vec<RecordBatch>,
 ) {
     let (mut entries, mut invalid, mut bars, mut actions) =
@@ -202,12 +194,12 @@ fn sort_results(
                         .iter()
                         .map(|bad| format!("{symbol} {}: {}; not stored", bad.date, bad.reason)),
                 );
-                entry.bars = got.rows;
+                entry.bars = got.bars.len();
                 entry.null_rows = got.null_rows;
                 entry.invalid_rows = got.invalid.len();
                 entry.readjusted = got.readjusted;
                 entry.session = got.session;
-                bars.push((symbol.to_string(), got.bars));
+                bars.push((symbol.clone(), got.bars));
                 actions.push(got.actions);
             }
             Err(err) => entry.error = Some(err.to_string()),

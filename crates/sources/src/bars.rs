@@ -7,9 +7,9 @@ use arrow::array::{
     ArrayBuilder, ArrayRef, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use bf_core::Interval;
 use bf_core::dates::{MICROS_PER_DAY, date_from_days, days_since_epoch};
 use bf_core::tables::{CORPORATE_ACTIONS, OHLCV};
+use bf_core::{Interval, Symbol};
 use chrono::NaiveDate;
 
 /// One bar as a source produced it, before it becomes a row of `ohlcv`.
@@ -112,6 +112,42 @@ fn present(name: &str, value: Option<f64>) -> Result<f64, String> {
         Some(v) if v <= 0.0 => Err(format!("non-positive {name} {v}")),
         Some(v) => Ok(v),
     }
+}
+
+impl AsRef<Bar> for Bar {
+    fn as_ref(&self) -> &Bar {
+        self
+    }
+}
+
+/// Bars of several symbols (in symbol order, each in date order) as `ohlcv`
+/// batches of whole symbols and about `group_rows` rows, each with its last
+/// symbol. Each batch is built when the iterator reaches it, so bars held
+/// compactly become rows a group at a time.
+pub fn batches_of_symbols<'a, B: AsRef<Bar>>(
+    series: &'a [(Symbol, Vec<B>)],
+    source: &'a str,
+    interval: Interval,
+    ingested_at: i64,
+    group_rows: usize,
+) -> impl Iterator<Item = (RecordBatch, &'a str)> + 'a {
+    let sized = series
+        .iter()
+        .filter(|(_, bars)| !bars.is_empty())
+        .map(|series| (series, series.1.len()));
+    bf_core::row_groups(sized, group_rows)
+        .into_iter()
+        .map(move |group| {
+            let capacity = group.iter().map(|(_, bars)| bars.len()).sum();
+            let mut builder = BarsBuilder::new(source, ingested_at, capacity);
+            for (symbol, bars) in &group {
+                for bar in bars {
+                    builder.push(symbol.as_str(), interval, bar.as_ref());
+                }
+            }
+            let (last, _) = group.last().expect("a group holds a symbol");
+            (builder.finish(), last.as_str())
+        })
 }
 
 /// Accumulates bars of any number of symbols into one `ohlcv` batch.

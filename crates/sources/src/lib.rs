@@ -11,7 +11,7 @@ mod source;
 pub mod synthetic;
 pub mod yahoo;
 
-pub use bars::{ActionsBuilder, Bar, BarsBuilder, RawPrices};
+pub use bars::{ActionsBuilder, Bar, BarsBuilder, RawPrices, batches_of_symbols};
 pub use error::SourceError;
 pub use session::TradingSession;
 pub use source::{

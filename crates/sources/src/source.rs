@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 
 use crate::synthetic::Synthetic;
 use crate::yahoo::{Yahoo, YahooConfig};
-use crate::{SourceError, TradingSession};
+use crate::{Bar, SourceError, TradingSession};
 
 /// One symbol to fetch, and the last bar the lake holds of it.
 #[derive(Debug, Clone)]
@@ -35,9 +35,10 @@ pub struct FetchWindow {
 #[derive(Debug)]
 pub struct SymbolBars {
     pub symbol: Symbol,
-    pub bars: RecordBatch,
+    /// In date order, at the window's interval. Kept as bars, a third of the
+    /// memory of `ohlcv` rows, until stored a group of symbols at a time.
+    pub bars: Vec<Bar>,
     pub actions: RecordBatch,
-    pub rows: usize,
     /// Bars the source sent with null prices (halts, some holidays): not stored.
     pub null_rows: usize,
     /// Bars that fail [`crate::Bar::checked`]: not stored, each with its reason.

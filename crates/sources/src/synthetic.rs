@@ -89,7 +89,14 @@ impl Synthetic {
         bars: &mut BarsBuilder,
         actions: &mut ActionsBuilder,
     ) -> usize {
-        self.fetch(symbol, start, end, None, bars, actions).bars
+        let mut generated = Vec::new();
+        let count = self
+            .fetch(symbol, start, end, None, &mut generated, actions)
+            .bars;
+        for bar in &generated {
+            bars.push(symbol.as_str(), Interval::D1, bar);
+        }
+        count
     }
 
     /// Like [`Self::generate`], for a lake that already holds the symbol up to
@@ -102,7 +109,7 @@ impl Synthetic {
         start: NaiveDate,
         end: NaiveDate,
         stored_through: Option<NaiveDate>,
-        bars: &mut BarsBuilder,
+        bars: &mut Vec<Bar>,
         actions: &mut ActionsBuilder,
     ) -> Fetched {
         if end < start.max(EPOCH) {
@@ -124,20 +131,16 @@ impl Synthetic {
                 continue;
             }
             let date = days_since_epoch(day.date);
-            bars.push(
-                symbol.as_str(),
-                Interval::D1,
-                &Bar {
-                    date,
-                    ts: 0,
-                    open: day.open,
-                    high: day.high,
-                    low: day.low,
-                    close: day.close,
-                    adj_close: round_to(day.close * factor, 6),
-                    volume: day.volume,
-                },
-            );
+            bars.push(Bar {
+                date,
+                ts: 0,
+                open: day.open,
+                high: day.high,
+                low: day.low,
+                close: day.close,
+                adj_close: round_to(day.close * factor, 6),
+                volume: day.volume,
+            });
             added += 1;
             if let Some(ratio) = day.split {
                 actions.push(symbol.as_str(), date, action_kind::SPLIT, ratio);
@@ -298,14 +301,14 @@ impl Source for Synthetic {
             requests
                 .par_iter()
                 .map(|request| {
-                    // Sized for the weekdays to produce: a builder grown by
-                    // doubling keeps its slack, up to twice the memory, in
-                    // the batch it finishes, which the fetch holds until stored.
+                    // Sized for the weekdays to produce: a vector grown by
+                    // doubling keeps its slack, up to twice the memory, which
+                    // the fetch holds until stored.
                     let from = request
                         .stored
                         .map_or(window.start, |last| last.date.max(window.start));
                     let capacity = weekdays_between(from, window.end);
-                    let mut bars = BarsBuilder::new(SOURCE_NAME, ingested_at, capacity);
+                    let mut bars = Vec::with_capacity(capacity);
                     let mut actions = ActionsBuilder::new(SOURCE_NAME, ingested_at);
                     let fetched = generator.fetch(
                         &request.symbol,
@@ -318,9 +321,8 @@ impl Source for Synthetic {
                     on_done(&request.symbol, fetched.bars);
                     Ok(SymbolBars {
                         symbol: request.symbol.clone(),
-                        bars: bars.finish(),
+                        bars,
                         actions: actions.finish(),
-                        rows: fetched.bars,
                         null_rows: 0,
                         invalid: Vec::new(),
                         readjusted: fetched.readjusted,
@@ -464,7 +466,7 @@ mod tests {
         let synthetic = Synthetic::new(5);
         let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
         let run = |symbol: &Symbol, through| {
-            let mut bars = BarsBuilder::new(SOURCE_NAME, 0, 0);
+            let mut bars = Vec::new();
             let mut actions = ActionsBuilder::new(SOURCE_NAME, 0);
             synthetic.fetch(
                 symbol,

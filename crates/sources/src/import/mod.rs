@@ -21,7 +21,7 @@ use bf_core::{Interval, Symbol, error_chain};
 use rayon::prelude::*;
 
 use crate::SourceError;
-use crate::bars::{Bar, BarsBuilder};
+use crate::bars::{Bar, batches_of_symbols};
 
 pub const SOURCE_NAME: &str = "import";
 
@@ -81,20 +81,13 @@ impl Imported {
     /// whole symbols and about `group_rows` rows, with its last symbol: built
     /// one at a time, so only the parsed rows stay in memory throughout.
     pub fn bars(&self, group_rows: usize) -> impl Iterator<Item = (RecordBatch, &str)> {
-        let sized = self.series.iter().map(|series| (series, series.1.len()));
-        bf_core::row_groups(sized, group_rows)
-            .into_iter()
-            .map(move |group| {
-                let capacity = group.iter().map(|(_, rows)| rows.len()).sum();
-                let mut builder = BarsBuilder::new(SOURCE_NAME, self.ingested_at, capacity);
-                for (symbol, rows) in &group {
-                    for row in rows {
-                        builder.push(symbol.as_str(), self.interval, &row.bar);
-                    }
-                }
-                let (last, _) = group.last().expect("a group holds a symbol");
-                (builder.finish(), last.as_str())
-            })
+        batches_of_symbols(
+            &self.series,
+            SOURCE_NAME,
+            self.interval,
+            self.ingested_at,
+            group_rows,
+        )
     }
 }
 
@@ -104,6 +97,12 @@ struct Located {
     bar: Bar,
     file: usize,
     line: u64,
+}
+
+impl AsRef<Bar> for Located {
+    fn as_ref(&self) -> &Bar {
+        &self.bar
+    }
 }
 
 /// One file's (or row group's) rows, grouped by symbol.

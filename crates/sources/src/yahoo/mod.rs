@@ -26,7 +26,7 @@ pub use client::{Client, YahooConfig};
 use convert::Converted;
 pub use limits::{HistoryLimit, history_limit};
 
-use crate::bars::{ActionsBuilder, BarsBuilder};
+use crate::bars::ActionsBuilder;
 use crate::{FetchWindow, OnDone, RequestCounts, Source, SourceError, SymbolBars, SymbolRequest};
 
 pub const SOURCE_NAME: &str = "yahoo";
@@ -101,7 +101,10 @@ impl Source for Yahoo {
                     let (client, on_done) = (Arc::clone(&self.client), Arc::clone(&on_done));
                     async move {
                         let result = fetch_symbol(&client, &request, window, ingested_at).await;
-                        on_done(&request.symbol, result.as_ref().map_or(0, |bars| bars.rows));
+                        on_done(
+                            &request.symbol,
+                            result.as_ref().map_or(0, |got| got.bars.len()),
+                        );
                         (index, result.map_err(SourceError::from))
                     }
                 })
@@ -154,10 +157,6 @@ async fn fetch_symbol(
         .actions
         .retain(|a| a.date >= window.start && a.date <= window.end);
 
-    let mut bars = BarsBuilder::new(SOURCE_NAME, ingested_at, converted.bars.len());
-    for bar in &converted.bars {
-        bars.push(symbol, window.interval, bar);
-    }
     let mut actions = ActionsBuilder::new(SOURCE_NAME, ingested_at);
     for action in &converted.actions {
         actions.push(
@@ -169,8 +168,7 @@ async fn fetch_symbol(
     }
     Ok(SymbolBars {
         symbol: request.symbol.clone(),
-        rows: converted.bars.len(),
-        bars: bars.finish(),
+        bars: converted.bars,
         actions: actions.finish(),
         null_rows: converted.null_rows,
         invalid: converted.invalid,
