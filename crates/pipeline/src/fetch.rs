@@ -164,6 +164,9 @@ pub async fn fetch_as_of(
     Ok(report)
 }
 
+/// One symbol's fetched bars.
+type SymbolSeries = (Symbol, Vec<Bar>);
+
 /// Each symbol's result as a report entry, the bars a source rejected in
 /// words, and each symbol's bars in symbol order.
 fn sort_results(
@@ -172,7 +175,7 @@ fn sort_results(
 ) -> (
     Vec<FetchedSymbol>,
     Vec<String>,
-    Vec<(Symbol, Vec<Bar>)>,
+    Vec<SymbolSeries>,
     Vec<RecordBatch>,
 ) {
     let (mut entries, mut invalid, mut bars, mut actions) =
