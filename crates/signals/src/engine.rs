@@ -438,7 +438,7 @@ fn range_reads(
 }
 
 /// `filter` (empty or a `WHERE`) narrowed to symbols from `low` to `high`.
-fn within(filter: &str, low: &str, high: &str) -> String {
+pub(crate) fn within(filter: &str, low: &str, high: &str) -> String {
     let between = format!(
         "{} BETWEEN {} AND {}",
         col::SYMBOL,

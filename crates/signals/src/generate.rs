@@ -8,7 +8,7 @@ use bf_core::tables::{SIGNALS, col, side};
 use bf_lake::{Lake, Series, UpsertMetrics};
 use datafusion::arrow::array::{AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::kernels::cmp::lt_eq;
-use datafusion::arrow::compute::{cast, filter_record_batch, not};
+use datafusion::arrow::compute::{cast, filter_record_batch, max_string, min_string, not};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{col as column, lit};
@@ -170,8 +170,12 @@ impl SignalsRun {
             )
             .await?;
         }
-        counts.add(&handed)?;
-        replace.push(handed, None).await?;
+        // Handed in ranges, as read-back signals are, so each range's files
+        // are written on their own instead of all signals in one write.
+        for (group, up_to) in in_symbol_ranges(&handed, GROUP_ROWS)? {
+            counts.add(&group)?;
+            replace.push(group, Some(&up_to)).await?;
+        }
         let stored = replace.commit().await?;
         Ok((counts, stored))
     }
@@ -179,6 +183,50 @@ impl SignalsRun {
 
 /// Concurrent signals runs a run outlasts before it gives up.
 const MAX_CONFLICTS: usize = 5;
+
+/// Signals per range handed over at once: about 150 MB.
+const GROUP_ROWS: usize = 500_000;
+
+/// `batches` in groups of about `group_rows` rows over ascending symbol
+/// ranges, each with its greatest symbol; a group ends only where no batch
+/// holds symbols on both sides.
+fn in_symbol_ranges(
+    batches: &[RecordBatch],
+    group_rows: usize,
+) -> Result<Vec<(Vec<RecordBatch>, String)>, SignalsError> {
+    let mut ranged = Vec::new();
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        let symbols = cast(
+            batch.column_by_name(col::SYMBOL).expect("signals column"),
+            &DataType::Utf8,
+        )
+        .map_err(arrow_error)?;
+        let symbols = symbols.as_string::<i32>();
+        let (Some(low), Some(high)) = (min_string(symbols), max_string(symbols)) else {
+            continue;
+        };
+        ranged.push((low.to_string(), high.to_string(), batch));
+    }
+    ranged.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut groups: Vec<(Vec<RecordBatch>, String)> = Vec::new();
+    let mut rows = 0;
+    for (low, high, batch) in ranged {
+        match groups.last_mut() {
+            Some((group, up_to)) if rows < group_rows || low.as_str() <= up_to.as_str() => {
+                group.push(batch.clone());
+                if high > *up_to {
+                    *up_to = high;
+                }
+            }
+            _ => {
+                groups.push((vec![batch.clone()], high));
+                rows = 0;
+            }
+        }
+        rows += batch.num_rows();
+    }
+    Ok(groups)
+}
 
 /// Removes from `batches` the signals of symbols up to `cut` and returns them.
 fn take_up_to(batches: &mut Vec<RecordBatch>, cut: &str) -> Result<Vec<RecordBatch>, SignalsError> {
@@ -254,5 +302,39 @@ impl Counts {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    fn of_symbols(symbols: &[&str]) -> RecordBatch {
+        let schema = Schema::new(vec![Field::new(col::SYMBOL, DataType::Utf8, false)]);
+        let column = StringArray::from(symbols.to_vec());
+        RecordBatch::try_new(Arc::new(schema), vec![Arc::new(column)]).unwrap()
+    }
+
+    #[test]
+    fn symbol_ranges_are_ascending_and_never_split_a_batch_s_symbols() {
+        let batches = [
+            of_symbols(&["E", "F"]),
+            of_symbols(&["A", "B"]),
+            of_symbols(&["B", "C"]),
+            of_symbols(&[]),
+            of_symbols(&["D"]),
+        ];
+        let groups: Vec<(usize, String)> = in_symbol_ranges(&batches, 2)
+            .unwrap()
+            .into_iter()
+            .map(|(group, up_to)| (group.iter().map(RecordBatch::num_rows).sum(), up_to))
+            .collect();
+        // A..B and B..C overlap, so they stay together although the first is
+        // already two rows; D alone is short of two, so E..F joins it.
+        assert_eq!(groups, [(4, "C".to_string()), (3, "F".to_string())]);
     }
 }

@@ -4,6 +4,8 @@
 //! when it is > 0, a SELL when it is < 0. Signals too recent to have a bar h rows
 //! later count in `signals` but not in that horizon's hit rate or mean.
 
+use std::collections::BTreeMap;
+
 use bf_core::tables::{FEATURES, SIGNALS, col, side};
 use bf_lake::Lake;
 use datafusion::arrow::array::{Array, AsArray};
@@ -39,6 +41,15 @@ pub async fn side_stats(
     lake: &Lake,
     symbols: Option<&[String]>,
 ) -> Result<Vec<SideStats>, SignalsError> {
+    side_stats_in_groups(lake, symbols, GROUP_ROWS).await
+}
+
+/// [`side_stats`], reading about `group_rows` features rows per query.
+async fn side_stats_in_groups(
+    lake: &Lake,
+    symbols: Option<&[String]>,
+    group_rows: usize,
+) -> Result<Vec<SideStats>, SignalsError> {
     let ctx = lake.session().await?;
     if !ctx.table_exist(SIGNALS.name).map_err(SignalsError::Query)? {
         return Ok(Vec::new());
@@ -49,6 +60,121 @@ pub async fn side_stats(
     {
         return Err(SignalsError::NoFeatures);
     }
+    let mut sorted = symbols.map(<[String]>::to_vec);
+    if let Some(sorted) = &mut sorted {
+        sorted.sort_unstable();
+    }
+    let files = lake.table_files(&FEATURES).await?;
+    // Whole symbol ranges of the features files, a bounded number of rows
+    // at a time: the forward returns sort the rows they cover, and the join
+    // holds them. Without file statistics, one query over everything.
+    let ranges: Vec<Option<(String, String)>> =
+        match files.as_ref().and_then(bf_lake::TableFiles::symbol_ranges) {
+            Some(ranges) => {
+                let wanted = ranges
+                    .into_iter()
+                    .filter(|range| sorted.as_deref().is_none_or(|s| range.holds_any(s)))
+                    .map(|range| {
+                        let rows = range.rows as usize;
+                        (range, rows)
+                    });
+                bf_core::row_groups(wanted, group_rows)
+                    .into_iter()
+                    .map(|group| Some((group[0].low.clone(), group[group.len() - 1].high.clone())))
+                    .collect()
+            }
+            None => vec![None],
+        };
+    let mut sums: BTreeMap<(String, String), Sums> = BTreeMap::new();
+    for range in ranges {
+        let filter = bf_lake::symbol_filter(symbols);
+        let filter = match &range {
+            Some((low, high)) => crate::engine::within(&filter, low, high),
+            None => filter,
+        };
+        let batches = ctx
+            .sql(&range_query(&filter))
+            .await
+            .map_err(SignalsError::Query)?
+            .collect()
+            .await
+            .map_err(SignalsError::Query)?;
+        for batch in batches {
+            let text = |i: usize| {
+                cast(batch.column(i), &DataType::Utf8).map_err(|e| SignalsError::Query(e.into()))
+            };
+            let (strategies, sides) = (text(0)?, text(1)?);
+            let (strategies, sides) = (strategies.as_string::<i32>(), sides.as_string::<i32>());
+            let number = |i: usize, row: usize| {
+                let array = cast(batch.column(i), &DataType::Float64)
+                    .map_err(|e| SignalsError::Query(e.into()))?;
+                let array = array.as_primitive::<Float64Type>();
+                Ok::<f64, SignalsError>(if array.is_null(row) {
+                    0.0
+                } else {
+                    array.value(row)
+                })
+            };
+            for row in 0..batch.num_rows() {
+                let key = (
+                    strategies.value(row).to_string(),
+                    sides.value(row).to_string(),
+                );
+                let sum = sums.entry(key).or_default();
+                sum.signals += batch.column(2).as_primitive::<Int64Type>().value(row);
+                for k in 0..HORIZONS.len() {
+                    let horizon = &mut sum.horizons[k];
+                    horizon.hits += number(3 + 3 * k, row)?;
+                    horizon.with_return += number(4 + 3 * k, row)?;
+                    horizon.returns += number(5 + 3 * k, row)?;
+                }
+            }
+        }
+    }
+    Ok(sums
+        .into_iter()
+        .map(|((strategy, side), sum)| SideStats {
+            strategy,
+            side,
+            signals: sum.signals,
+            horizons: HORIZONS
+                .iter()
+                .zip(sum.horizons)
+                .map(|(&rows, horizon)| {
+                    let with_return = horizon.with_return;
+                    HorizonStats {
+                        rows,
+                        hit_rate: (with_return > 0.0).then(|| horizon.hits / with_return),
+                        mean_return: (with_return > 0.0).then(|| horizon.returns / with_return),
+                    }
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+/// Features rows per stats query: about 0.5 GB of memory.
+const GROUP_ROWS: usize = 2_500_000;
+
+/// One strategy and side's sums over the ranges read so far.
+#[derive(Debug, Default)]
+struct Sums {
+    signals: i64,
+    horizons: [HorizonSums; HORIZONS.len()],
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct HorizonSums {
+    hits: f64,
+    /// Signals with a bar that far ahead.
+    with_return: f64,
+    returns: f64,
+}
+
+/// Per strategy and side over the signals matching `filter` (a `WHERE`
+/// clause or nothing, on symbols): the count, then per horizon the hits, the
+/// signals with a forward return and the sum of those returns.
+fn range_query(filter: &str) -> String {
     let forward: Vec<String> = HORIZONS
         .iter()
         .map(|h| {
@@ -58,68 +184,30 @@ pub async fn side_stats(
             )
         })
         .collect();
-    let aggregates: Vec<String> = HORIZONS
+    let sums: Vec<String> = HORIZONS
         .iter()
         .map(|h| {
             format!(
-                "avg(CASE WHEN f.fwd_{h} IS NULL THEN NULL \
-                 WHEN (s.side = '{buy}' AND f.fwd_{h} > 0) OR (s.side = '{sell}' AND f.fwd_{h} < 0) THEN 1.0 \
-                 ELSE 0.0 END) AS hit_rate_{h}, avg(f.fwd_{h}) AS mean_return_{h}",
+                "sum(CASE WHEN (s.side = '{buy}' AND f.fwd_{h} > 0) OR (s.side = '{sell}' AND f.fwd_{h} < 0) \
+                 THEN 1 ELSE 0 END) AS hits_{h}, count(f.fwd_{h}) AS with_return_{h}, \
+                 sum(f.fwd_{h}) AS returns_{h}",
                 buy = side::BUY,
                 sell = side::SELL
             )
         })
         .collect();
-    let query = format!(
-        "WITH fwd AS (SELECT symbol, \"interval\", date, {forward} FROM {features} \
+    format!(
+        "WITH fwd AS (SELECT symbol, \"interval\", date, {forward} FROM {features} {filter} \
          WINDOW w AS (PARTITION BY symbol, \"interval\" ORDER BY date)) \
-         SELECT s.strategy, s.side, count(*) AS signals, {aggregates} \
+         SELECT s.strategy, s.side, count(*) AS signals, {sums} \
          FROM (SELECT * FROM {signals} {filter}) s LEFT JOIN fwd f \
          ON s.symbol = f.symbol AND s.\"interval\" = f.\"interval\" AND s.date = f.date \
-         GROUP BY s.strategy, s.side ORDER BY s.strategy, s.side",
+         GROUP BY s.strategy, s.side",
         forward = forward.join(", "),
         features = FEATURES.name,
-        aggregates = aggregates.join(", "),
+        sums = sums.join(", "),
         signals = SIGNALS.name,
-        filter = bf_lake::symbol_filter(symbols),
-    );
-    let batches = ctx
-        .sql(&query)
-        .await
-        .map_err(SignalsError::Query)?
-        .collect()
-        .await
-        .map_err(SignalsError::Query)?;
-    let horizon_rows = HORIZONS.to_vec();
-    let mut out = Vec::new();
-    for batch in batches {
-        let text = |i: usize| {
-            cast(batch.column(i), &DataType::Utf8).map_err(|e| SignalsError::Query(e.into()))
-        };
-        let (strategies, sides) = (text(0)?, text(1)?);
-        let counts = batch.column(2).as_primitive::<Int64Type>();
-        for row in 0..batch.num_rows() {
-            let value = |i: usize| {
-                let array = batch.column(i).as_primitive::<Float64Type>();
-                (!array.is_null(row)).then(|| array.value(row))
-            };
-            out.push(SideStats {
-                strategy: strategies.as_string::<i32>().value(row).to_string(),
-                side: sides.as_string::<i32>().value(row).to_string(),
-                signals: counts.value(row),
-                horizons: horizon_rows
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &rows)| HorizonStats {
-                        rows,
-                        hit_rate: value(3 + 2 * k),
-                        mean_return: value(4 + 2 * k),
-                    })
-                    .collect(),
-            });
-        }
-    }
-    Ok(out)
+    )
 }
 
 #[cfg(test)]
@@ -192,9 +280,25 @@ mod tests {
             &[(col::SIDE, sides), (col::STRATEGY, strategy)],
             &[1.0; 4],
         );
-        lake.append(&SIGNALS, vec![signals], None).await.unwrap();
+        lake.append(&SIGNALS, vec![signals.clone()], None)
+            .await
+            .unwrap();
 
+        // The same series and signals for a second symbol, in files of its own.
+        let twin = |batch: RecordBatch| {
+            let mut columns = batch.columns().to_vec();
+            columns[batch.schema().index_of(col::SYMBOL).unwrap()] =
+                Arc::new(StringArray::from(vec!["TWIN"; batch.num_rows()]));
+            RecordBatch::try_new(batch.schema(), columns).unwrap()
+        };
+        lake.upsert(&FEATURES, vec![twin(batch(&FEATURES, &dates, &[], &close))])
+            .await
+            .unwrap();
+        lake.upsert(&SIGNALS, vec![twin(signals)]).await.unwrap();
+
+        // One query over both symbols, and one per symbol summed: the same.
         let stats = side_stats(&lake, None).await.unwrap();
+        assert_eq!(side_stats_in_groups(&lake, None, 1).await.unwrap(), stats);
         let other = side_stats(&lake, Some(&["OTHER".to_string()])).await;
         assert!(
             other.unwrap().is_empty(),
@@ -202,8 +306,8 @@ mod tests {
         );
         assert_eq!(stats.len(), 2);
         let (buy, sell) = (&stats[0], &stats[1]);
-        assert_eq!((buy.side.as_str(), buy.signals), ("BUY", 2));
-        assert_eq!((sell.side.as_str(), sell.signals), ("SELL", 2));
+        assert_eq!((buy.side.as_str(), buy.signals), ("BUY", 4));
+        assert_eq!((sell.side.as_str(), sell.signals), ("SELL", 4));
         let close_to = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-12;
         // BUY row 0: +5 rows 104/100 − 1 = 0.04, +20 rows 113/100 − 1 = 0.13.
         // BUY row 10: +5 rows 106/110 − 1 = −0.036363…, no row 30.
