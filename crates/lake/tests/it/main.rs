@@ -624,21 +624,28 @@ fn first_close_raised(bars: &RecordBatch) -> RecordBatch {
     RecordBatch::try_new(bars.schema(), columns).unwrap()
 }
 
-async fn a_replace_by_range_compares_each_range_and_commits_once(lake: Lake) {
-    use datafusion::prelude::lit;
+/// A quarter of bars of AAA to EEE, those of AAA to DDD stored in three files:
+/// AAA; BBB and CCC together; DDD. Returns the bars and the version after.
+async fn stored_in_three_files(lake: &Lake) -> (RecordBatch, u64) {
     let (all, _) = bars(
         &["AAA", "BBB", "CCC", "DDD", "EEE"],
         date(2021, 1, 1),
         date(2021, 3, 31),
     );
     let of = |symbol| rows_of(&all, symbol);
-    // Files: AAA; BBB and CCC together; DDD.
     lake.upsert(&OHLCV, vec![of("AAA")]).await.unwrap();
     lake.upsert(&OHLCV, vec![of("BBB"), of("CCC")])
         .await
         .unwrap();
     lake.upsert(&OHLCV, vec![of("DDD")]).await.unwrap();
-    let before = lake.version(&OHLCV).await.unwrap().unwrap();
+    let version = lake.version(&OHLCV).await.unwrap().unwrap();
+    (all, version)
+}
+
+async fn a_replace_by_range_compares_each_range_and_commits_once(lake: Lake) {
+    use datafusion::prelude::lit;
+    let (all, before) = stored_in_three_files(&lake).await;
+    let of = |symbol| rows_of(&all, symbol);
     let n = of("AAA").num_rows();
 
     // BBB's first close corrected.
@@ -758,15 +765,8 @@ async fn a_replace_by_range_compares_each_range_and_commits_once(lake: Lake) {
 
 async fn an_upsert_by_range_keeps_the_stored_rows_it_was_not_given(lake: Lake) {
     let symbols = ["AAA", "BBB", "CCC", "DDD", "EEE"];
-    let (all, _) = bars(&symbols, date(2021, 1, 1), date(2021, 3, 31));
+    let (all, before) = stored_in_three_files(&lake).await;
     let of = |symbol| rows_of(&all, symbol);
-    // Files: AAA; BBB and CCC together; DDD.
-    lake.upsert(&OHLCV, vec![of("AAA")]).await.unwrap();
-    lake.upsert(&OHLCV, vec![of("BBB"), of("CCC")])
-        .await
-        .unwrap();
-    lake.upsert(&OHLCV, vec![of("DDD")]).await.unwrap();
-    let before = lake.version(&OHLCV).await.unwrap().unwrap();
     let n = of("AAA").num_rows();
 
     let mut upsert = lake.upsert_by_range(&OHLCV).await.unwrap();
