@@ -31,7 +31,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
-use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
 
 use crate::lake::register;
@@ -541,7 +541,13 @@ pub(crate) fn writer_properties(spec: &TableSpec) -> WriterProperties {
         })
         .fold(builder, |builder, field| {
             let path = ColumnPath::from(field.name().as_str());
-            let builder = builder.set_column_dictionary_enabled(path.clone(), false);
+            let mut builder = builder.set_column_dictionary_enabled(path.clone(), false);
+            // Minimums and maximums of unique texts prune nothing and cost a
+            // comparison of every value with both.
+            if spec.unique_text.contains(&field.name().as_str()) {
+                builder =
+                    builder.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
+            }
             if spec.storage == Storage::Fast && field.data_type() == &DataType::Float64 {
                 builder.set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT)
             } else {

@@ -4,6 +4,7 @@
 //! are computed only on the rows where a strategy fired.
 
 use std::collections::{BTreeSet, HashSet};
+use std::fmt::Write;
 use std::sync::Arc;
 
 use bf_core::tables::{FEATURES, SIGNALS, col, side};
@@ -28,6 +29,7 @@ use futures::StreamExt;
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use crate::SignalsError;
+use crate::crossing::Crossing;
 use crate::frame::{Frame, SeriesKey, WholeSeries, series_in_date_order, series_ranges};
 use crate::strategy::{CompiledStrategy, Strategies};
 
@@ -35,12 +37,30 @@ use crate::strategy::{CompiledStrategy, Strategies};
 #[derive(Debug, Clone)]
 struct Evaluator {
     name: String,
-    buy: Arc<dyn PhysicalExpr>,
-    sell: Arc<dyn PhysicalExpr>,
+    buy: Condition,
+    sell: Condition,
     buy_strength: Arc<dyn PhysicalExpr>,
     sell_strength: Arc<dyn PhysicalExpr>,
     /// Frame columns recorded in `inputs`, with their previous-row values.
     inputs: Vec<String>,
+}
+
+/// When a side fires: a crossing (the built-in rules) is evaluated directly,
+/// any other condition as its SQL.
+#[derive(Debug, Clone)]
+enum Condition {
+    Crossing(Crossing),
+    Sql(Arc<dyn PhysicalExpr>),
+}
+
+impl Condition {
+    /// Where it holds in a frame batch (null counts as false).
+    fn rows(&self, frame: &RecordBatch) -> Result<BooleanArray, DataFusionError> {
+        match self {
+            Self::Crossing(crossing) => Ok(crossing.rows(frame)?),
+            Self::Sql(condition) => is_true(condition, frame),
+        }
+    }
 }
 
 /// Strategies checked against the features schema and ready to run.
@@ -134,8 +154,8 @@ impl Plan {
                 name: strategy.name.clone(),
                 message: format!("fails on the lake's data: {}", first_line(&e.to_string())),
             };
-            let buy = is_true(&strategy.buy, frame).map_err(fail)?;
-            let sell = is_true(&strategy.sell, frame).map_err(fail)?;
+            let buy = strategy.buy.rows(frame).map_err(fail)?;
+            let sell = strategy.sell.rows(frame).map_err(fail)?;
             // A side fires when exactly one of the conditions holds.
             for (side, mask, strength) in [
                 (side::BUY, and_not(&buy, &sell), &strategy.buy_strength),
@@ -212,9 +232,16 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
                     strategies.error(&one.name, format!("{what}: {}", first_line(&e.to_string())))
                 })
             };
+            let (buy, sell) = match one.crossings {
+                Some((buy, sell)) => (Condition::Crossing(buy), Condition::Crossing(sell)),
+                None => (
+                    Condition::Sql(physical("buy", &one.buy)?),
+                    Condition::Sql(physical("sell", &one.sell)?),
+                ),
+            };
             Ok(Evaluator {
-                buy: physical("buy", &one.buy)?,
-                sell: physical("sell", &one.sell)?,
+                buy,
+                sell,
                 buy_strength: physical("strength", &one.buy_strength)?,
                 sell_strength: physical("strength", &one.sell_strength)?,
                 inputs: one.inputs,
@@ -743,26 +770,30 @@ fn inputs_json(rows: &RecordBatch, inputs: &[String]) -> Result<ArrayRef, Signal
     // Sized up front: growing a buffer this size costs more than filling it.
     let bytes: usize = parts.iter().map(|(name, _)| n * (name.len() + 24)).sum();
     let mut json = StringBuilder::with_capacity(n, bytes + 2 * n);
-    let mut row_text = String::new();
     let mut float_text = ryu::Buffer::new();
+    // Each row's text goes straight into the builder's buffer, ended by
+    // appending an empty value.
+    let write = |json: &mut StringBuilder, text: &str| {
+        json.write_str(text)
+            .expect("a string builder takes any text");
+    };
     for row in 0..n {
-        row_text.clear();
-        row_text.push('{');
+        write(&mut json, "{");
         for (index, (name, values)) in parts.iter().enumerate() {
             if index > 0 {
-                row_text.push(',');
+                write(&mut json, ",");
             }
-            row_text.push_str(name);
+            write(&mut json, name);
             match values {
                 Values::Floats(floats) if floats.is_valid(row) => {
-                    row_text.push_str(float_text.format(floats.value(row)));
+                    write(&mut json, float_text.format(floats.value(row)));
                 }
-                Values::Text(text) if text.is_valid(row) => row_text.push_str(text.value(row)),
-                _ => row_text.push_str("null"),
+                Values::Text(text) if text.is_valid(row) => write(&mut json, text.value(row)),
+                _ => write(&mut json, "null"),
             }
         }
-        row_text.push('}');
-        json.append_value(&row_text);
+        write(&mut json, "}");
+        json.append_value("");
     }
     Ok(Arc::new(json.finish()))
 }

@@ -2,6 +2,7 @@
 //! rules in SQL), evaluated by DataFusion over the `features` table into the
 //! `signals` table.
 
+pub mod crossing;
 pub mod engine;
 mod error;
 mod frame;

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::SignalsError;
+use crate::crossing::{Crossing, Operand};
 
 /// The strategies shipped with bf.
 pub const DEFAULT_STRATEGIES: &str = include_str!("../../../config/strategies.toml");
@@ -197,6 +198,9 @@ pub struct CompiledStrategy {
     pub sell_strength: String,
     /// Frame columns recorded in `inputs`, with their previous-row values.
     pub inputs: Vec<String>,
+    /// The buy and sell conditions as crossings, for the built-in rules:
+    /// `buy` and `sell` are their SQL.
+    pub crossings: Option<(Crossing, Crossing)>,
     pub computed: Vec<ComputedSeries>,
     /// Frame columns the SQL uses (without `prev_`); filled when the strategy
     /// is checked, so the frame computes only those.
@@ -223,12 +227,8 @@ fn series(
     name
 }
 
-fn crosses_above(a: &str, b: &str) -> String {
-    format!("(prev_{a} <= prev_{b} AND {a} > {b})")
-}
-
-fn crosses_below(a: &str, b: &str) -> String {
-    format!("(prev_{a} >= prev_{b} AND {a} < {b})")
+fn column(name: &str) -> Operand {
+    Operand::Column(name.to_string())
 }
 
 /// `part / whole`, or 0 where `whole` is not positive.
@@ -282,6 +282,7 @@ impl Strategy {
             buy_strength: conditions.buy_strength,
             sell_strength: conditions.sell_strength,
             inputs: conditions.inputs,
+            crossings: conditions.crossings,
             computed,
             columns: BTreeSet::new(),
         }
@@ -296,6 +297,7 @@ struct Conditions {
     buy_strength: String,
     sell_strength: String,
     inputs: Vec<String>,
+    crossings: Option<(Crossing, Crossing)>,
 }
 
 impl Conditions {
@@ -312,6 +314,21 @@ impl Conditions {
             buy_strength,
             sell_strength,
             inputs,
+            crossings: None,
+        }
+    }
+
+    /// A rule that buys and sells on crossings.
+    fn crossings(
+        buy: Crossing,
+        sell: Crossing,
+        buy_strength: String,
+        sell_strength: String,
+        inputs: Vec<String>,
+    ) -> Self {
+        Self {
+            crossings: Some((buy.clone(), sell.clone())),
+            ..Self::from_parts(buy.sql(), sell.sql(), buy_strength, sell_strength, inputs)
         }
     }
 }
@@ -328,9 +345,9 @@ fn sma_cross(fast: usize, slow: usize, computed: &mut Vec<ComputedSeries>) -> Co
     };
     let (f, s) = (sma(fast, computed), sma(slow, computed));
     let strength = ratio(&format!("abs({f} - {s})"), &format!("0.01 * {s}"));
-    Conditions::from_parts(
-        crosses_above(&f, &s),
-        crosses_below(&f, &s),
+    Conditions::crossings(
+        Crossing::above(column(&f), column(&s)),
+        Crossing::below(column(&f), column(&s)),
         strength.clone(),
         strength,
         vec![f, s],
@@ -350,9 +367,9 @@ fn rsi_reversion(
         vec![period],
         computed,
     );
-    Conditions::from_parts(
-        format!("(prev_{rsi} >= {lower:?} AND {rsi} < {lower:?})"),
-        format!("(prev_{rsi} <= {upper:?} AND {rsi} > {upper:?})"),
+    Conditions::crossings(
+        Crossing::below(column(&rsi), Operand::Value(lower)),
+        Crossing::above(column(&rsi), Operand::Value(upper)),
         ratio(&format!("{lower:?} - {rsi}"), &format!("{lower:?}")),
         ratio(&format!("{rsi} - {upper:?}"), &format!("100.0 - {upper:?}")),
         vec![rsi],
@@ -386,9 +403,9 @@ fn macd_cross(
         computed,
     );
     let strength = ratio(&format!("abs({line} - {signal_line})"), "0.01 * close");
-    Conditions::from_parts(
-        crosses_above(&line, &signal_line),
-        crosses_below(&line, &signal_line),
+    Conditions::crossings(
+        Crossing::above(column(&line), column(&signal_line)),
+        Crossing::below(column(&line), column(&signal_line)),
         strength.clone(),
         strength,
         vec![line, signal_line],
@@ -421,9 +438,9 @@ fn bollinger_reversion(
         computed,
     );
     let width = format!("{upper} - {lower}");
-    Conditions::from_parts(
-        crosses_below("close", &lower),
-        crosses_above("close", &upper),
+    Conditions::crossings(
+        Crossing::below(column("close"), column(&lower)),
+        Crossing::above(column("close"), column(&upper)),
         ratio(&format!("{lower} - close"), &width),
         ratio(&format!("close - {upper}"), &width),
         vec!["close".to_string(), lower, upper],

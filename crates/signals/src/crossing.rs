@@ -1,0 +1,234 @@
+//! Crossings, the conditions of the built-in rules: one operand passing
+//! another (a frame column or a constant) from one row of a series to the
+//! next. Each is written as SQL, which the strategy check and the user see,
+//! and evaluated in one pass over the frame's arrays, where DataFusion
+//! evaluates the same SQL as four comparisons and three conjunctions, each
+//! a pass that allocates its result.
+
+use std::cmp::Ordering;
+
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, Float64Array, RecordBatch};
+use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::error::ArrowError;
+
+/// What a crossing compares.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    Column(String),
+    Value(f64),
+}
+
+impl Operand {
+    fn sql(&self, previous: bool) -> String {
+        match (self, previous) {
+            (Self::Column(name), false) => name.clone(),
+            (Self::Column(name), true) => format!("prev_{name}"),
+            (Self::Value(value), _) => format!("{value:?}"),
+        }
+    }
+}
+
+/// `a` crossing `b` upwards (previous row `a <= b`, this row `a > b`) or
+/// downwards (`a >= b`, then `a < b`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Crossing {
+    upwards: bool,
+    a: Operand,
+    b: Operand,
+}
+
+impl Crossing {
+    pub fn above(a: Operand, b: Operand) -> Self {
+        Self {
+            upwards: true,
+            a,
+            b,
+        }
+    }
+
+    pub fn below(a: Operand, b: Operand) -> Self {
+        Self {
+            upwards: false,
+            a,
+            b,
+        }
+    }
+
+    /// The crossing as SQL over the signal frame.
+    pub fn sql(&self) -> String {
+        let (before, now) = if self.upwards {
+            ("<=", ">")
+        } else {
+            (">=", "<")
+        };
+        format!(
+            "({} {before} {} AND {} {now} {})",
+            self.a.sql(true),
+            self.b.sql(true),
+            self.a.sql(false),
+            self.b.sql(false)
+        )
+    }
+
+    /// Where the crossing holds in a frame batch: exactly where its SQL is
+    /// true (a null operand makes it false).
+    pub fn rows(&self, frame: &RecordBatch) -> Result<BooleanArray, ArrowError> {
+        let [a_before, b_before, a_now, b_now] = [
+            Values::of(&self.a, true, frame)?,
+            Values::of(&self.b, true, frame)?,
+            Values::of(&self.a, false, frame)?,
+            Values::of(&self.b, false, frame)?,
+        ];
+        let holds = |row: usize| {
+            let (Some(a0), Some(b0), Some(a1), Some(b1)) = (
+                a_before.at(row),
+                b_before.at(row),
+                a_now.at(row),
+                b_now.at(row),
+            ) else {
+                return false;
+            };
+            let (before, now) = (sql_order(a0, b0), sql_order(a1, b1));
+            if self.upwards {
+                before.is_le() && now.is_gt()
+            } else {
+                before.is_ge() && now.is_lt()
+            }
+        };
+        Ok(BooleanArray::new(
+            BooleanBuffer::collect_bool(frame.num_rows(), holds),
+            None,
+        ))
+    }
+}
+
+/// One operand over a frame batch.
+enum Values {
+    Column(Float64Array),
+    Value(f64),
+}
+
+impl Values {
+    fn of(operand: &Operand, previous: bool, frame: &RecordBatch) -> Result<Self, ArrowError> {
+        Ok(match operand {
+            Operand::Value(value) => Self::Value(*value),
+            Operand::Column(_) => {
+                let name = operand.sql(previous);
+                let column = frame.column_by_name(&name).ok_or_else(|| {
+                    ArrowError::SchemaError(format!("no column {name} in the frame"))
+                })?;
+                let column = cast(column, &DataType::Float64)?;
+                Self::Column(column.as_primitive::<Float64Type>().clone())
+            }
+        })
+    }
+
+    fn at(&self, row: usize) -> Option<f64> {
+        match self {
+            Self::Value(value) => Some(*value),
+            Self::Column(column) => column.is_valid(row).then(|| column.value(row)),
+        }
+    }
+}
+
+/// Floats ordered as SQL compares them here: DataFusion makes -0.0 equal to
+/// 0.0, then Arrow's kernels use the IEEE total order (NaN above infinity).
+fn sql_order(a: f64, b: f64) -> Ordering {
+    let zero_unsigned = |x: f64| if x == 0.0 { 0.0 } else { x };
+    zero_unsigned(a).total_cmp(&zero_unsigned(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::ArrayRef;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::common::DFSchema;
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    /// Values that sort the same or differently under SQL's rules.
+    const AWKWARD: [Option<f64>; 8] = [
+        None,
+        Some(-0.0),
+        Some(0.0),
+        Some(1.0),
+        Some(f64::NAN),
+        Some(f64::INFINITY),
+        Some(f64::NEG_INFINITY),
+        Some(30.0),
+    ];
+
+    /// Every combination of the awkward values in the four positions a
+    /// crossing reads.
+    fn frame() -> RecordBatch {
+        let mut columns: [Vec<Option<f64>>; 4] = Default::default();
+        for a0 in AWKWARD {
+            for b0 in AWKWARD {
+                for a1 in AWKWARD {
+                    for b1 in AWKWARD {
+                        for (column, value) in columns.iter_mut().zip([a1, b1, a0, b0]) {
+                            column.push(value);
+                        }
+                    }
+                }
+            }
+        }
+        let names = ["a", "b", "prev_a", "prev_b"];
+        let schema = Schema::new(
+            names
+                .iter()
+                .map(|name| Field::new(*name, DataType::Float64, true))
+                .collect::<Vec<_>>(),
+        );
+        let columns = columns
+            .into_iter()
+            .map(|values| Arc::new(Float64Array::from(values)) as ArrayRef)
+            .collect();
+        RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+    }
+
+    /// Where DataFusion finds `sql` true.
+    fn true_in_datafusion(sql: &str, frame: &RecordBatch) -> Vec<bool> {
+        let ctx = SessionContext::new();
+        let schema = DFSchema::try_from(frame.schema().as_ref().clone()).unwrap();
+        let expr = ctx.parse_sql_expr(sql, &schema).unwrap();
+        let physical = ctx.create_physical_expr(expr, &schema).unwrap();
+        let value = physical
+            .evaluate(frame)
+            .unwrap()
+            .into_array(frame.num_rows())
+            .unwrap();
+        value.as_boolean().iter().map(|v| v == Some(true)).collect()
+    }
+
+    #[test]
+    fn crossings_hold_exactly_where_their_sql_is_true() {
+        let frame = frame();
+        let column = |name: &str| Operand::Column(name.to_string());
+        for crossing in [
+            Crossing::above(column("a"), column("b")),
+            Crossing::below(column("a"), column("b")),
+            Crossing::above(column("a"), Operand::Value(30.0)),
+            Crossing::below(column("a"), Operand::Value(-0.0)),
+        ] {
+            let native: Vec<bool> = crossing.rows(&frame).unwrap().iter().flatten().collect();
+            let expected = true_in_datafusion(&crossing.sql(), &frame);
+            assert_eq!(native, expected, "{}", crossing.sql());
+            assert!(native.contains(&true), "{} never holds", crossing.sql());
+        }
+    }
+
+    #[test]
+    fn sql_names_the_previous_row_and_keeps_constants() {
+        let rsi = Operand::Column("rsi_14".into());
+        assert_eq!(
+            Crossing::below(rsi, Operand::Value(30.0)).sql(),
+            "(prev_rsi_14 >= 30.0 AND rsi_14 < 30.0)"
+        );
+    }
+}
