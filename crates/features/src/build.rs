@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use bf_core::tables::{FEATURES, OHLCV, col};
 use bf_core::{Interval, Progress};
-use bf_lake::{ChangedSeries, Lake, Series, UpsertMetrics, symbol_filter};
+use bf_lake::{
+    ChangedSeries, Lake, Series, UpsertMetrics, symbol_filter, symbol_range_filter, symbol_span,
+};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
@@ -96,6 +98,11 @@ pub struct BuildPlan {
     pub report: BuildReport,
     /// No symbols were named: a group holding every series needs no filter.
     pub all_symbols: bool,
+    /// Every daily, weekly and monthly series in `ohlcv` from the first to the
+    /// last requested symbol, sorted, when known (every symbol, or a list too
+    /// long to prune on): a group holding all of them in its symbol range
+    /// reads that range instead of listing its symbols.
+    pub in_range: Option<Vec<Series>>,
 }
 
 /// Decides which series a build recomputes: those never built and those
@@ -115,7 +122,7 @@ async fn plan_in_session(
     // an append finding the table moved on compares instead (`Lake::append`).
     let features_version = lake.version(&FEATURES).await?;
     let ctx = lake.session().await?;
-    let (inventory, built) = stored_series(&ctx, request.symbols.as_deref()).await?;
+    let (inventory, built, in_range) = stored_series(&ctx, request.symbols.as_deref()).await?;
     let mut report = BuildReport {
         ohlcv_version,
         series: inventory.len(),
@@ -132,6 +139,7 @@ async fn plan_in_session(
     report.phases.plan = started.elapsed();
     let plan = BuildPlan {
         all_symbols: request.symbols.is_none(),
+        in_range,
         fresh,
         rebuild,
         write_from,
@@ -172,6 +180,7 @@ pub async fn build_handing<E: From<FeaturesError>>(
         stamp,
         mut report,
         all_symbols,
+        in_range,
     } = plan;
     let group_rows = request.group_rows.unwrap_or(GROUP_ROWS);
     let mut done = 0;
@@ -188,8 +197,12 @@ pub async fn build_handing<E: From<FeaturesError>>(
     // Filtering 2.5 M rows by a list of every symbol costs a hash probe per
     // row and removes nothing.
     let read = |group: &[Series]| {
-        let symbols = (!whole_table).then(|| group_symbols(group));
-        tokio::spawn(read_group(ctx.clone(), symbols))
+        let filter = if whole_table {
+            String::new()
+        } else {
+            group_filter(group, in_range.as_deref())
+        };
+        tokio::spawn(read_group(ctx.clone(), filter))
     };
     // The scan runs on one core: the next group is read while this one is
     // computed and written.
@@ -252,13 +265,21 @@ pub fn built_intervals() -> String {
     )
 }
 
-/// Rows per (symbol, interval) series in `ohlcv` (daily, weekly and monthly
-/// only), and the `ohlcv` version each series' stored features were built from.
+/// Rows per (symbol, interval) series of `symbols` (all when `None`) in
+/// `ohlcv` (daily, weekly and monthly only), the `ohlcv` version each series'
+/// stored features were built from, and every such series from the first to
+/// the last of `symbols`, when that was read.
 async fn stored_series(
     ctx: &SessionContext,
     symbols: Option<&[String]>,
-) -> Result<(HashMap<Series, i64>, HashMap<Series, i64>), FeaturesError> {
-    let filter = symbol_filter(symbols);
+) -> Result<StoredSeries, FeaturesError> {
+    // A long list is read as its range and narrowed here: a comparison per
+    // row instead of a hash probe, and the range's other series become known.
+    let span = symbols.and_then(symbol_span);
+    let filter = match span {
+        Some((low, high)) => symbol_range_filter(low, high),
+        None => symbol_filter(symbols),
+    };
     let per_day = built_intervals();
     let series_filter = if filter.is_empty() {
         format!("WHERE {per_day}")
@@ -293,9 +314,29 @@ async fn stored_series(
     } else {
         HashMap::new()
     };
-
-    Ok((inventory, built))
+    let in_range = (symbols.is_none() || span.is_some()).then(|| {
+        let mut all: Vec<Series> = inventory.keys().cloned().collect();
+        all.sort_unstable();
+        all
+    });
+    let wanted: Option<HashSet<&str>> = symbols.map(|s| s.iter().map(String::as_str).collect());
+    let requested = |counts: HashMap<Series, i64>| match &wanted {
+        Some(wanted) => counts
+            .into_iter()
+            .filter(|((symbol, _), _)| wanted.contains(symbol.as_str()))
+            .collect(),
+        None => counts,
+    };
+    Ok((requested(inventory), requested(built), in_range))
 }
+
+/// [`stored_series`]: rows per requested series, the `ohlcv` version each
+/// one's features were built from, and every series in the requested range.
+type StoredSeries = (
+    HashMap<Series, i64>,
+    HashMap<Series, i64>,
+    Option<Vec<Series>>,
+);
 
 /// Which series to build, and from which date.
 struct Plan {
@@ -378,19 +419,38 @@ fn group_symbols(group: &[Series]) -> Vec<String> {
         .collect()
 }
 
-/// The `ohlcv` rows of `symbols` (all when `None`), and how long reading took.
+/// How a group's `ohlcv` rows are read: the range of its symbols alone when
+/// no other series of `in_range` (sorted; `None`: unknown) lies in it, else
+/// its symbols listed. Rows of other series are dropped after computing.
+fn group_filter(group: &[Series], in_range: Option<&[Series]>) -> String {
+    let symbols = group_symbols(group);
+    let (Some(low), Some(high)) = (symbols.iter().min(), symbols.iter().max()) else {
+        return symbol_filter(Some(&symbols));
+    };
+    let alone = in_range.is_some_and(|stored| {
+        let members: HashSet<&Series> = group.iter().collect();
+        let first = stored.partition_point(|(symbol, _)| symbol < low);
+        stored[first..]
+            .iter()
+            .take_while(|(symbol, _)| symbol <= high)
+            .all(|series| members.contains(series))
+    });
+    if alone {
+        symbol_range_filter(low, high)
+    } else {
+        symbol_filter(Some(&symbols))
+    }
+}
+
+/// The `ohlcv` rows matching `filter` (a `WHERE` clause or nothing), and how
+/// long reading took.
 async fn read_group(
     ctx: SessionContext,
-    symbols: Option<Vec<String>>,
+    filter: String,
 ) -> Result<(RecordBatch, Duration), FeaturesError> {
     let started = Instant::now();
     let columns: Vec<String> = INPUT_COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
-    let query = format!(
-        "SELECT {} FROM {} {}",
-        columns.join(", "),
-        OHLCV.name,
-        symbol_filter(symbols.as_deref())
-    );
+    let query = format!("SELECT {} FROM {} {filter}", columns.join(", "), OHLCV.name);
     let frame = ctx.sql(&query).await.map_err(FeaturesError::Read)?;
     let schema = frame.schema().as_arrow().clone();
     let batches = frame.collect().await.map_err(FeaturesError::Read)?;
@@ -477,6 +537,30 @@ fn now_micros() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn series(symbols: &[&str]) -> Vec<Series> {
+        symbols
+            .iter()
+            .map(|symbol| (symbol.to_string(), "1d".to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_group_alone_in_its_range_reads_the_range_else_lists_its_symbols() {
+        let group = series(&["B", "C"]);
+        let range = "WHERE symbol BETWEEN 'B' AND 'C'";
+        let listed = |filter: &str| filter.starts_with("WHERE symbol IN (");
+        let stored = series(&["A", "B", "C", "D"]);
+        assert_eq!(group_filter(&group, Some(&stored)), range);
+        // Another symbol, or another interval of a member, inside the range.
+        let between = series(&["A", "B", "BB", "C"]);
+        assert!(listed(&group_filter(&group, Some(&between))));
+        let mut weekly = stored.clone();
+        weekly.push(("B".to_string(), "1wk".to_string()));
+        weekly.sort_unstable();
+        assert!(listed(&group_filter(&group, Some(&weekly))));
+        assert!(listed(&group_filter(&group, None)));
+    }
 
     #[test]
     fn features_table_is_registered_as_a_lake_table() {

@@ -394,15 +394,35 @@ pub fn symbol_filter(symbols: Option<&[String]>) -> String {
         let symbol = tables::col::SYMBOL;
         let quoted: Vec<String> = symbols.iter().map(|s| sql_literal(s)).collect();
         let listed = format!("WHERE {symbol} IN ({})", quoted.join(", "));
-        match (symbols.iter().min(), symbols.iter().max()) {
-            (Some(low), Some(high)) if symbols.len() > PRUNED_IN_LIST => format!(
-                "{listed} AND {symbol} BETWEEN {} AND {}",
-                sql_literal(low),
-                sql_literal(high)
-            ),
-            _ => listed,
+        match symbol_span(symbols) {
+            Some((low, high)) => format!("{listed} AND {}", symbol_range_condition(low, high)),
+            None => listed,
         }
     })
+}
+
+/// The smallest and greatest of `symbols` when the list is too long for
+/// scans to prune on (see [`symbol_filter`]); `None` for a shorter list.
+pub fn symbol_span(symbols: &[String]) -> Option<(&str, &str)> {
+    match (symbols.iter().min(), symbols.iter().max()) {
+        (Some(low), Some(high)) if symbols.len() > PRUNED_IN_LIST => Some((low, high)),
+        _ => None,
+    }
+}
+
+/// `WHERE symbol BETWEEN 'A' AND 'Z'`: every symbol from `low` to `high`, a
+/// comparison per row where an `IN` list costs a hash probe.
+pub fn symbol_range_filter(low: &str, high: &str) -> String {
+    format!("WHERE {}", symbol_range_condition(low, high))
+}
+
+fn symbol_range_condition(low: &str, high: &str) -> String {
+    format!(
+        "{} BETWEEN {} AND {}",
+        tables::col::SYMBOL,
+        sql_literal(low),
+        sql_literal(high)
+    )
 }
 
 /// The longest `IN` list DataFusion prunes Parquet files and row groups on

@@ -16,7 +16,9 @@ mod upsert;
 pub use changes::{ChangedSeries, RowChanges, Series};
 pub use error::LakeError;
 pub use files::{DataFile, FilesCommit, SymbolRange, TableFiles, WrittenFile};
-pub use lake::{Lake, QueryResult, s3_options, sql_literal, symbol_filter};
+pub use lake::{
+    Lake, QueryResult, s3_options, sql_literal, symbol_filter, symbol_range_filter, symbol_span,
+};
 pub use maintenance::{OptimizeReport, VacuumReport};
 pub use query::{MAX_OPERATORS, QueryStream, check_expression_size, plan_read_only, run_read_only};
 pub use replace::RangeReplace;
