@@ -1,9 +1,10 @@
 //! Crossings, the conditions of the built-in rules: one operand passing
 //! another (a frame column or a constant) from one row of a series to the
 //! next. Each is written as SQL, which the strategy check and the user see,
-//! and evaluated in one pass over the frame's arrays, where DataFusion
-//! evaluates the same SQL as four comparisons and three conjunctions, each
-//! a pass that allocates its result.
+//! and evaluated natively: two branch-free comparison passes (previous row,
+//! this row) packed into bitmaps, then the operands' null masks ANDed in,
+//! where DataFusion evaluates the same SQL as four comparisons and three
+//! conjunctions.
 
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, Float64Array, RecordBatch};
 use datafusion::arrow::buffer::BooleanBuffer;
