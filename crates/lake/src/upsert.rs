@@ -568,8 +568,11 @@ pub(crate) fn writer_properties(spec: &TableSpec) -> WriterProperties {
 }
 
 /// Row groups of `Storage::Fast` tables: a writer buffers one row group, so this
-/// bounds its memory, and it keeps per-symbol statistics fine-grained.
-const FAST_ROW_GROUP_ROWS: usize = 64 * 1024;
+/// bounds its memory, and it keeps per-symbol statistics fine-grained. Each
+/// row group is assembled in a buffer that grows from empty inside delta-rs's
+/// writer: at 64 Ki rows of `features` (about 10 MB) that cost a features build
+/// 0.7–2.1 s of system CPU in fresh pages instead of 0.4–0.5 s at 16 Ki.
+const FAST_ROW_GROUP_ROWS: usize = 16 * 1024;
 
 /// Tables keep the columns bf wrote them with; names and types must match.
 pub(crate) fn ensure_same_columns(
