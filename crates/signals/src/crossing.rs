@@ -1,16 +1,19 @@
 //! Crossings, the conditions of the built-in rules: one operand passing
 //! another (a frame column or a constant) from one row of a series to the
 //! next. Each is written as SQL, which the strategy check and the user see,
-//! and evaluated natively: two branch-free comparison passes (previous row,
-//! this row) packed into bitmaps, then the operands' null masks ANDed in,
-//! where DataFusion evaluates the same SQL as four comparisons and three
-//! conjunctions.
+//! and evaluated natively: two branch-free comparison passes over the
+//! operands' columns packed into bitmaps, their null masks ANDed in, and the
+//! first bitmap shifted one row down (the previous row, none at a series'
+//! start), where DataFusion evaluates the same SQL as four comparisons and
+//! three conjunctions over `prev_` columns copied from the operands.
 
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, Float64Array, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, Float64Array};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::arrow::error::ArrowError;
+
+use crate::frame::FrameRows;
 
 /// What a crossing compares.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,28 +74,29 @@ impl Crossing {
         )
     }
 
-    /// Where the crossing holds in a frame batch: exactly where its SQL is
-    /// true (a null operand makes it false).
-    pub fn rows(&self, frame: &RecordBatch) -> Result<BooleanArray, ArrowError> {
-        let n = frame.num_rows();
-        let [a_before, b_before, a_now, b_now] = [
-            Values::of(&self.a, true, frame)?,
-            Values::of(&self.b, true, frame)?,
-            Values::of(&self.a, false, frame)?,
-            Values::of(&self.b, false, frame)?,
-        ];
-        let holds = if self.upwards {
-            &compared(&a_before, &b_before, n, |a, b| a <= b)
-                & &compared(&a_now, &b_now, n, |a, b| a > b)
+    /// Where the crossing holds in frame rows: exactly where its SQL is true
+    /// (a null operand makes it false).
+    pub fn rows(&self, frame: &FrameRows) -> Result<BooleanArray, ArrowError> {
+        let n = frame.batch.num_rows();
+        let (a, b) = (Values::of(&self.a, frame)?, Values::of(&self.b, frame)?);
+        let (before, now) = if self.upwards {
+            (
+                compared(&a, &b, n, |a, b| a <= b),
+                compared(&a, &b, n, |a, b| a > b),
+            )
         } else {
-            &compared(&a_before, &b_before, n, |a, b| a >= b)
-                & &compared(&a_now, &b_now, n, |a, b| a < b)
+            (
+                compared(&a, &b, n, |a, b| a >= b),
+                compared(&a, &b, n, |a, b| a < b),
+            )
         };
-        let valid = [a_before, b_before, a_now, b_now]
-            .iter()
+        let (before, now) = [&a, &b]
+            .into_iter()
             .filter_map(Values::validity)
-            .fold(holds, |holds, valid| &holds & valid);
-        Ok(BooleanArray::new(valid, None))
+            .fold((before, now), |(before, now), valid| {
+                (&before & valid, &now & valid)
+            });
+        Ok(BooleanArray::new(&frame.held_before(&before) & &now, None))
     }
 }
 
@@ -103,12 +107,11 @@ enum Values {
 }
 
 impl Values {
-    fn of(operand: &Operand, previous: bool, frame: &RecordBatch) -> Result<Self, ArrowError> {
+    fn of(operand: &Operand, frame: &FrameRows) -> Result<Self, ArrowError> {
         Ok(match operand {
             Operand::Value(value) => Self::Value(*value),
-            Operand::Column(_) => {
-                let name = operand.sql(previous);
-                let column = frame.column_by_name(&name).ok_or_else(|| {
+            Operand::Column(name) => {
+                let column = frame.batch.column_by_name(name).ok_or_else(|| {
                     ArrowError::SchemaError(format!("no column {name} in the frame"))
                 })?;
                 let column = cast(column, &DataType::Float64)?;
@@ -163,7 +166,7 @@ fn sql_key(x: f64) -> i64 {
 mod tests {
     use std::sync::Arc;
 
-    use datafusion::arrow::array::ArrayRef;
+    use datafusion::arrow::array::{ArrayRef, RecordBatch};
     use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::common::DFSchema;
     use datafusion::prelude::SessionContext;
@@ -183,16 +186,22 @@ mod tests {
     ];
 
     /// Every combination of the awkward values in the four positions a
-    /// crossing reads.
-    fn frame() -> RecordBatch {
+    /// crossing reads, each a series of two rows, with the `prev_` columns
+    /// its SQL reads.
+    fn frame() -> FrameRows {
         let mut columns: [Vec<Option<f64>>; 4] = Default::default();
+        let mut starts = Vec::new();
         for a0 in AWKWARD {
             for b0 in AWKWARD {
                 for a1 in AWKWARD {
                     for b1 in AWKWARD {
-                        for (column, value) in columns.iter_mut().zip([a1, b1, a0, b0]) {
-                            column.push(value);
+                        let rows = [[a0, b0, None, None], [a1, b1, a0, b0]];
+                        for row in rows {
+                            for (column, value) in columns.iter_mut().zip(row) {
+                                column.push(value);
+                            }
                         }
+                        starts.extend([true, false]);
                     }
                 }
             }
@@ -208,7 +217,10 @@ mod tests {
             .into_iter()
             .map(|values| Arc::new(Float64Array::from(values)) as ArrayRef)
             .collect();
-        RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+        FrameRows {
+            batch: RecordBatch::try_new(Arc::new(schema), columns).unwrap(),
+            starts: BooleanBuffer::from(starts),
+        }
     }
 
     /// Where DataFusion finds `sql` true.
@@ -236,10 +248,15 @@ mod tests {
             Crossing::below(column("a"), Operand::Value(-0.0)),
             Crossing::above(Operand::Value(1.0), column("b")),
         ] {
-            // A slice starts its arrays and null masks off a byte boundary.
-            for frame in [whole.clone(), whole.slice(5, 3001)] {
+            // A slice starts its arrays and null masks off a byte boundary
+            // (at a series' start, as frame rows always do).
+            let slice = FrameRows {
+                batch: whole.batch.slice(6, 3001),
+                starts: whole.starts.slice(6, 3001),
+            };
+            for frame in [whole.clone(), slice] {
                 let native: Vec<bool> = crossing.rows(&frame).unwrap().iter().flatten().collect();
-                let expected = true_in_datafusion(&crossing.sql(), &frame);
+                let expected = true_in_datafusion(&crossing.sql(), &frame.batch);
                 assert_eq!(native, expected, "{}", crossing.sql());
                 assert!(native.contains(&true), "{} never holds", crossing.sql());
             }

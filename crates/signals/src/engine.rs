@@ -11,11 +11,11 @@ use bf_core::tables::{FEATURES, SIGNALS, col, side};
 use bf_lake::{Lake, Series, SymbolRange, TableFiles, sql_literal, symbol_filter};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, StringBuilder,
-    TimestampMicrosecondArray,
+    TimestampMicrosecondArray, UInt32Array,
 };
 use datafusion::arrow::compute::kernels::boolean::and_not;
 use datafusion::arrow::compute::{
-    cast, concat_batches, filter_record_batch, prep_null_mask_filter,
+    cast, concat_batches, filter_record_batch, prep_null_mask_filter, take,
 };
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::common::DFSchema;
@@ -30,7 +30,7 @@ use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use crate::SignalsError;
 use crate::crossing::Crossing;
-use crate::frame::{Frame, SeriesKey, WholeSeries, series_in_date_order, series_ranges};
+use crate::frame::{Frame, FrameRows, SeriesKey, WholeSeries, series_in_date_order, series_ranges};
 use crate::strategy::{CompiledStrategy, Strategies};
 
 /// One strategy ready to run over frame batches.
@@ -54,11 +54,11 @@ enum Condition {
 }
 
 impl Condition {
-    /// Where it holds in a frame batch (null counts as false).
-    fn rows(&self, frame: &RecordBatch) -> Result<BooleanArray, DataFusionError> {
+    /// Where it holds in frame rows (null counts as false).
+    fn rows(&self, frame: &FrameRows) -> Result<BooleanArray, DataFusionError> {
         match self {
             Self::Crossing(crossing) => Ok(crossing.rows(frame)?),
-            Self::Sql(condition) => is_true(condition, frame),
+            Self::Sql(condition) => is_true(condition, &frame.batch),
         }
     }
 }
@@ -141,10 +141,10 @@ impl Plan {
         Ok(evaluated.into_iter().flatten().collect())
     }
 
-    /// Every strategy's signals in a frame batch.
+    /// Every strategy's signals in frame rows.
     fn frame_signals(
         &self,
-        frame: &RecordBatch,
+        frame: &FrameRows,
         run: &RunStamp,
     ) -> Result<Vec<RecordBatch>, SignalsError> {
         let mut out = Vec::new();
@@ -165,12 +165,13 @@ impl Plan {
                 if mask.true_count() == 0 {
                     continue;
                 }
-                let rows = filter_record_batch(frame, &mask).map_err(|e| fail(e.into()))?;
+                let rows = filter_record_batch(&frame.batch, &mask).map_err(|e| fail(e.into()))?;
                 let strength = strength
                     .evaluate(&rows)
                     .and_then(|v| v.into_array(rows.num_rows()))
                     .map_err(fail)?;
-                out.push(signal_rows(&rows, strategy, side, &strength, run)?);
+                let inputs = inputs_json(frame, &mask, &strategy.inputs)?;
+                out.push(signal_rows(&rows, strategy, side, &strength, inputs, run)?);
             }
         }
         Ok(out)
@@ -184,12 +185,16 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
     let ctx = SessionContext::new();
     bf_indicators::register(&ctx);
     let mut compiled = Vec::new();
+    // The columns whose previous row a strategy's SQL reads.
+    let mut lagged = BTreeSet::new();
     for strategy in &strategies.strategies {
         let mut one = strategy.compile();
         let fail = |message: String| strategies.error(&strategy.name, message);
         let schema = Frame::new(&one.computed, None).df_schema();
         let mut referenced = BTreeSet::new();
         for (what, sql) in expressions(&one) {
+            // Crossings find previous rows without `prev_` columns.
+            let evaluated_as_sql = what == "strength" || one.crossings.is_none();
             bf_lake::check_expression_size(sql).map_err(|e| fail(format!("{what}: {e}")))?;
             let expr = ctx
                 .parse_sql_expr(sql, &schema)
@@ -204,11 +209,13 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
             if !wanted_boolean && !data_type.is_numeric() {
                 return Err(fail(format!("strength is {data_type}, not a number")));
             }
-            referenced.extend(
-                expr.column_refs()
-                    .into_iter()
-                    .map(|c| c.name.trim_start_matches("prev_").to_string()),
-            );
+            for column in expr.column_refs() {
+                let name = column.name.trim_start_matches("prev_");
+                if evaluated_as_sql && name != column.name {
+                    lagged.insert(name.to_string());
+                }
+                referenced.insert(name.to_string());
+            }
         }
         if one.inputs.is_empty() {
             one.inputs = referenced.iter().cloned().collect();
@@ -222,7 +229,7 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
         .chain(["close".to_string()])
         .collect();
     let computed: Vec<_> = compiled.iter().flat_map(|s| s.computed.clone()).collect();
-    let frame = Frame::new(&computed, Some(&used));
+    let frame = Frame::new(&computed, Some(&used)).lagging_only(&lagged);
     let schema = frame.df_schema();
     let evaluators = compiled
         .into_iter()
@@ -702,6 +709,7 @@ fn signal_rows(
     strategy: &Evaluator,
     side_value: &str,
     strength: &ArrayRef,
+    inputs: ArrayRef,
     run: &RunStamp,
 ) -> Result<RecordBatch, SignalsError> {
     let n = rows.num_rows();
@@ -722,7 +730,7 @@ fn signal_rows(
                     TimestampMicrosecondArray::from(vec![run.generated_at; n]).with_timezone("UTC"),
                 ),
                 col::STRENGTH => clamped_strength(strength)?,
-                col::INPUTS => inputs_json(rows, &strategy.inputs)?,
+                col::INPUTS => inputs.clone(),
                 col::PRICE => column("close"),
                 other => column(other),
             };
@@ -743,8 +751,13 @@ fn clamped_strength(strength: &ArrayRef) -> Result<ArrayRef, SignalsError> {
     Ok(Arc::new(clamped))
 }
 
-/// `{"sma_20":101.2,"prev_sma_20":100.9,…}` per row; nulls as null.
-fn inputs_json(rows: &RecordBatch, inputs: &[String]) -> Result<ArrayRef, SignalsError> {
+/// `{"sma_20":101.2,"prev_sma_20":100.9,…}` per row of `frame` where `fired`;
+/// nulls (and the previous row of a series' first) as null.
+fn inputs_json(
+    frame: &FrameRows,
+    fired: &BooleanArray,
+    inputs: &[String],
+) -> Result<ArrayRef, SignalsError> {
     /// A column's values as written into the JSON text.
     enum Values {
         /// Formatted with ryu, as SQL's CAST(x AS VARCHAR) writes them.
@@ -752,21 +765,34 @@ fn inputs_json(rows: &RecordBatch, inputs: &[String]) -> Result<ArrayRef, Signal
         /// Other types, cast to text once for the whole column.
         Text(StringArray),
     }
+    let fired = match fired.nulls() {
+        Some(valid) => fired.values() & valid.inner(),
+        None => fired.values().clone(),
+    };
+    let rows: UInt32Array = fired.set_indices().map(|row| row as u32).collect();
+    let previous: UInt32Array = rows
+        .values()
+        .iter()
+        .map(|&row| (row > 0 && !frame.starts.value(row as usize)).then(|| row - 1))
+        .collect();
     let mut parts = Vec::new();
-    for name in inputs.iter().flat_map(|c| [c.clone(), format!("prev_{c}")]) {
-        let column = rows.column_by_name(&name).expect("input column");
-        let values = match column.as_primitive_opt::<Float64Type>() {
-            Some(floats) => Values::Floats(floats.clone()),
-            None => Values::Text(
-                cast(column, &DataType::Utf8)
-                    .map_err(arrow_error)?
-                    .as_string::<i32>()
-                    .clone(),
-            ),
-        };
-        parts.push((format!("\"{name}\":"), values));
+    for input in inputs {
+        let column = frame.batch.column_by_name(input).expect("input column");
+        for (name, at) in [(input.clone(), &rows), (format!("prev_{input}"), &previous)] {
+            let column = take(column, at, None).map_err(arrow_error)?;
+            let values = match column.as_primitive_opt::<Float64Type>() {
+                Some(floats) => Values::Floats(floats.clone()),
+                None => Values::Text(
+                    cast(&column, &DataType::Utf8)
+                        .map_err(arrow_error)?
+                        .as_string::<i32>()
+                        .clone(),
+                ),
+            };
+            parts.push((format!("\"{name}\":"), values));
+        }
     }
-    let n = rows.num_rows();
+    let n = rows.len();
     // Sized up front: growing a buffer this size costs more than filling it.
     let bytes: usize = parts.iter().map(|(name, _)| n * (name.len() + 24)).sum();
     let mut json = StringBuilder::with_capacity(n, bytes + 2 * n);
@@ -1075,34 +1101,49 @@ mod tests {
     #[test]
     fn inputs_are_written_as_sql_casts_them_to_text() {
         use datafusion::arrow::array::Int64Array;
-        let rows = RecordBatch::try_from_iter([
+        use datafusion::arrow::buffer::BooleanBuffer;
+        let batch = RecordBatch::try_from_iter([
             (
                 "sma_20",
-                Arc::new(Float64Array::from(vec![Some(101.2), Some(1e21)])) as ArrayRef,
+                Arc::new(Float64Array::from(vec![
+                    Some(100.0),
+                    Some(101.2),
+                    None,
+                    Some(1e21),
+                    Some(7.0),
+                ])) as ArrayRef,
             ),
             (
-                "prev_sma_20",
-                Arc::new(Float64Array::from(vec![Some(100.0), None])) as ArrayRef,
-            ),
-            ("volume", Arc::new(Int64Array::from(vec![5, 6])) as ArrayRef),
-            (
-                "prev_volume",
-                Arc::new(Int64Array::from(vec![None, Some(5)])) as ArrayRef,
+                "volume",
+                Arc::new(Int64Array::from(vec![
+                    None,
+                    Some(5),
+                    Some(5),
+                    Some(6),
+                    Some(7),
+                ])) as ArrayRef,
             ),
         ])
         .unwrap();
-        let json = inputs_json(&rows, &["sma_20".into(), "volume".into()]).unwrap();
+        // Two series: rows 0-3 and row 4, whose previous row is of the other.
+        let rows = FrameRows {
+            batch,
+            starts: BooleanBuffer::from(vec![true, false, false, false, true]),
+        };
+        let fired = BooleanArray::from(vec![Some(false), Some(true), None, Some(true), Some(true)]);
+        let json = inputs_json(&rows, &fired, &["sma_20".into(), "volume".into()]).unwrap();
         let json: Vec<&str> = json.as_string::<i32>().iter().flatten().collect();
         assert_eq!(
             json,
             [
                 r#"{"sma_20":101.2,"prev_sma_20":100.0,"volume":5,"prev_volume":null}"#,
                 r#"{"sma_20":1e21,"prev_sma_20":null,"volume":6,"prev_volume":5}"#,
+                r#"{"sma_20":7.0,"prev_sma_20":null,"volume":7,"prev_volume":null}"#,
             ]
         );
         // The same text as a CAST in SQL.
-        let cast_text = cast(rows.column(0), &DataType::Utf8).unwrap();
-        assert_eq!(cast_text.as_string::<i32>().value(1), "1e21");
+        let cast_text = cast(rows.batch.column(0), &DataType::Utf8).unwrap();
+        assert_eq!(cast_text.as_string::<i32>().value(3), "1e21");
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
 //! The signal frame: the `features` columns the strategies use, in (symbol,
 //! interval, date) order, with `close` (the adjusted close), the series the
 //! strategies compute, and `prev_<column>` for the previous row of the same
-//! series. Everything past the read is computed on arrays of whole series: a
-//! previous row is the array shifted by one, no window operator is involved.
+//! series where a strategy's SQL names it. Everything past the read is computed
+//! on arrays of whole series: a previous row is the array shifted by one, no
+//! window operator is involved.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -10,8 +11,9 @@ use std::sync::Arc;
 
 use bf_core::tables::{FEATURES, col};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, RecordBatch, new_null_array,
 };
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{
     SortColumn, concat, concat_batches, lexsort_to_indices, nullif, partition, take_record_batch,
 };
@@ -30,12 +32,40 @@ pub struct Frame {
     /// Stored numeric columns read besides `close`.
     stored: Vec<&'static str>,
     computed: Vec<ComputedSeries>,
+    /// The columns given a `prev_` column, in frame order.
+    lagged: Vec<String>,
     schema: SchemaRef,
+}
+
+/// Frame rows of whole series, and where each series starts.
+#[derive(Debug, Clone)]
+pub struct FrameRows {
+    pub batch: RecordBatch,
+    pub starts: BooleanBuffer,
+}
+
+impl FrameRows {
+    /// Where each row's previous row is of the same series and `holds` there.
+    pub fn held_before(&self, holds: &BooleanBuffer) -> BooleanBuffer {
+        &shifted_down(holds) & &!&self.starts
+    }
+}
+
+/// `bits` one row later: row i holds bit i - 1, the first row false.
+pub fn shifted_down(bits: &BooleanBuffer) -> BooleanBuffer {
+    let n = bits.len();
+    let mut shifted = BooleanBufferBuilder::new(n);
+    if n > 0 {
+        shifted.append(false);
+        shifted.append_buffer(&bits.slice(0, n - 1));
+    }
+    shifted.finish()
 }
 
 impl Frame {
     /// Every column a strategy may use, given the series it computes
-    /// (`used: None`), or only those in `used` (names without `prev_`).
+    /// (`used: None`), or only those in `used` (names without `prev_`); each
+    /// with its `prev_` column until [`Frame::lagging_only`].
     pub fn new(computed: &[ComputedSeries], used: Option<&BTreeSet<String>>) -> Self {
         let wanted = |name: &str| used.is_none_or(|used| used.contains(name));
         // The stored numeric columns: adjusted bars, volume, every feature.
@@ -75,16 +105,49 @@ impl Frame {
                 .iter()
                 .map(|c| Field::new(&c.name, DataType::Float64, true)),
         );
-        let lags: Vec<Field> = fields[KEY.len()..]
+        let lagged = fields[KEY.len()..]
             .iter()
-            .map(|f| Field::new(format!("prev_{}", f.name()), f.data_type().clone(), true))
+            .map(|f| f.name().clone())
             .collect();
-        fields.extend(lags);
         Self {
             stored,
             computed: distinct,
+            lagged,
             schema: Arc::new(Schema::new(fields)),
         }
+        .with_lags()
+    }
+
+    /// The frame with `prev_` columns only for `lagged` (names without
+    /// `prev_`): a lag is a copy of its column, and crossings and inputs find
+    /// previous rows without one.
+    pub fn lagging_only(mut self, lagged: &BTreeSet<String>) -> Self {
+        let unlagged = self.schema.fields().len() - self.lagged.len();
+        self.schema = Arc::new(Schema::new(self.schema.fields()[..unlagged].to_vec()));
+        self.lagged.retain(|name| lagged.contains(name));
+        self.with_lags()
+    }
+
+    fn with_lags(mut self) -> Self {
+        let mut fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for name in &self.lagged {
+            let field = self
+                .schema
+                .field_with_name(name)
+                .expect("lagged frame column");
+            fields.push(Field::new(
+                format!("prev_{name}"),
+                field.data_type().clone(),
+                true,
+            ));
+        }
+        self.schema = Arc::new(Schema::new(fields));
+        self
     }
 
     pub fn df_schema(&self) -> DFSchema {
@@ -136,8 +199,8 @@ impl Frame {
         format!("{} ORDER BY {}", self.read_sql(filter), key.join(", "))
     }
 
-    /// Rows of [`Frame::read_sql`] in any order, as frame batches.
-    pub fn sort_and_extend(&self, rows: &[RecordBatch]) -> Result<Option<RecordBatch>, ArrowError> {
+    /// Rows of [`Frame::read_sql`] in any order, as frame rows.
+    pub fn sort_and_extend(&self, rows: &[RecordBatch]) -> Result<Option<FrameRows>, ArrowError> {
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -153,9 +216,9 @@ impl Frame {
         self.extend(&take_record_batch(&all, &order)?).map(Some)
     }
 
-    /// A frame batch from rows of [`Frame::read_sql`] holding whole series,
+    /// Frame rows from rows of [`Frame::read_sql`] holding whole series,
     /// each in date order.
-    pub fn extend(&self, rows: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    pub fn extend(&self, rows: &RecordBatch) -> Result<FrameRows, ArrowError> {
         self.extend_series(rows, &series_ranges(rows)?)
     }
 
@@ -164,13 +227,14 @@ impl Frame {
         &self,
         rows: &RecordBatch,
         series: &[Range<usize>],
-    ) -> Result<RecordBatch, ArrowError> {
+    ) -> Result<FrameRows, ArrowError> {
         let n = rows.num_rows();
-        let mut starts = vec![false; n];
+        let mut starts = BooleanBufferBuilder::new(n);
+        starts.append_n(n, false);
         for range in series {
-            starts[range.start] = true;
+            starts.set_bit(range.start, true);
         }
-        let starts = BooleanArray::from(starts);
+        let starts = starts.finish();
         let mut columns: Vec<ArrayRef> = KEY
             .iter()
             .chain(std::iter::once(&"close"))
@@ -185,9 +249,14 @@ impl Frame {
         for computed in &self.computed {
             columns.push(compute_series(computed, &close, series)?);
         }
-        let lags = columns[KEY.len()..]
+        let starts_array = BooleanArray::new(starts.clone(), None);
+        let lags = self
+            .lagged
             .iter()
-            .map(|array| previous_rows(array, &starts))
+            .map(|name| {
+                let index = self.schema.index_of(name)?;
+                previous_rows(&columns[index], &starts_array)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         columns.extend(lags);
         // Strings may come back as views or dictionaries: the frame's types.
@@ -202,7 +271,10 @@ impl Frame {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        RecordBatch::try_new(self.schema.clone(), columns)
+        Ok(FrameRows {
+            batch: RecordBatch::try_new(self.schema.clone(), columns)?,
+            starts,
+        })
     }
 }
 
@@ -375,9 +447,34 @@ mod tests {
                 &[1.0, 2.0, 3.0, 4.0, 5.0],
             ))
             .unwrap();
-        let prev = out.column_by_name("prev_close").unwrap();
+        let prev = out.batch.column_by_name("prev_close").unwrap();
         let prev: Vec<Option<f64>> = prev.as_primitive::<Float64Type>().iter().collect();
         assert_eq!(prev, [None, Some(1.0), None, Some(3.0), Some(4.0)]);
+    }
+
+    #[test]
+    fn only_lagged_columns_get_a_previous_row_column() {
+        let used = BTreeSet::from(["close".to_string(), "sma_20".to_string()]);
+        let frame = Frame::new(&[], Some(&used)).lagging_only(&BTreeSet::from(["sma_20".into()]));
+        let names: Vec<&str> = frame
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "symbol",
+                "interval",
+                "date",
+                "close",
+                "sma_20",
+                "prev_sma_20"
+            ]
+        );
+        let unlagged = Frame::new(&[], Some(&used)).lagging_only(&BTreeSet::new());
+        assert_eq!(unlagged.schema.fields().len(), 5);
     }
 
     #[test]
@@ -393,6 +490,7 @@ mod tests {
             .extend(&rows(&["A", "A", "B", "B"], &[1.0, 3.0, 10.0, 20.0]))
             .unwrap();
         let values: Vec<Option<f64>> = out
+            .batch
             .column_by_name("sma_2")
             .unwrap()
             .as_primitive::<Float64Type>()
@@ -434,6 +532,7 @@ mod tests {
         let shuffled = take_record_batch(&sorted, &Int64Array::from(vec![2, 1, 0])).unwrap();
         let out = frame.sort_and_extend(&[shuffled]).unwrap().unwrap();
         let prev: Vec<Option<f64>> = out
+            .batch
             .column_by_name("prev_close")
             .unwrap()
             .as_primitive::<Float64Type>()
