@@ -52,7 +52,7 @@ impl FrameRows {
 }
 
 /// `bits` one row later: row i holds bit i - 1, the first row false.
-pub fn shifted_down(bits: &BooleanBuffer) -> BooleanBuffer {
+fn shifted_down(bits: &BooleanBuffer) -> BooleanBuffer {
     let n = bits.len();
     let mut shifted = BooleanBufferBuilder::new(n);
     if n > 0 {
