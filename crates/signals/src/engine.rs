@@ -513,14 +513,17 @@ fn rows_filter(symbols: Option<&[String]>, except: &[Series]) -> String {
 }
 
 /// A session over the lake whose scans read whole files per partition, in
-/// their order.
+/// their order, in batches of up to [`EVALUATED_ROWS`]: a reader hands at
+/// most a row group per batch, and only series split between batches are
+/// copied to be joined, so the larger the batches the fewer rows are copied.
 async fn scan_session(lake: &Lake) -> Result<SessionContext, SignalsError> {
     let ctx = lake.session().await?;
     for option in [
-        "datafusion.optimizer.repartition_file_scans",
-        "datafusion.optimizer.enable_round_robin_repartition",
+        "datafusion.optimizer.repartition_file_scans = false".to_string(),
+        "datafusion.optimizer.enable_round_robin_repartition = false".to_string(),
+        format!("datafusion.execution.batch_size = {EVALUATED_ROWS}"),
     ] {
-        ctx.sql(&format!("SET {option} = false"))
+        ctx.sql(&format!("SET {option}"))
             .await
             .map_err(SignalsError::Query)?;
     }
@@ -632,10 +635,10 @@ async fn each_whole_series(
     let mut whole = WholeSeries::default();
     while let Some(batch) = rows.next().await {
         let batch = batch.map_err(SignalsError::Query)?;
-        if let Some(ready) = whole.push(batch).map_err(arrow_error)?
-            && !evaluate(ready)?
-        {
-            return Ok(false);
+        for ready in whole.push(batch).map_err(arrow_error)? {
+            if !evaluate(ready)? {
+                return Ok(false);
+            }
         }
     }
     match whole.finish().map_err(arrow_error)? {
@@ -644,9 +647,9 @@ async fn each_whole_series(
     }
 }
 
-/// Rows evaluated together from features handed over in memory: enough to
-/// amortise each expression's evaluation, few enough to stay in cache-sized
-/// pieces.
+/// Rows evaluated together, from features handed over in memory or read in
+/// one batch: enough to amortise each expression's evaluation, few enough to
+/// stay in cache-sized pieces.
 const EVALUATED_ROWS: usize = 65_536;
 
 /// Features rows one signals query reads at most, so memory stays bounded

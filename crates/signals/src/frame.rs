@@ -361,27 +361,37 @@ fn compute_series(
 
 /// Cuts sorted rows arriving in batches into batches of whole series: the
 /// last series of a batch is held back until a batch starts another one.
+/// Only a series split between batches is copied to join its parts; the
+/// series wholly inside a batch are handed on as a slice of it.
 #[derive(Default)]
 pub struct WholeSeries {
     pending: Vec<RecordBatch>,
 }
 
 impl WholeSeries {
-    /// Takes the next sorted batch; returns rows whose series are complete.
-    pub fn push(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>, ArrowError> {
+    /// Takes the next sorted batch; returns rows whose series are complete,
+    /// in order.
+    pub fn push(&mut self, batch: RecordBatch) -> Result<Vec<RecordBatch>, ArrowError> {
         if batch.num_rows() == 0 {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let series = partition(&series_key(&batch))?.ranges();
-        let last_start = series.last().map_or(0, |r| r.start);
-        let ready = if last_start > 0 {
-            self.pending.push(batch.slice(0, last_start));
-            self.take()?
-        } else if self.continues_pending(&batch)? {
-            None
-        } else {
-            self.take()?
-        };
+        let first_end = series[0].end;
+        let last_start = series[series.len() - 1].start;
+        let mut ready = Vec::new();
+        let mut whole_from = 0;
+        if self.continues_pending(&batch)? {
+            if last_start == 0 {
+                self.pending.push(batch);
+                return Ok(ready);
+            }
+            self.pending.push(batch.slice(0, first_end));
+            whole_from = first_end;
+        }
+        ready.extend(self.take()?);
+        if last_start > whole_from {
+            ready.push(batch.slice(whole_from, last_start - whole_from));
+        }
         self.pending
             .push(batch.slice(last_start, batch.num_rows() - last_start));
         Ok(ready)
@@ -505,9 +515,9 @@ mod tests {
         let mut out = Vec::new();
         for batch in [
             rows(&["A", "A"], &[1.0, 2.0]),
-            rows(&["A", "B"], &[3.0, 4.0]),
-            rows(&["B"], &[5.0]),
-            rows(&["C"], &[6.0]),
+            rows(&["A", "B", "C", "D"], &[3.0, 4.0, 5.0, 6.0]),
+            rows(&["D"], &[7.0]),
+            rows(&["E", "F"], &[8.0, 9.0]),
         ] {
             out.extend(cut.push(batch).unwrap());
         }
@@ -522,7 +532,18 @@ mod tests {
                     .collect()
             })
             .collect();
-        assert_eq!(symbols, [vec!["A", "A", "A"], vec!["B", "B"], vec!["C"]]);
+        // B and C lie wholly inside the second batch: handed on as they are,
+        // apart from A, whose parts were joined.
+        assert_eq!(
+            symbols,
+            [
+                vec!["A", "A", "A"],
+                vec!["B", "C"],
+                vec!["D", "D"],
+                vec!["E"],
+                vec!["F"]
+            ]
+        );
     }
 
     #[test]
