@@ -71,6 +71,9 @@ pub struct TableSpec {
     /// Text columns whose values seldom repeat (JSON): written without a
     /// dictionary, which Parquet would build only to abandon.
     pub unique_text: &'static [&'static str],
+    /// Each commit records which (symbol, interval) series it changed, from
+    /// which date, so a features build finds them without comparing rows.
+    pub logs_changes: bool,
     schema: &'static LazyLock<SchemaRef>,
 }
 
@@ -131,6 +134,7 @@ pub static OHLCV: TableSpec = TableSpec {
     provenance: &[col::SOURCE, col::INGESTED_AT],
     storage: Storage::Compact,
     unique_text: &[],
+    logs_changes: true,
     schema: &OHLCV_SCHEMA,
 };
 
@@ -153,6 +157,7 @@ pub static CORPORATE_ACTIONS: TableSpec = TableSpec {
     provenance: &[col::SOURCE, col::INGESTED_AT],
     storage: Storage::Compact,
     unique_text: &[],
+    logs_changes: false,
     schema: &CORPORATE_ACTIONS_SCHEMA,
 };
 
@@ -192,6 +197,7 @@ pub static FEATURES: TableSpec = TableSpec {
     provenance: &[col::OHLCV_VERSION, col::COMPUTED_AT],
     storage: Storage::Fast,
     unique_text: &[],
+    logs_changes: false,
     schema: &FEATURES_SCHEMA,
 };
 
@@ -219,6 +225,7 @@ pub static SIGNALS: TableSpec = TableSpec {
     provenance: &[col::RUN_ID, col::GENERATED_AT],
     storage: Storage::Fast,
     unique_text: &[col::INPUTS],
+    logs_changes: false,
     schema: &SIGNALS_SCHEMA,
 };
 

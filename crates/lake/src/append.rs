@@ -17,6 +17,8 @@ use deltalake::operations::write::writer::DeltaWriter;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 
+use crate::change_log;
+use crate::changes::ChangedSeries;
 use crate::files::{commit_on, writer_config};
 use crate::lake::local_path;
 use crate::upsert::{UpsertMetrics, rows};
@@ -36,7 +38,7 @@ impl Lake {
     /// the rows are upserted instead, compared with what is stored now.
     pub async fn append(
         &self,
-        spec: &TableSpec,
+        spec: &'static TableSpec,
         batches: Vec<RecordBatch>,
         based_on: Option<u64>,
     ) -> Result<UpsertMetrics, LakeError> {
@@ -134,6 +136,14 @@ async fn write_in_parallel(
     batches: Vec<RecordBatch>,
 ) -> Result<(u64, usize), DeltaTableError> {
     let snapshot = table.snapshot()?;
+    // Every row is new.
+    let changed = spec.logs_changes.then(|| {
+        let mut changed = ChangedSeries::new();
+        for batch in &batches {
+            change_log::add_rows(&mut changed, batch);
+        }
+        changed
+    });
     let actions: Vec<Action> = write_files_in_parallel(spec, table, batches)
         .await?
         .into_iter()
@@ -142,7 +152,7 @@ async fn write_in_parallel(
     let files_added = actions.len();
     // No rebasing onto a concurrent commit: a blind append would then store
     // keys the other writer also stored. The caller re-reads and retries.
-    let version = commit_on(table, snapshot, actions, SaveMode::Append).await?;
+    let version = commit_on(table, snapshot, actions, SaveMode::Append, changed.as_ref()).await?;
     Ok((version, files_added))
 }
 

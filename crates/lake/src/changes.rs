@@ -3,6 +3,10 @@
 //! old version that are not identical to a row in a file removed since then,
 //! and keys in removed files that no added file holds.
 //!
+//! Tables that log their changes (`TableSpec::logs_changes`) say per commit
+//! which series changed; the rows are compared only when a commit since did
+//! not say.
+//!
 //! An append adds files holding only new rows; a MERGE removes the files it
 //! touched and adds rewritten copies, whose unchanged rows cancel against the
 //! removed originals; a compaction cancels out entirely.
@@ -21,6 +25,7 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 
+use crate::change_log;
 use crate::upsert::file_paths;
 use crate::{Lake, LakeError};
 
@@ -45,6 +50,11 @@ impl Lake {
         };
         if now.version() == Some(version) {
             return Ok(HashMap::new());
+        }
+        if spec.logs_changes
+            && let Some(logged) = change_log::changed_since(&now, version).await
+        {
+            return Ok(logged);
         }
         let then = self
             .open_table(self.table_url(spec), Some(version))

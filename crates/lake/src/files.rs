@@ -17,6 +17,8 @@ use deltalake::table::state::DeltaTableState;
 use deltalake::{DeltaTable, DeltaTableError};
 use serde::Deserialize;
 
+use crate::change_log;
+use crate::changes::ChangedSeries;
 use crate::upsert::writer_properties;
 use crate::{Lake, LakeError};
 
@@ -224,18 +226,21 @@ impl Lake {
                     .map_err(|e| self.delta_error(spec, DeltaTableError::Generic(e.to_string())))
             })
             .collect::<Result<Vec<Add>, LakeError>>()?;
-        self.commit_replacing(spec, &table, added, replaced).await
+        // What the files hold is not known here: no change log.
+        self.commit_replacing(spec, &table, added, replaced, None)
+            .await
     }
 
     /// One commit on top of `table`'s version: adds `added` files and removes
-    /// the files whose URL is in `replaced`; a conflict when another writer
-    /// committed since.
+    /// the files whose URL is in `replaced`, logging the series it `changed`
+    /// where known; a conflict when another writer committed since.
     pub(crate) async fn commit_replacing(
         &self,
         spec: &TableSpec,
         table: &DeltaTable,
         added: Vec<Add>,
         replaced: &HashSet<String>,
+        changed: Option<&ChangedSeries>,
     ) -> Result<FilesCommit, LakeError> {
         let snapshot = table.snapshot().map_err(|e| self.delta_error(spec, e))?;
         let root = self.table_url(spec);
@@ -264,7 +269,7 @@ impl Lake {
         } else {
             SaveMode::Append
         };
-        let version = commit_on(table, snapshot, actions, mode)
+        let version = commit_on(table, snapshot, actions, mode, changed)
             .await
             .map_err(|e| self.delta_error(spec, e))?;
         Ok(FilesCommit {
@@ -315,8 +320,14 @@ pub(crate) async fn commit_on(
     snapshot: &DeltaTableState,
     actions: Vec<Action>,
     mode: SaveMode,
+    changed: Option<&ChangedSeries>,
 ) -> Result<u64, DeltaTableError> {
-    let commit = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
+    let properties = CommitProperties::default().with_max_retries(0);
+    let properties = match changed {
+        Some(changed) => properties.with_metadata([change_log::to_commit_info(changed)]),
+        None => properties,
+    };
+    let commit = CommitBuilder::from(properties)
         .with_actions(actions)
         .build(
             Some(snapshot),
@@ -362,6 +373,7 @@ fn symbol_range(stats: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rows::bars;
 
     fn file(symbols: Option<(&str, &str)>) -> DataFile {
         DataFile {
@@ -408,22 +420,6 @@ mod tests {
         let mut unknown = files;
         unknown.push(file(None));
         assert_eq!(table(unknown).symbol_ranges(), None);
-    }
-
-    fn bars(symbol: &str) -> RecordBatch {
-        use bf_core::Symbol;
-        use bf_sources::synthetic::{SOURCE_NAME, Synthetic};
-        use bf_sources::{ActionsBuilder, BarsBuilder};
-        use chrono::NaiveDate;
-        let mut bars = BarsBuilder::new(SOURCE_NAME, 1, 0);
-        Synthetic::new(7).generate(
-            &Symbol::parse(symbol).unwrap(),
-            NaiveDate::from_ymd_opt(2022, 1, 1).unwrap(),
-            NaiveDate::from_ymd_opt(2022, 3, 31).unwrap(),
-            &mut bars,
-            &mut ActionsBuilder::new(SOURCE_NAME, 1),
-        );
-        bars.finish()
     }
 
     async fn count(lake: &Lake) -> String {

@@ -3,6 +3,7 @@
 //! with every table registered under its name.
 
 mod append;
+mod change_log;
 mod changes;
 mod error;
 mod files;
@@ -11,6 +12,8 @@ mod log_check;
 mod maintenance;
 mod query;
 mod replace;
+#[cfg(test)]
+mod test_rows;
 mod upsert;
 
 pub use changes::{ChangedSeries, RowChanges, Series};

@@ -12,6 +12,7 @@
 //! and removes the rewritten ones, in one commit.
 
 use std::collections::HashSet;
+use std::ops::Bound;
 
 use bf_core::tables::{TableSpec, col as column};
 use datafusion::arrow::array::RecordBatch;
@@ -21,6 +22,8 @@ use deltalake::{DeltaTable, DeltaTableError};
 use tokio::task::JoinHandle;
 
 use crate::append::write_files_in_parallel;
+use crate::change_log;
+use crate::changes::ChangedSeries;
 use crate::files::{DataFile, delete_uncommitted};
 use crate::upsert::{UpsertMetrics, ensure_same_columns, rows};
 use crate::{Lake, LakeError};
@@ -39,12 +42,15 @@ pub struct RangeReplace {
     symbols: Option<Vec<String>>,
     /// Rows pushed since the last range was replaced.
     pending: Vec<RecordBatch>,
-    /// The symbol the next range starts after (`None`: the first symbol).
-    after: Option<String>,
+    /// Where the next range starts: after the last cut, at the first symbol,
+    /// or where [`RangeReplace::start_at`] put it.
+    start: Bound<String>,
     /// At most one write in flight, overlapping the caller's next range.
     writing: Option<JoinHandle<Result<Vec<Add>, DeltaTableError>>>,
     added: Vec<Add>,
     replaced: HashSet<String>,
+    /// Series with rows inserted, changed or deleted, for the change log.
+    changed: ChangedSeries,
     metrics: UpsertMetrics,
 }
 
@@ -102,16 +108,65 @@ impl Lake {
             scope,
             symbols,
             pending: Vec::new(),
-            after: None,
+            start: Bound::Unbounded,
             writing: None,
             added: Vec::new(),
             replaced: HashSet::new(),
+            changed: ChangedSeries::new(),
             metrics: UpsertMetrics::default(),
         })
     }
 }
 
 impl RangeReplace {
+    /// Starts the first range at `first` instead of the table's first symbol
+    /// (rows stored before it are left alone), or earlier where a stored file
+    /// holds symbols on both sides. Before any push.
+    pub fn start_at(&mut self, first: &str) {
+        let mut first = first.to_string();
+        loop {
+            let mut widened = None;
+            for file in &self.stored {
+                match &file.symbols {
+                    Some((low, high)) if low < &first && &first <= high => {
+                        widened = Some(widened.map_or(low, |w: &String| w.min(low)));
+                    }
+                    Some(_) => {}
+                    // Such a file may hold any symbol.
+                    None => return,
+                }
+            }
+            match widened {
+                Some(low) => first = low.clone(),
+                None => break,
+            }
+        }
+        self.start = Bound::Included(first);
+    }
+
+    /// The least cut at or after `last` that no stored file straddles, so a
+    /// range ending there is replaced at once; `None` when a file without
+    /// statistics may hold any symbol.
+    pub fn cut_at_or_after(&self, last: &str) -> Option<String> {
+        let mut cut = last.to_string();
+        loop {
+            let mut widened: Option<&String> = None;
+            for file in &self.stored {
+                match &file.symbols {
+                    Some((low, high)) if low.as_str() <= cut.as_str() && &cut < high => {
+                        widened = Some(widened.map_or(high, |w| w.max(high)));
+                    }
+                    Some(_) => {}
+                    None => return None,
+                }
+            }
+            match widened {
+                Some(high) => cut = high.clone(),
+                None => return Some(cut),
+            }
+        }
+    }
+
     /// The whole new content of the scope (of an upsert: the rows to store)
     /// for the symbols after the previous push's `up_to` up to `up_to` (every
     /// later symbol when `None`). Rows of distinct keys; a later push holds
@@ -148,8 +203,9 @@ impl RangeReplace {
         let committed = match (replaced, written) {
             (Ok(()), Ok(())) => {
                 let added = std::mem::take(&mut self.added);
+                let changed = self.spec.logs_changes.then_some(&self.changed);
                 self.lake
-                    .commit_replacing(self.spec, &self.table, added, &self.replaced)
+                    .commit_replacing(self.spec, &self.table, added, &self.replaced, changed)
                     .await
             }
             (Err(e), _) | (_, Err(e)) => Err(e),
@@ -177,24 +233,22 @@ impl RangeReplace {
         })
     }
 
-    /// Replaces the scope's rows from after the last cut up to `up_to` with `batches`.
+    /// Replaces the scope's rows from the range's start up to `up_to` with `batches`.
     async fn replace(
         &mut self,
         batches: Vec<RecordBatch>,
         up_to: Option<&str>,
     ) -> Result<(), LakeError> {
-        let after = std::mem::replace(&mut self.after, up_to.map(str::to_string));
-        let inside = |symbol: &str| {
-            after.as_deref().is_none_or(|a| a < symbol) && up_to.is_none_or(|u| symbol <= u)
-        };
+        let start = std::mem::replace(
+            &mut self.start,
+            up_to.map_or(Bound::Unbounded, |u| Bound::Excluded(u.to_string())),
+        );
+        let inside = |symbol: &str| from(&start, symbol) && up_to.is_none_or(|u| symbol <= u);
         let in_range: Vec<String> = self
             .stored
             .iter()
             .filter(|file| match &file.symbols {
-                Some((low, high)) => {
-                    after.as_deref().is_none_or(|a| a < high.as_str())
-                        && up_to.is_none_or(|u| low.as_str() <= u)
-                }
+                Some((low, high)) => from(&start, high) && up_to.is_none_or(|u| low.as_str() <= u),
                 None => true,
             })
             .map(|file| file.url.clone())
@@ -202,10 +256,15 @@ impl RangeReplace {
         let incoming = rows(&batches);
         if in_range.is_empty() {
             self.metrics.inserted += incoming;
+            self.log_changes(&batches);
             return self.write(batches).await;
         }
         let bounds = [
-            after.as_deref().map(|a| col(column::SYMBOL).gt(lit(a))),
+            match &start {
+                Bound::Included(first) => Some(col(column::SYMBOL).gt_eq(lit(first.as_str()))),
+                Bound::Excluded(cut) => Some(col(column::SYMBOL).gt(lit(cut.as_str()))),
+                Bound::Unbounded => None,
+            },
             up_to.map(|u| col(column::SYMBOL).lt_eq(lit(u))),
         ]
         .into_iter()
@@ -250,7 +309,13 @@ impl RangeReplace {
         self.metrics.deleted += deleted;
         self.metrics.unchanged += incoming - inserted - updated;
         if updated + deleted == 0 {
+            self.log_changes(&inserts);
             return self.write(inserts).await;
+        }
+        if spec.logs_changes {
+            for batch in inserts.iter().chain(&updates).chain(&stale) {
+                change_log::add_rows(&mut self.changed, batch);
+            }
         }
         let dirty: Vec<RecordBatch> = updates.iter().chain(&stale).cloned().collect();
         let mut rewritten = lake
@@ -260,6 +325,14 @@ impl RangeReplace {
         rewritten.extend(updates);
         self.replaced.extend(in_range);
         self.write(rewritten).await
+    }
+
+    fn log_changes(&mut self, batches: &[RecordBatch]) {
+        if self.spec.logs_changes {
+            for batch in batches {
+                change_log::add_rows(&mut self.changed, batch);
+            }
+        }
     }
 
     /// Starts writing `batches` once the previous write is done.
@@ -286,5 +359,14 @@ impl RangeReplace {
             .map_err(|e| self.lake.delta_error(self.spec, e))?;
         self.added.extend(added);
         Ok(())
+    }
+}
+
+/// Whether `symbol` lies at or after a range's `start`.
+fn from(start: &Bound<String>, symbol: &str) -> bool {
+    match start {
+        Bound::Included(first) => first.as_str() <= symbol,
+        Bound::Excluded(cut) => cut.as_str() < symbol,
+        Bound::Unbounded => true,
     }
 }

@@ -1,12 +1,15 @@
 //! Idempotent upserts on a table's key.
 //!
 //! A plain Delta MERGE joins and rewrites every file its source touches, so
-//! re-importing unchanged history would rewrite the whole table. Instead the
-//! incoming rows are first compared with the stored rows of the same symbols and
-//! dates (one hash join); then
+//! re-importing unchanged history would rewrite the whole table, and delta-rs's
+//! MERGE evaluates its clauses row by row on one core. Instead the incoming rows
+//! are first compared with the stored rows of the same symbols and dates (one
+//! hash join); then
 //! - nothing new or changed: no commit at all (a re-import adds no files);
 //! - only new keys: one append commit;
-//! - some keys changed: one MERGE commit whose source is just the new and changed rows.
+//! - some keys changed: the stored files of the rows' symbol range are
+//!   rewritten without the changed rows, plus the new and changed ones, by
+//!   bf's parallel writer, in one commit (`Lake::upsert_by_range`, replace.rs).
 //!
 //! Replacing a whole scope of stored rows (say, the signals of these symbols
 //! and strategies), deleting what the new rows no longer hold, is
@@ -23,13 +26,12 @@ use std::time::Duration;
 use bf_core::retry::{RetryPolicy, Verdict};
 use bf_core::tables::{Storage, TableSpec, col as column};
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::{concat_batches, filter_record_batch, max, min};
+use datafusion::arrow::compute::{filter_record_batch, max, max_string, min, min_string};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema};
 use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, JoinType, Operator, binary_expr, cast, col, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::DeltaTable;
-use deltalake::kernel::transaction::CommitProperties;
 use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use deltalake::parquet::schema::types::ColumnPath;
@@ -102,7 +104,7 @@ impl Lake {
     /// distinct keys (sources de-duplicate).
     pub async fn upsert(
         &self,
-        spec: &TableSpec,
+        spec: &'static TableSpec,
         batches: Vec<RecordBatch>,
     ) -> Result<UpsertMetrics, LakeError> {
         // Retries the whole upsert when another writer committed in between:
@@ -155,9 +157,11 @@ impl Lake {
         })
     }
 
+    /// One attempt of [`Lake::upsert`]: the rows' symbol range, widened to
+    /// whole stored files, compared and, where rows changed, rewritten.
     async fn upsert_once(
         &self,
-        spec: &TableSpec,
+        spec: &'static TableSpec,
         batches: Vec<RecordBatch>,
     ) -> Result<UpsertMetrics, LakeError> {
         let schema = spec.schema();
@@ -165,54 +169,17 @@ impl Lake {
             ensure_same_columns(spec, &schema, batch.schema().as_ref())?;
         }
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-        let Some(table) = self.load(spec).await? else {
-            return self.append_rows(spec, None, batches).await;
+        let Some((first, last)) = symbol_bounds(&batches) else {
+            return Ok(UpsertMetrics {
+                version: self.version(spec).await?,
+                ..UpsertMetrics::default()
+            });
         };
-        let stored_schema = table
-            .snapshot()
-            .map_err(|e| self.delta_error(spec, e))?
-            .snapshot()
-            .arrow_schema();
-        ensure_same_columns(spec, &schema, stored_schema.as_ref())?;
-        let incoming_rows = rows(&batches);
-        if incoming_rows == 0 {
-            return Ok(UpsertMetrics {
-                version: table.version(),
-                ..UpsertMetrics::default()
-            });
-        }
-
-        let (inserts, updates) = self.changed_rows(spec, &table, batches).await?;
-        let (inserted, updated) = (rows(&inserts), rows(&updates));
-        let unchanged = incoming_rows - inserted - updated;
-        if inserted + updated == 0 {
-            return Ok(UpsertMetrics {
-                unchanged,
-                version: table.version(),
-                ..UpsertMetrics::default()
-            });
-        }
-        if updated == 0 {
-            let appended = self.append_rows(spec, Some(table), inserts).await?;
-            return Ok(UpsertMetrics {
-                unchanged,
-                ..appended
-            });
-        }
-        let files_before = file_paths(&table);
-        let table = self
-            .merge(spec, table, inserts.into_iter().chain(updates).collect())
-            .await?;
-        let files_added = file_paths(&table).difference(&files_before).count();
-        Ok(UpsertMetrics {
-            inserted,
-            updated,
-            unchanged,
-            files_added,
-            version: table.version(),
-            committed: true,
-            ..UpsertMetrics::default()
-        })
+        let mut upsert = self.upsert_by_range(spec).await?;
+        upsert.start_at(&first);
+        let cut = upsert.cut_at_or_after(&last);
+        upsert.push(batches, cut.as_deref()).await?;
+        upsert.commit().await
     }
 
     /// Splits incoming rows into (new keys, changed rows), comparing value columns
@@ -389,57 +356,6 @@ impl Lake {
             .await
             .map_err(scan_error)
     }
-
-    /// One MERGE: `source` rows are updated or inserted.
-    async fn merge(
-        &self,
-        spec: &TableSpec,
-        table: DeltaTable,
-        source: Vec<RecordBatch>,
-    ) -> Result<DeltaTable, LakeError> {
-        let scan_error = |source| LakeError::Scan {
-            table: spec.name.to_string(),
-            source,
-        };
-        let ctx = SessionContext::new();
-        let source = ctx
-            .read_batch(concat_batches(&spec.schema(), &source).map_err(|e| scan_error(e.into()))?)
-            .map_err(scan_error)?;
-        let qualified = |side: &str, name: &str| Expr::Column(Column::new(Some(side), name));
-        let predicate = spec
-            .key
-            .iter()
-            .map(|k| qualified("target", k).eq(qualified("source", k)))
-            .reduce(Expr::and)
-            .expect("every table has a key");
-        let schema = spec.schema();
-        let (table, _metrics) = table
-            .merge(source, predicate)
-            .with_source_alias("source")
-            .with_target_alias("target")
-            .with_writer_properties(writer_properties(spec))
-            .with_commit_properties(CommitProperties::default().with_max_retries(0))
-            .when_matched_update(|update| {
-                schema
-                    .fields()
-                    .iter()
-                    .filter(|f| !spec.key.contains(&f.name().as_str()))
-                    .fold(update, |u, f| {
-                        u.update(Column::from_name(f.name()), qualified("source", f.name()))
-                    })
-            })
-            .and_then(|merge| {
-                merge.when_not_matched_insert(|insert| {
-                    schema.fields().iter().fold(insert, |i, f| {
-                        i.set(Column::from_name(f.name()), qualified("source", f.name()))
-                    })
-                })
-            })
-            .map_err(|e| self.delta_error(spec, e))?
-            .await
-            .map_err(|e| self.delta_error(spec, e))?;
-        Ok(table)
-    }
 }
 
 /// The table's rows matching `filter`, `names` columns cast to the table's
@@ -499,6 +415,25 @@ fn key_range_filter(batches: &[RecordBatch]) -> Expr {
         Expr::Literal(datafusion::scalar::ScalarValue::Date32(Some(first)), None),
         Expr::Literal(datafusion::scalar::ScalarValue::Date32(Some(last)), None),
     ))
+}
+
+/// The least and greatest symbol of `batches`; `None` without rows.
+fn symbol_bounds(batches: &[RecordBatch]) -> Option<(String, String)> {
+    let mut bounds: Option<(String, String)> = None;
+    for batch in batches {
+        let symbols = batch
+            .column_by_name(column::SYMBOL)
+            .expect("every table has a symbol")
+            .as_string::<i32>();
+        let (Some(low), Some(high)) = (min_string(symbols), max_string(symbols)) else {
+            continue;
+        };
+        bounds = Some(match bounds {
+            None => (low.to_string(), high.to_string()),
+            Some((l, h)) => (l.min(low.to_string()), h.max(high.to_string())),
+        });
+    }
+    bounds
 }
 
 /// `col()` parses dots as qualifiers; lake column names never contain one, but
