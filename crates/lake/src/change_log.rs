@@ -3,6 +3,8 @@
 //! finding what changed since a version then reads those few log entries
 //! instead of comparing the table's rows with the older version's.
 
+use std::collections::BTreeMap;
+
 use bf_core::dates::{date_from_days, days_since_epoch};
 use bf_core::tables::col;
 use chrono::NaiveDate;
@@ -14,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::changes::ChangedSeries;
 
-/// The `commitInfo` field: `{symbol: {interval: "first changed date"}}`.
+/// The `commitInfo` field: `{interval: {"first changed date": [symbols]}}`.
 pub(crate) const CHANGED_SERIES: &str = "bf.changedSeries";
 
 /// Operations that never change a row, so they log nothing.
@@ -54,21 +56,32 @@ pub(crate) fn add_rows(changed: &mut ChangedSeries, batch: &RecordBatch) {
     }
 }
 
-/// `changed` as the `commitInfo` field.
+/// `changed` as the `commitInfo` field, symbols grouped by interval and
+/// first changed date: a day's fetch of 5,000 symbols logs one date.
 pub(crate) fn to_commit_info(changed: &ChangedSeries) -> (String, Value) {
-    let mut symbols = Map::new();
+    let mut grouped: BTreeMap<&str, BTreeMap<i32, Vec<&str>>> = BTreeMap::new();
     for ((symbol, interval), &first) in changed {
-        let intervals = symbols
-            .entry(symbol.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(intervals) = intervals {
-            intervals.insert(
-                interval.clone(),
-                Value::String(date_from_days(first).to_string()),
-            );
-        }
+        grouped
+            .entry(interval)
+            .or_default()
+            .entry(first)
+            .or_default()
+            .push(symbol);
     }
-    (CHANGED_SERIES.to_string(), Value::Object(symbols))
+    let intervals = grouped
+        .into_iter()
+        .map(|(interval, dates)| {
+            let dates = dates
+                .into_iter()
+                .map(|(first, mut symbols)| {
+                    symbols.sort_unstable();
+                    (date_from_days(first).to_string(), Value::from(symbols))
+                })
+                .collect::<Map<_, _>>();
+            (interval.to_string(), Value::Object(dates))
+        })
+        .collect::<Map<_, _>>();
+    (CHANGED_SERIES.to_string(), Value::Object(intervals))
 }
 
 /// The series changed by the commits after `since` up to `table`'s version,
@@ -99,13 +112,15 @@ fn add_logged(changed: &mut ChangedSeries, entry: &[u8]) -> Option<bool> {
             let operation = info.get("operation").and_then(Value::as_str);
             return Some(operation.is_some_and(|op| ROW_PRESERVING.contains(&op)));
         };
-        for (symbol, intervals) in logged.as_object()? {
-            for (interval, first) in intervals.as_object()? {
-                let first: NaiveDate = first.as_str()?.parse().ok()?;
-                changed
-                    .entry((symbol.clone(), interval.clone()))
-                    .and_modify(|date| *date = (*date).min(days_since_epoch(first)))
-                    .or_insert(days_since_epoch(first));
+        for (interval, dates) in logged.as_object()? {
+            for (first, symbols) in dates.as_object()? {
+                let first = days_since_epoch(first.parse::<NaiveDate>().ok()?);
+                for symbol in symbols.as_array()? {
+                    changed
+                        .entry((symbol.as_str()?.to_string(), interval.clone()))
+                        .and_modify(|date| *date = (*date).min(first))
+                        .or_insert(first);
+                }
             }
         }
         return Some(true);

@@ -103,20 +103,21 @@ impl Lake {
     }
 }
 
-/// Registers the given data files of a table as one Parquet table named `name`.
-fn register_files(
+/// Registers the given data files of a table (paths relative to it, or URLs)
+/// as one Parquet table named `name`.
+pub(crate) fn register_files(
     ctx: &SessionContext,
     spec: &TableSpec,
     table: &DeltaTable,
     name: &str,
-    files: &[&String],
+    files: &[impl AsRef<str>],
 ) -> Result<(), DataFusionError> {
     let root = table.table_url();
     let urls = files
         .iter()
         .map(|path| {
             let url = root
-                .join(path)
+                .join(path.as_ref())
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
             ListingTableUrl::parse(url.as_str())
         })

@@ -5,8 +5,9 @@
 //!
 //! Per range, as an upsert decides: nothing new, changed or (in a scope) gone,
 //! nothing is written; only new keys, their rows are written as new files;
-//! otherwise the range's stored files are rewritten without the changed and
-//! vanished rows, together with the new and changed ones. A range ends only where no stored
+//! otherwise the range's stored files that may hold a changed or vanished row
+//! (by their symbol statistics) are rewritten without those rows, together
+//! with the new and changed ones. A range ends only where no stored
 //! file holds symbols on both sides, so a rewrite never drops another range's
 //! rows. The files stay invisible until [`RangeReplace::commit`] adds them,
 //! and removes the rewritten ones, in one commit.
@@ -15,7 +16,9 @@ use std::collections::HashSet;
 use std::ops::Bound;
 
 use bf_core::tables::{TableSpec, col as column};
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::{Expr, col, lit};
 use deltalake::kernel::Add;
 use deltalake::{DeltaTable, DeltaTableError};
@@ -25,7 +28,7 @@ use crate::append::write_files_in_parallel;
 use crate::change_log;
 use crate::changes::ChangedSeries;
 use crate::files::{DataFile, delete_uncommitted};
-use crate::upsert::{UpsertMetrics, ensure_same_columns, rows};
+use crate::upsert::{StoredRows, UpsertMetrics, ensure_same_columns, rows};
 use crate::{Lake, LakeError};
 
 /// A replace under way; see the module documentation.
@@ -292,7 +295,7 @@ impl RangeReplace {
                 .flatten()
                 .reduce(Expr::and)
                 .expect("a scope");
-                lake.stored_rows_without(spec, table, Some(scope), &batches)
+                lake.stored_rows_without(spec, table, StoredRows::Matching(scope), &batches)
                     .await?
             }
             None if incoming == 0 => return Ok(()),
@@ -317,13 +320,23 @@ impl RangeReplace {
                 change_log::add_rows(&mut self.changed, batch);
             }
         }
+        // Only files that may hold a changed or vanished row are rewritten;
+        // the range's other files stay as they are.
         let dirty: Vec<RecordBatch> = updates.iter().chain(&stale).cloned().collect();
+        let dirty_symbols = symbols_of(&dirty);
+        let in_range: HashSet<String> = in_range.into_iter().collect();
+        let touched: Vec<String> = self
+            .stored
+            .iter()
+            .filter(|file| in_range.contains(&file.url) && file.may_hold_any(&dirty_symbols))
+            .map(|file| file.url.clone())
+            .collect();
         let mut rewritten = lake
-            .stored_rows_without(spec, table, bounds, &dirty)
+            .stored_rows_without(spec, table, StoredRows::InFiles(&touched), &dirty)
             .await?;
         rewritten.extend(inserts);
         rewritten.extend(updates);
-        self.replaced.extend(in_range);
+        self.replaced.extend(touched);
         self.write(rewritten).await
     }
 
@@ -369,4 +382,21 @@ fn from(start: &Bound<String>, symbol: &str) -> bool {
         Bound::Excluded(cut) => cut.as_str() < symbol,
         Bound::Unbounded => true,
     }
+}
+
+/// The distinct symbols of `batches`, sorted.
+fn symbols_of(batches: &[RecordBatch]) -> Vec<String> {
+    let mut symbols = std::collections::BTreeSet::new();
+    for batch in batches {
+        let column = batch
+            .column_by_name(column::SYMBOL)
+            .expect("a symbol column");
+        let text = cast(column, &DataType::Utf8).expect("text cast to text");
+        for symbol in text.as_string::<i32>().iter().flatten() {
+            if !symbols.contains(symbol) {
+                symbols.insert(symbol.to_string());
+            }
+        }
+    }
+    symbols.into_iter().collect()
 }

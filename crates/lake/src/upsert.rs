@@ -7,9 +7,10 @@
 //! hash join); then
 //! - nothing new or changed: no commit at all (a re-import adds no files);
 //! - only new keys: one append commit;
-//! - some keys changed: the stored files of the rows' symbol range are
-//!   rewritten without the changed rows, plus the new and changed ones, by
-//!   bf's parallel writer, in one commit (`Lake::upsert_by_range`, replace.rs).
+//! - some keys changed: the stored files that may hold a changed row (by
+//!   their symbol statistics) are rewritten without those rows, plus the new
+//!   and changed ones, by bf's parallel writer, in one commit
+//!   (`Lake::upsert_by_range`, replace.rs).
 //!
 //! Replacing a whole scope of stored rows (say, the signals of these symbols
 //! and strategies), deleting what the new rows no longer hold, is
@@ -36,6 +37,7 @@ use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use deltalake::parquet::schema::types::ColumnPath;
 
+use crate::changes::register_files;
 use crate::lake::register;
 use crate::{Lake, LakeError};
 
@@ -56,6 +58,14 @@ pub struct UpsertMetrics {
 }
 
 const TARGET_PREFIX: &str = "__target_";
+
+/// Which stored rows a read takes.
+pub(crate) enum StoredRows<'a> {
+    /// Those of the current version matching a filter.
+    Matching(Expr),
+    /// Every row of these data files (URLs) of the table.
+    InFiles(&'a [String]),
+}
 /// Concurrent commits an upsert outlasts before it gives up; writers that
 /// collided wait different times before trying again.
 const CONFLICT_RETRIES: RetryPolicy = RetryPolicy {
@@ -273,13 +283,13 @@ impl Lake {
         Ok((inserts, updates))
     }
 
-    /// Stored rows matching `filter` (all when `None`) but those whose key is
-    /// among `without`'s, in the table's schema.
+    /// The stored rows `which` takes, but those whose key is among
+    /// `without`'s, in the table's schema.
     pub(crate) async fn stored_rows_without(
         &self,
         spec: &TableSpec,
         table: &DeltaTable,
-        filter: Option<Expr>,
+        which: StoredRows<'_>,
         without: &[RecordBatch],
     ) -> Result<Vec<RecordBatch>, LakeError> {
         let scan_error = |source| LakeError::Scan {
@@ -287,10 +297,22 @@ impl Lake {
             source,
         };
         let ctx = SessionContext::new();
-        register(&ctx, spec, table).await?;
+        let filter = match which {
+            StoredRows::Matching(filter) => {
+                register(&ctx, spec, table).await?;
+                filter
+            }
+            StoredRows::InFiles(files) => {
+                table
+                    .update_datafusion_session(&ctx.state())
+                    .map_err(|e| scan_error(e.into()))?;
+                register_files(&ctx, spec, table, spec.name, files).map_err(scan_error)?;
+                lit(true)
+            }
+        };
         let schema = spec.schema();
         let all: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let stored = stored_columns(&ctx, spec, filter.unwrap_or(lit(true)), &all, "")
+        let stored = stored_columns(&ctx, spec, filter, &all, "")
             .await
             .map_err(scan_error)?;
         let without: Vec<&RecordBatch> = without.iter().filter(|b| b.num_rows() > 0).collect();
