@@ -315,11 +315,6 @@ impl RangeReplace {
             self.log_changes(&inserts);
             return self.write(inserts).await;
         }
-        if spec.logs_changes {
-            for batch in inserts.iter().chain(&updates).chain(&stale) {
-                change_log::add_rows(&mut self.changed, batch);
-            }
-        }
         // Only files that may hold a changed or vanished row are rewritten;
         // the range's other files stay as they are.
         let dirty: Vec<RecordBatch> = updates.iter().chain(&stale).cloned().collect();
@@ -334,6 +329,8 @@ impl RangeReplace {
         let mut rewritten = lake
             .stored_rows_without(spec, table, StoredRows::InFiles(&touched), &dirty)
             .await?;
+        self.log_changes(&dirty);
+        self.log_changes(&inserts);
         rewritten.extend(inserts);
         rewritten.extend(updates);
         self.replaced.extend(touched);
