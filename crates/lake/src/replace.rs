@@ -16,9 +16,7 @@ use std::collections::HashSet;
 use std::ops::Bound;
 
 use bf_core::tables::{TableSpec, col as column};
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::logical_expr::{Expr, col, lit};
 use deltalake::kernel::Add;
 use deltalake::{DeltaTable, DeltaTableError};
@@ -28,7 +26,7 @@ use crate::append::write_files_in_parallel;
 use crate::change_log;
 use crate::changes::ChangedSeries;
 use crate::files::{DataFile, delete_uncommitted};
-use crate::upsert::{StoredRows, UpsertMetrics, ensure_same_columns, rows};
+use crate::upsert::{StoredRows, UpsertMetrics, distinct_symbols, ensure_same_columns, rows};
 use crate::{Lake, LakeError};
 
 /// A replace under way; see the module documentation.
@@ -318,7 +316,7 @@ impl RangeReplace {
         // Only files that may hold a changed or vanished row are rewritten;
         // the range's other files stay as they are.
         let dirty: Vec<RecordBatch> = updates.iter().chain(&stale).cloned().collect();
-        let dirty_symbols = symbols_of(&dirty);
+        let dirty_symbols = distinct_symbols(&dirty);
         let in_range: HashSet<String> = in_range.into_iter().collect();
         let touched: Vec<String> = self
             .stored
@@ -379,21 +377,4 @@ fn from(start: &Bound<String>, symbol: &str) -> bool {
         Bound::Excluded(cut) => cut.as_str() < symbol,
         Bound::Unbounded => true,
     }
-}
-
-/// The distinct symbols of `batches`, sorted.
-fn symbols_of(batches: &[RecordBatch]) -> Vec<String> {
-    let mut symbols = std::collections::BTreeSet::new();
-    for batch in batches {
-        let column = batch
-            .column_by_name(column::SYMBOL)
-            .expect("a symbol column");
-        let text = cast(column, &DataType::Utf8).expect("text cast to text");
-        for symbol in text.as_string::<i32>().iter().flatten() {
-            if !symbols.contains(symbol) {
-                symbols.insert(symbol.to_string());
-            }
-        }
-    }
-    symbols.into_iter().collect()
 }

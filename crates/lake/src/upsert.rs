@@ -27,7 +27,7 @@ use std::time::Duration;
 use bf_core::retry::{RetryPolicy, Verdict};
 use bf_core::tables::{Storage, TableSpec, col as column};
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::{filter_record_batch, max, max_string, min, min_string};
+use datafusion::arrow::compute::{cast as cast_array, filter_record_batch, max, min};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema};
 use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, JoinType, Operator, binary_expr, cast, col, lit};
@@ -179,15 +179,16 @@ impl Lake {
             ensure_same_columns(spec, &schema, batch.schema().as_ref())?;
         }
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-        let Some((first, last)) = symbol_bounds(&batches) else {
+        let symbols = distinct_symbols(&batches);
+        let (Some(first), Some(last)) = (symbols.first(), symbols.last()) else {
             return Ok(UpsertMetrics {
                 version: self.version(spec).await?,
                 ..UpsertMetrics::default()
             });
         };
         let mut upsert = self.upsert_by_range(spec).await?;
-        upsert.start_at(&first);
-        let cut = upsert.cut_at_or_after(&last);
+        upsert.start_at(first);
+        let cut = upsert.cut_at_or_after(last);
         upsert.push(batches, cut.as_deref()).await?;
         upsert.commit().await
     }
@@ -408,27 +409,15 @@ async fn stored_columns(
 /// Restricts the stored side of the comparison to the incoming symbols and date
 /// range, so file statistics skip everything else.
 fn key_range_filter(batches: &[RecordBatch]) -> Expr {
-    let mut symbols = HashSet::new();
     let (mut first, mut last) = (i32::MAX, i32::MIN);
     for batch in batches {
-        let symbol_column = batch
-            .column_by_name(column::SYMBOL)
-            .expect("every table has a symbol");
-        symbols.extend(
-            symbol_column
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .map(str::to_string),
-        );
         if let Some(dates) = batch.column_by_name(column::DATE) {
             let dates = dates.as_primitive::<Date32Type>();
             first = first.min(min(dates).unwrap_or(i32::MAX));
             last = last.max(max(dates).unwrap_or(i32::MIN));
         }
     }
-    let mut symbols: Vec<String> = symbols.into_iter().collect();
-    symbols.sort();
+    let symbols = distinct_symbols(batches);
     let filter = col(column::SYMBOL).in_list(symbols.into_iter().map(lit).collect(), false);
     if first > last {
         return filter;
@@ -439,23 +428,21 @@ fn key_range_filter(batches: &[RecordBatch]) -> Expr {
     ))
 }
 
-/// The least and greatest symbol of `batches`; `None` without rows.
-fn symbol_bounds(batches: &[RecordBatch]) -> Option<(String, String)> {
-    let mut bounds: Option<(String, String)> = None;
+/// The distinct symbols of `batches`, sorted.
+pub(crate) fn distinct_symbols(batches: &[RecordBatch]) -> Vec<String> {
+    let mut symbols = std::collections::BTreeSet::new();
     for batch in batches {
-        let symbols = batch
+        let column = batch
             .column_by_name(column::SYMBOL)
-            .expect("every table has a symbol")
-            .as_string::<i32>();
-        let (Some(low), Some(high)) = (min_string(symbols), max_string(symbols)) else {
-            continue;
-        };
-        bounds = Some(match bounds {
-            None => (low.to_string(), high.to_string()),
-            Some((l, h)) => (l.min(low.to_string()), h.max(high.to_string())),
-        });
+            .expect("every table has a symbol");
+        let text = cast_array(column, &DataType::Utf8).expect("text cast to text");
+        for symbol in text.as_string::<i32>().iter().flatten() {
+            if !symbols.contains(symbol) {
+                symbols.insert(symbol.to_string());
+            }
+        }
     }
-    bounds
+    symbols.into_iter().collect()
 }
 
 /// `col()` parses dots as qualifiers; lake column names never contain one, but
