@@ -571,8 +571,12 @@ fn a_watched_bar_reaches_elasticsearch_within_seconds() {
     let index = format!("{indices}-ohlcv");
     let mut latencies = Vec::new();
     while latencies.len() < 3 {
+        // A loaded machine may poll late and bring two or three bars at once;
+        // the newest of them is the one timed.
         let poll = watch.wait_for("poll with a new bar", |e| {
-            is(e, "poll") && e["bars_inserted"] == 1 && at(e) > utc("2026-11-30T14:31:00Z")
+            is(e, "poll")
+                && e["bars_inserted"].as_u64().is_some_and(|n| n >= 1)
+                && at(e) > utc("2026-11-30T14:31:00Z")
         });
         let committed = std::time::Instant::now();
         let bar = at(&poll)
