@@ -12,6 +12,7 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type};
 use deltalake::DeltaTable;
+use futures::{StreamExt, stream};
 use serde_json::{Map, Value};
 
 use crate::changes::ChangedSeries;
@@ -90,15 +91,22 @@ pub(crate) fn to_commit_info(changed: &ChangedSeries) -> (String, Value) {
 pub(crate) async fn changed_since(table: &DeltaTable, since: u64) -> Option<ChangedSeries> {
     let now = table.version()?;
     let log = table.log_store();
+    // Several entries in flight: on object storage each read is a round trip,
+    // and a lake watched intraday commits every few minutes.
+    let mut entries = stream::iter(since + 1..=now)
+        .map(|version| log.read_commit_entry(version))
+        .buffered(LOG_READS_AT_ONCE);
     let mut changed = ChangedSeries::new();
-    for version in since + 1..=now {
-        let entry = log.read_commit_entry(version).await.ok()??;
-        if !add_logged(&mut changed, &entry)? {
+    while let Some(entry) = entries.next().await {
+        if !add_logged(&mut changed, &entry.ok()??)? {
             return None;
         }
     }
     Some(changed)
 }
+
+/// Log entries read at once by [`changed_since`].
+const LOG_READS_AT_ONCE: usize = 16;
 
 /// Adds what one log entry says it changed; `Some(false)` when it does not
 /// say, `None` when it cannot be read.
