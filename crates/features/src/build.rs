@@ -117,10 +117,11 @@ async fn plan_in_session(
     request: &BuildRequest,
 ) -> Result<(BuildPlan, SessionContext), FeaturesError> {
     let started = Instant::now();
-    let ohlcv_version = lake.version(&OHLCV).await?.ok_or(FeaturesError::NoBars)?;
-    // Read before the session: the plan then sees at least this version, and
-    // an append finding the table moved on compares instead (`Lake::append`).
-    let features_version = lake.version(&FEATURES).await?;
+    // Read before the session: the plan then sees at least these versions, and
+    // an append finding `features` moved on compares instead (`Lake::append`).
+    let (ohlcv_version, features_version) =
+        tokio::try_join!(lake.version(&OHLCV), lake.version(&FEATURES))?;
+    let ohlcv_version = ohlcv_version.ok_or(FeaturesError::NoBars)?;
     let ctx = lake.session().await?;
     let (inventory, built, in_range) = stored_series(&ctx, request.symbols.as_deref()).await?;
     let mut report = BuildReport {

@@ -185,8 +185,10 @@ impl Lake {
     pub async fn session(&self) -> Result<SessionContext, LakeError> {
         let ctx = SessionContext::new();
         bf_indicators::register(&ctx);
-        for spec in tables::ALL {
-            if let Some(table) = self.load(spec).await? {
+        // Loaded together: on object storage each load is several round trips.
+        let tables = futures::future::try_join_all(tables::ALL.iter().map(|spec| self.load(spec)));
+        for (spec, table) in tables::ALL.iter().zip(tables.await?) {
+            if let Some(table) = table {
                 register(&ctx, spec, &table).await?;
             }
         }
