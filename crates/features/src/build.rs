@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use bf_core::tables::{FEATURES, OHLCV, col};
 use bf_core::{Interval, Progress};
 use bf_lake::{
-    ChangedSeries, Lake, Series, UpsertMetrics, symbol_filter, symbol_range_filter, symbol_span,
+    ChangedSeries, DeltaTable, Lake, Series, UpsertMetrics, symbol_filter, symbol_range_filter,
+    symbol_span,
 };
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
@@ -119,9 +120,9 @@ async fn plan_in_session(
     let started = Instant::now();
     // Read before the session: the plan then sees at least these versions, and
     // an append finding `features` moved on compares instead (`Lake::append`).
-    let (ohlcv_version, features_version) =
-        tokio::try_join!(lake.version(&OHLCV), lake.version(&FEATURES))?;
-    let ohlcv_version = ohlcv_version.ok_or(FeaturesError::NoBars)?;
+    let (ohlcv, features_version) = tokio::try_join!(lake.load(&OHLCV), lake.version(&FEATURES))?;
+    let ohlcv = ohlcv.ok_or(FeaturesError::NoBars)?;
+    let ohlcv_version = ohlcv.version().ok_or(FeaturesError::NoBars)?;
     let ctx = lake.session().await?;
     let (inventory, built, in_range) = stored_series(&ctx, request.symbols.as_deref()).await?;
     let mut report = BuildReport {
@@ -134,7 +135,14 @@ async fn plan_in_session(
         fresh,
         rebuild,
         write_from,
-    } = plan(lake, &inventory, &built, ohlcv_version, &mut report).await;
+    } = plan(
+        lake,
+        &inventory,
+        &built,
+        (&ohlcv, ohlcv_version),
+        &mut report,
+    )
+    .await;
     report.series_built = fresh.len() + rebuild.len();
     report.series_up_to_date = report.up_to_date.len();
     report.phases.plan = started.elapsed();
@@ -356,7 +364,7 @@ async fn plan(
     lake: &Lake,
     inventory: &HashMap<Series, i64>,
     built: &HashMap<Series, i64>,
-    ohlcv_version: u64,
+    (ohlcv, ohlcv_version): (&DeltaTable, u64),
     report: &mut BuildReport,
 ) -> Plan {
     // Per built version, what changed since; `None` when that version's log is
@@ -375,7 +383,7 @@ async fn plan(
                 let changed = match changed_since.entry(version) {
                     Entry::Occupied(known) => known.into_mut(),
                     Entry::Vacant(slot) => slot.insert(
-                        match lake.changed_series_since(&OHLCV, version).await {
+                        match lake.changed_series_up_to(&OHLCV, ohlcv, version).await {
                             Ok(changed) => Some(changed),
                             Err(error) => {
                                 tracing::warn!(%error, version, "cannot tell what changed in ohlcv since this version; rebuilding its series in full");

@@ -45,14 +45,25 @@ impl Lake {
         spec: &TableSpec,
         version: u64,
     ) -> Result<ChangedSeries, LakeError> {
-        let Some(now) = self.load(spec).await? else {
-            return Ok(HashMap::new());
-        };
+        match self.load(spec).await? {
+            Some(now) => self.changed_series_up_to(spec, &now, version).await,
+            None => Ok(HashMap::new()),
+        }
+    }
+
+    /// [`Lake::changed_series_since`] up to `now`, the table as already
+    /// loaded: its log is not read again.
+    pub async fn changed_series_up_to(
+        &self,
+        spec: &TableSpec,
+        now: &DeltaTable,
+        version: u64,
+    ) -> Result<ChangedSeries, LakeError> {
         if now.version() == Some(version) {
             return Ok(HashMap::new());
         }
         if spec.logs_changes
-            && let Some(logged) = change_log::changed_since(&now, version).await
+            && let Some(logged) = change_log::changed_since(now, version).await
         {
             return Ok(logged);
         }
@@ -60,7 +71,7 @@ impl Lake {
             .open_table(self.table_url(spec), Some(version))
             .await
             .map_err(|e| self.delta_error(spec, e))?;
-        let (now_files, then_files) = (file_paths(&now), file_paths(&then));
+        let (now_files, then_files) = (file_paths(now), file_paths(&then));
         let added: Vec<&String> = now_files.difference(&then_files).collect();
         let removed: Vec<&String> = then_files.difference(&now_files).collect();
         if added.is_empty() {
@@ -73,7 +84,7 @@ impl Lake {
         let ctx = SessionContext::new();
         now.update_datafusion_session(&ctx.state())
             .map_err(|e| scan_error(e.into()))?;
-        register_files(&ctx, spec, &now, "added", &added).map_err(scan_error)?;
+        register_files(&ctx, spec, now, "added", &added).map_err(scan_error)?;
         let columns: Vec<String> = spec
             .key
             .iter()
@@ -90,7 +101,7 @@ impl Lake {
         if removed.is_empty() {
             return series_of(&ctx, &all_added).await.map_err(scan_error);
         }
-        register_files(&ctx, spec, &now, "removed", &removed).map_err(scan_error)?;
+        register_files(&ctx, spec, now, "removed", &removed).map_err(scan_error)?;
         match series_of(&ctx, &exact).await {
             Ok(changed) => Ok(changed),
             // Removed files can be gone (vacuum); then every series in the

@@ -17,6 +17,7 @@ mod test_rows;
 mod upsert;
 
 pub use changes::{ChangedSeries, RowChanges, Series};
+pub use deltalake::DeltaTable;
 pub use error::LakeError;
 pub use files::{DataFile, FilesCommit, SymbolRange, TableFiles, WrittenFile};
 pub use lake::{
