@@ -7,16 +7,26 @@
 //! nothing is written; only new keys, their rows are written as new files;
 //! otherwise the range's stored files that may hold a changed or vanished row
 //! (by their symbol statistics) are rewritten without those rows, together
-//! with the new and changed ones. A range ends only where no stored
-//! file holds symbols on both sides, so a rewrite never drops another range's
-//! rows. The files stay invisible until [`RangeReplace::commit`] adds them,
-//! and removes the rewritten ones, in one commit.
+//! with the new and changed ones, in key order. A range ends only where no
+//! stored file holds symbols on both sides, so a rewrite never drops another
+//! range's rows; a range whose stored files hold more than
+//! [`RANGE_STORED_ROWS`] is replaced in steps, so a day's few new rows spread
+//! over every symbol never bring the whole table into memory. The files stay
+//! invisible until [`RangeReplace::commit`] adds them, and removes the
+//! rewritten ones, in one commit.
 
 use std::collections::HashSet;
 use std::ops::Bound;
 
 use bf_core::tables::{TableSpec, col as column};
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::compute::kernels::cmp::lt_eq;
+use datafusion::arrow::compute::{
+    SortColumn, cast, concat_batches, filter_record_batch, lexsort_to_indices, not, partition,
+    take_record_batch,
+};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::error::ArrowError;
 use datafusion::logical_expr::{Expr, col, lit};
 use deltalake::kernel::Add;
 use deltalake::{DeltaTable, DeltaTableError};
@@ -53,6 +63,8 @@ pub struct RangeReplace {
     /// Series with rows inserted, changed or deleted, for the change log.
     changed: ChangedSeries,
     metrics: UpsertMetrics,
+    /// Stored rows a step of a range holds at most, about.
+    step_rows: u64,
 }
 
 impl Lake {
@@ -115,6 +127,7 @@ impl Lake {
             replaced: HashSet::new(),
             changed: ChangedSeries::new(),
             metrics: UpsertMetrics::default(),
+            step_rows: RANGE_STORED_ROWS,
         })
     }
 }
@@ -185,7 +198,7 @@ impl RangeReplace {
         match up_to {
             Some(cut) if !self.straddled(cut) => {
                 let pending = std::mem::take(&mut self.pending);
-                self.replace(pending, Some(cut)).await
+                self.replace_in_steps(pending, Some(cut)).await
             }
             // The range goes on until a cut no stored file straddles.
             _ => Ok(()),
@@ -198,7 +211,7 @@ impl RangeReplace {
     /// committed since.
     pub async fn commit(mut self) -> Result<UpsertMetrics, LakeError> {
         let pending = std::mem::take(&mut self.pending);
-        let replaced = self.replace(pending, None).await;
+        let replaced = self.replace_in_steps(pending, None).await;
         let written = self.finish_write().await;
         let paths: Vec<String> = self.added.iter().map(|add| add.path.clone()).collect();
         let committed = match (replaced, written) {
@@ -232,6 +245,65 @@ impl RangeReplace {
             Some((low, high)) => low.as_str() <= cut && cut < high.as_str(),
             None => true,
         })
+    }
+
+    /// [`RangeReplace::replace`] in steps of about `step_rows` stored rows
+    /// each, cut where no stored file straddles.
+    async fn replace_in_steps(
+        &mut self,
+        mut batches: Vec<RecordBatch>,
+        up_to: Option<&str>,
+    ) -> Result<(), LakeError> {
+        for cut in self.cuts_before(up_to) {
+            let step = take_symbols_up_to(&mut batches, &cut).map_err(|e| self.arrow_error(e))?;
+            self.replace(step, Some(&cut)).await?;
+        }
+        self.replace(batches, up_to).await
+    }
+
+    /// Cuts from the range's start to `up_to` (the end when `None`), each
+    /// after about `step_rows` stored rows, that no stored file straddles;
+    /// none when a file without statistics may hold any symbol.
+    fn cuts_before(&self, up_to: Option<&str>) -> Vec<String> {
+        let mut in_range: Vec<(&str, u64)> = Vec::new();
+        for file in &self.stored {
+            match &file.symbols {
+                Some((low, high)) => {
+                    if from(&self.start, high) && up_to.is_none_or(|u| low.as_str() <= u) {
+                        in_range.push((high.as_str(), file.rows.unwrap_or(0)));
+                    }
+                }
+                None => return Vec::new(),
+            }
+        }
+        in_range.sort_unstable();
+        let mut cuts: Vec<String> = Vec::new();
+        let mut rows = 0;
+        for (high, file_rows) in in_range {
+            // Files ending before the last cut belong to the step before it.
+            if cuts.last().is_some_and(|cut| high <= cut.as_str()) {
+                continue;
+            }
+            rows += file_rows;
+            if rows < self.step_rows {
+                continue;
+            }
+            match self.cut_at_or_after(high) {
+                Some(cut) if up_to.is_none_or(|u| cut.as_str() < u) => {
+                    cuts.push(cut);
+                    rows = 0;
+                }
+                _ => break,
+            }
+        }
+        cuts
+    }
+
+    fn arrow_error(&self, error: ArrowError) -> LakeError {
+        LakeError::Scan {
+            table: self.spec.name.to_string(),
+            source: error.into(),
+        }
     }
 
     /// Replaces the scope's rows from the range's start up to `up_to` with `batches`.
@@ -332,6 +404,7 @@ impl RangeReplace {
         rewritten.extend(inserts);
         rewritten.extend(updates);
         self.replaced.extend(touched);
+        let rewritten = in_key_order(self.spec, rewritten).map_err(|e| self.arrow_error(e))?;
         self.write(rewritten).await
     }
 
@@ -370,11 +443,202 @@ impl RangeReplace {
     }
 }
 
+/// Stored rows a replace holds at once: a range whose files hold more is
+/// replaced in steps. About 100 MB of `ohlcv`, 300 MB of `features`.
+const RANGE_STORED_ROWS: u64 = 1_000_000;
+
+/// Removes the rows of symbols up to `cut` from `batches` and returns them.
+fn take_symbols_up_to(
+    batches: &mut Vec<RecordBatch>,
+    cut: &str,
+) -> Result<Vec<RecordBatch>, ArrowError> {
+    let cut = StringArray::new_scalar(cut);
+    let (mut taken, mut kept) = (Vec::new(), Vec::new());
+    for batch in batches.drain(..) {
+        let symbols = cast(
+            batch
+                .column_by_name(column::SYMBOL)
+                .expect("every table has a symbol"),
+            &DataType::Utf8,
+        )?;
+        let up_to = lt_eq(&symbols, &cut)?;
+        taken.push(filter_record_batch(&batch, &up_to)?);
+        kept.push(filter_record_batch(&batch, &not(&up_to)?)?);
+    }
+    taken.retain(|b| b.num_rows() > 0);
+    kept.retain(|b| b.num_rows() > 0);
+    *batches = kept;
+    Ok(taken)
+}
+
+/// `batches` sorted by the table's key, one slice per (symbol, interval)
+/// series: rewritten files then hold each series whole and in date order, as
+/// first writes do, so readers take them as stored and statistics stay narrow.
+fn in_key_order(
+    spec: &TableSpec,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>, ArrowError> {
+    let Some(first) = batches.first() else {
+        return Ok(batches);
+    };
+    let all = concat_batches(&first.schema(), &batches)?;
+    drop(batches);
+    let key = |name: &str| -> ArrayRef { all.column_by_name(name).expect("key column").clone() };
+    let order: Vec<SortColumn> = spec
+        .key
+        .iter()
+        .map(|name| SortColumn {
+            values: key(name),
+            options: None,
+        })
+        .collect();
+    let sorted = take_record_batch(&all, &lexsort_to_indices(&order, None)?)?;
+    drop(all);
+    let series: Vec<ArrayRef> = spec
+        .key
+        .iter()
+        .filter(|name| [column::SYMBOL, column::INTERVAL].contains(name))
+        .map(|name| sorted.column_by_name(name).expect("key column").clone())
+        .collect();
+    Ok(partition(&series)?
+        .ranges()
+        .into_iter()
+        .map(|range| sorted.slice(range.start, range.len()))
+        .collect())
+}
+
 /// Whether `symbol` lies at or after a range's `start`.
 fn from(start: &Bound<String>, symbol: &str) -> bool {
     match start {
         Bound::Included(first) => first.as_str() <= symbol,
         Bound::Excluded(cut) => cut.as_str() < symbol,
         Bound::Unbounded => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bf_core::Symbol;
+    use bf_core::tables::OHLCV;
+    use bf_sources::synthetic::{SOURCE_NAME, Synthetic};
+    use bf_sources::{ActionsBuilder, BarsBuilder};
+    use chrono::NaiveDate;
+    use datafusion::arrow::array::{AsArray, Float64Array};
+    use datafusion::arrow::datatypes::{Date32Type, Float64Type};
+    use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use url::Url;
+
+    use super::*;
+    use crate::lake::local_path;
+
+    /// The bars of `symbol` from 2021-01-01 to `end`.
+    fn bars(symbol: &str, end: NaiveDate) -> RecordBatch {
+        let mut bars = BarsBuilder::new(SOURCE_NAME, 1, 0);
+        Synthetic::new(42).generate(
+            &Symbol::parse(symbol).unwrap(),
+            NaiveDate::from_ymd_opt(2021, 1, 1).unwrap(),
+            end,
+            &mut bars,
+            &mut ActionsBuilder::new(SOURCE_NAME, 1),
+        );
+        bars.finish()
+    }
+
+    /// `bars` with every adjusted close 1 % lower, as a dividend re-adjusts.
+    fn readjusted(bars: &RecordBatch) -> RecordBatch {
+        let index = bars.schema().index_of(column::ADJ_CLOSE).unwrap();
+        let lower: Float64Array = bars
+            .column(index)
+            .as_primitive::<Float64Type>()
+            .unary(|v| v * 0.99);
+        let mut columns = bars.columns().to_vec();
+        columns[index] = std::sync::Arc::new(lower);
+        RecordBatch::try_new(bars.schema(), columns).unwrap()
+    }
+
+    /// (symbol, date) of a stored file's rows, in the file's order.
+    fn keys_in(file: &DataFile) -> Vec<(String, i32)> {
+        let path = local_path(&Url::parse(&file.url).unwrap()).unwrap();
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .flat_map(|batch| {
+                let batch = batch.unwrap();
+                let symbols = cast(
+                    batch.column_by_name(column::SYMBOL).unwrap(),
+                    &DataType::Utf8,
+                );
+                let symbols = symbols.unwrap();
+                let dates = batch.column_by_name(column::DATE).unwrap();
+                symbols
+                    .as_string::<i32>()
+                    .iter()
+                    .zip(dates.as_primitive::<Date32Type>().iter())
+                    .map(|(symbol, date)| (symbol.unwrap().to_string(), date.unwrap()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_wide_range_is_replaced_in_steps_each_rewritten_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let (day, next_day) = (
+            NaiveDate::from_ymd_opt(2021, 3, 30).unwrap(),
+            NaiveDate::from_ymd_opt(2021, 3, 31).unwrap(),
+        );
+        let symbols = ["AAA", "BBB", "CCC", "DDD"];
+        for symbol in symbols {
+            lake.upsert(&OHLCV, vec![bars(symbol, day)]).await.unwrap();
+        }
+        let n = bars("AAA", day).num_rows();
+        // The next day brings one bar per symbol, and re-adjusts the whole
+        // history of AAA and CCC.
+        let next: Vec<RecordBatch> = symbols
+            .iter()
+            .map(|&symbol| {
+                let bars = bars(symbol, next_day);
+                match symbol {
+                    "AAA" | "CCC" => readjusted(&bars),
+                    _ => bars.slice(n, 1),
+                }
+            })
+            .collect();
+
+        let mut upsert = lake.upsert_by_range(&OHLCV).await.unwrap();
+        upsert.step_rows = n as u64;
+        upsert.push(next, None).await.unwrap();
+        let metrics = upsert.commit().await.unwrap();
+
+        assert_eq!(
+            (metrics.inserted, metrics.updated, metrics.unchanged),
+            (4, 2 * n, 0)
+        );
+        let files = lake.table_files(&OHLCV).await.unwrap().unwrap().files;
+        let mut stored = Vec::new();
+        for file in &files {
+            let (low, high) = file.symbols.clone().unwrap();
+            // In one step, the new bars of BBB and DDD would have joined the
+            // rewrite of AAA and CCC in one file.
+            assert_eq!(low, high, "a file per step: {file:?}");
+            let keys = keys_in(file);
+            assert!(keys.is_sorted(), "rows in key order: {keys:?}");
+            stored.extend(keys);
+        }
+        stored.sort_unstable();
+        let expected: Vec<(String, i32)> = symbols
+            .iter()
+            .flat_map(|&symbol| {
+                let bars = bars(symbol, next_day);
+                let dates = bars.column_by_name(column::DATE).unwrap();
+                let dates: Vec<i32> = dates.as_primitive::<Date32Type>().values().to_vec();
+                dates
+                    .into_iter()
+                    .map(move |date| (symbol.to_string(), date))
+            })
+            .collect();
+        assert_eq!(stored, expected, "every bar once");
     }
 }
