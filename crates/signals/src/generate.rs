@@ -5,10 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bf_core::tables::{SIGNALS, col, side};
-use bf_lake::{Lake, Series, UpsertMetrics};
-use datafusion::arrow::array::{AsArray, RecordBatch, StringArray};
-use datafusion::arrow::compute::kernels::cmp::lt_eq;
-use datafusion::arrow::compute::{cast, filter_record_batch, max_string, min_string, not};
+use bf_lake::{Lake, Series, UpsertMetrics, take_symbols_up_to};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::{cast, max_string, min_string};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{col as column, lit};
@@ -162,7 +161,7 @@ impl SignalsRun {
                 &self.run,
                 async |mut signals, up_to| {
                     if let Some(cut) = &up_to {
-                        signals.extend(take_up_to(&mut handed, cut)?);
+                        signals.extend(take_symbols_up_to(&mut handed, cut).map_err(arrow_error)?);
                     }
                     counts.add(&signals)?;
                     Ok(replace.push(signals, up_to.as_deref()).await?)
@@ -228,24 +227,6 @@ fn in_symbol_ranges(
     Ok(groups)
 }
 
-/// Removes from `batches` the signals of symbols up to `cut` and returns them.
-fn take_up_to(batches: &mut Vec<RecordBatch>, cut: &str) -> Result<Vec<RecordBatch>, SignalsError> {
-    let cut = StringArray::new_scalar(cut);
-    let mut taken = Vec::new();
-    let mut kept = Vec::new();
-    for batch in batches.drain(..) {
-        let symbols = batch.column_by_name(col::SYMBOL).expect("signals column");
-        let up_to = lt_eq(symbols, &cut).map_err(arrow_error)?;
-        let rest = not(&up_to).map_err(arrow_error)?;
-        taken.push(filter_record_batch(&batch, &up_to).map_err(arrow_error)?);
-        kept.push(filter_record_batch(&batch, &rest).map_err(arrow_error)?);
-    }
-    taken.retain(|b| b.num_rows() > 0);
-    kept.retain(|b| b.num_rows() > 0);
-    *batches = kept;
-    Ok(taken)
-}
-
 fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SignalsError {
     SignalsError::Query(e.into())
 }
@@ -309,6 +290,7 @@ impl Counts {
 mod tests {
     use std::sync::Arc;
 
+    use datafusion::arrow::array::StringArray;
     use datafusion::arrow::datatypes::{Field, Schema};
 
     use super::*;
