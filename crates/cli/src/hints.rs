@@ -81,6 +81,9 @@ fn signals(err: &SignalsError) -> Option<String> {
             Some("see config/strategies.toml for the rules and their parameters".into())
         }
         SignalsError::Lake(e) => lake(e),
+        SignalsError::Spill(_) => {
+            Some("the temporary folder may be full: point TMPDIR at a folder with space".into())
+        }
         SignalsError::Query(_) => None,
     }
 }

@@ -60,8 +60,8 @@ fn any_between(symbols: &[String], low: &str, high: &str) -> bool {
 
 impl TableFiles {
     /// The symbol ranges of the files, merged where they overlap: disjoint,
-    /// in symbol order, each with its rows (a symbol's rows all lie in one
-    /// range). `None` when some file has no symbol statistics.
+    /// in symbol order, each with its rows and files (a symbol's rows all lie
+    /// in one range). `None` when some file has no symbol statistics.
     pub fn symbol_ranges(&self) -> Option<Vec<SymbolRange>> {
         let mut files = self
             .files
@@ -72,6 +72,7 @@ impl TableFiles {
                     low,
                     high,
                     rows: f.rows.unwrap_or_default(),
+                    files: 1,
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -82,6 +83,7 @@ impl TableFiles {
                 Some(last) if file.low <= last.high => {
                     last.high = last.high.clone().max(file.high);
                     last.rows += file.rows;
+                    last.files += file.files;
                 }
                 _ => merged.push(file),
             }
@@ -96,6 +98,9 @@ pub struct SymbolRange {
     pub low: String,
     pub high: String,
     pub rows: u64,
+    /// Files merged into the range: with more than one, a symbol's rows may
+    /// lie in several of them.
+    pub files: usize,
 }
 
 impl SymbolRange {
@@ -400,10 +405,11 @@ mod tests {
             rows: Some(rows),
             ..file(Some((low, high)))
         };
-        let range = |low: &str, high: &str, rows| SymbolRange {
+        let range = |low: &str, high: &str, rows, files| SymbolRange {
             low: low.into(),
             high: high.into(),
             rows,
+            files,
         };
         let table = |files| TableFiles { version: 1, files };
         let files = vec![
@@ -415,7 +421,11 @@ mod tests {
         ];
         assert_eq!(
             table(files.clone()).symbol_ranges().unwrap(),
-            [range("A", "F", 3), range("G", "K", 3), range("M", "P", 9)]
+            [
+                range("A", "F", 3, 2),
+                range("G", "K", 3, 1),
+                range("M", "P", 9, 2)
+            ]
         );
         let mut unknown = files;
         unknown.push(file(None));

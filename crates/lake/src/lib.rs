@@ -25,5 +25,5 @@ pub use lake::{
 };
 pub use maintenance::{OptimizeReport, VacuumReport};
 pub use query::{MAX_OPERATORS, QueryStream, check_expression_size, plan_read_only, run_read_only};
-pub use replace::{RangeReplace, take_symbols_up_to};
+pub use replace::RangeReplace;
 pub use upsert::UpsertMetrics;

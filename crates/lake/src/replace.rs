@@ -448,7 +448,7 @@ impl RangeReplace {
 const RANGE_STORED_ROWS: u64 = 1_000_000;
 
 /// Removes the rows of symbols up to `cut` from `batches` and returns them.
-pub fn take_symbols_up_to(
+fn take_symbols_up_to(
     batches: &mut Vec<RecordBatch>,
     cut: &str,
 ) -> Result<Vec<RecordBatch>, ArrowError> {

@@ -30,7 +30,9 @@ use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use crate::SignalsError;
 use crate::crossing::Crossing;
-use crate::frame::{Frame, FrameRows, SeriesKey, WholeSeries, series_in_date_order, series_ranges};
+use crate::frame::{
+    Frame, FrameRows, SeriesKey, WholeSeries, joined_series, series_in_date_order, series_ranges,
+};
 use crate::strategy::{CompiledStrategy, Strategies};
 
 /// One strategy ready to run over frame batches.
@@ -389,7 +391,8 @@ async fn generate_in_groups(
     {
         Some(groups) => groups
             .iter()
-            .map(|parts| {
+            .map(|group| {
+                let parts = &group.parts;
                 let (low, high) = (&parts[0].0, &parts[parts.len() - 1].1);
                 GroupRead {
                     whole: range_filter(low, high),
@@ -398,9 +401,12 @@ async fn generate_in_groups(
                         .map(|(low, high)| range_filter(low, high))
                         .collect(),
                     up_to: Some(high.clone()),
+                    in_pieces: group.in_pieces,
                 }
             })
             .collect(),
+        // Without file ranges, or with ranges too large to read at once
+        // (files overlapping after upserts), series may lie in pieces.
         None => symbol_groups(&ctx, files.as_ref(), symbols, group_rows)
             .await?
             .into_iter()
@@ -410,12 +416,18 @@ async fn generate_in_groups(
                     parts: vec![whole.clone()],
                     whole,
                     up_to: group.and_then(|symbols| symbols.into_iter().max()),
+                    in_pieces: true,
                 }
             })
             .collect::<Vec<_>>(),
     };
     for read in reads {
-        let signals = match signals_in_stored_order(&ctx, plan, &read.parts, run).await? {
+        let signals = if read.in_pieces {
+            signals_of_pieces(&ctx, plan, &read.parts, run).await?
+        } else {
+            signals_in_stored_order(&ctx, plan, &read.parts, run).await?
+        };
+        let signals = match signals {
             Some(signals) => signals,
             None => signals_sorted(&ctx, plan, &read.whole, run).await?,
         };
@@ -431,6 +443,16 @@ struct GroupRead {
     parts: Vec<String>,
     /// The greatest symbol the rows may hold (`None`: any).
     up_to: Option<String>,
+    /// Whether a series' rows may lie in several files.
+    in_pieces: bool,
+}
+
+/// The symbol ranges (from, to) of one query, read concurrently.
+#[derive(Debug, PartialEq)]
+struct RangeRead {
+    parts: Vec<(String, String)>,
+    /// Whether some range merges overlapping files.
+    in_pieces: bool,
 }
 
 /// The symbol ranges (from, to) each query reads, split into at most `parts`
@@ -444,7 +466,7 @@ fn range_reads(
     symbols: Option<&[String]>,
     group_rows: usize,
     parts: usize,
-) -> Option<Vec<Vec<(String, String)>>> {
+) -> Option<Vec<RangeRead>> {
     let read: Vec<(&SymbolRange, usize)> = ranges
         .iter()
         .filter(|range| symbols.is_none_or(|s| range.holds_any(s)))
@@ -460,12 +482,16 @@ fn range_reads(
             .into_iter()
             .map(|group| {
                 let rows: u64 = group.iter().map(|range| range.rows).sum();
+                let in_pieces = group.iter().any(|range| range.files > 1);
                 let per_part = (rows as usize).div_ceil(parts.max(1));
                 let sized = group.into_iter().map(|range| (range, range.rows as usize));
-                bf_core::row_groups(sized, per_part)
-                    .iter()
-                    .map(|part| span(part))
-                    .collect()
+                RangeRead {
+                    parts: bf_core::row_groups(sized, per_part)
+                        .iter()
+                        .map(|part| span(part))
+                        .collect(),
+                    in_pieces,
+                }
             })
             .collect(),
     )
@@ -601,6 +627,42 @@ async fn partition_signals(
     })
     .await?;
     Ok(in_order.then_some((signals, series)))
+}
+
+/// Signals of the rows matching any of `filters` (disjoint) when a series
+/// may lie in pieces, in several files: each filter's rows are read whole,
+/// then each series' pieces joined in date order and evaluated on every
+/// core. `None` when two pieces of a series share a date, so the rows need
+/// sorting.
+async fn signals_of_pieces(
+    ctx: &SessionContext,
+    plan: &Plan,
+    filters: &[String],
+    run: &RunStamp,
+) -> Result<Option<Vec<RecordBatch>>, SignalsError> {
+    let mut out = Vec::new();
+    for filter in filters {
+        let rows = ctx
+            .sql(&plan.frame.read_sql(filter))
+            .await
+            .map_err(SignalsError::Query)?
+            .collect()
+            .await
+            .map_err(SignalsError::Query)?;
+        let Some(groups) = joined_series(&rows, EVALUATED_ROWS).map_err(arrow_error)? else {
+            return Ok(None);
+        };
+        drop(rows);
+        let evaluated: Vec<Vec<RecordBatch>> = groups
+            .into_par_iter()
+            .map(|slices| {
+                let rows = concat_batches(&slices[0].schema(), &slices).map_err(arrow_error)?;
+                plan.series_signals(&rows, run)
+            })
+            .collect::<Result<_, _>>()?;
+        out.extend(evaluated.into_iter().flatten());
+    }
+    Ok(Some(out))
 }
 
 /// Signals of the rows matching `filter`, read in frame order.
@@ -895,11 +957,22 @@ mod tests {
 
     /// A lake whose features were built for `symbols` (synthetic bars).
     async fn lake_with_features(symbols: &[&str]) -> (Lake, tempfile::TempDir) {
+        lake_built_in_steps(symbols, &[]).await
+    }
+
+    /// [`lake_with_features`], with the bars up to each of `cuts` stored and
+    /// built first, as daily runs do.
+    async fn lake_built_in_steps(
+        symbols: &[&str],
+        cuts: &[chrono::NaiveDate],
+    ) -> (Lake, tempfile::TempDir) {
         use bf_core::Symbol;
         use bf_core::tables::OHLCV;
         use bf_sources::synthetic::{SOURCE_NAME, Synthetic};
         use bf_sources::{ActionsBuilder, BarsBuilder};
         use chrono::NaiveDate;
+        use datafusion::arrow::array::Date32Array;
+        use datafusion::arrow::compute::kernels::cmp::lt_eq;
 
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
@@ -914,7 +987,18 @@ mod tests {
                 &mut actions,
             );
         }
-        lake.upsert(&OHLCV, vec![bars.finish()]).await.unwrap();
+        let bars = bars.finish();
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for cut in cuts {
+            let cut = Date32Array::new_scalar((*cut - epoch).num_days() as i32);
+            let until = lt_eq(bars.column_by_name(col::DATE).unwrap(), &cut).unwrap();
+            let until = filter_record_batch(&bars, &until).unwrap();
+            lake.upsert(&OHLCV, vec![until]).await.unwrap();
+            bf_features::build::build(&lake, &Default::default(), &())
+                .await
+                .unwrap();
+        }
+        lake.upsert(&OHLCV, vec![bars]).await.unwrap();
         bf_features::build::build(&lake, &Default::default(), &())
             .await
             .unwrap();
@@ -992,6 +1076,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn series_stored_in_pieces_are_joined_in_date_order() {
+        let symbols = ["AAA", "BBB", "CCC"];
+        let day = |month, day| chrono::NaiveDate::from_ymd_opt(2021, month, day).unwrap();
+        // Built at once, and as three daily runs would: the last bars of
+        // each series lie in files of their own.
+        let (whole, _dir) = lake_with_features(&symbols).await;
+        let (daily, _daily_dir) = lake_built_in_steps(&symbols, &[day(11, 30), day(12, 15)]).await;
+        let files = daily.table_files(&FEATURES).await.unwrap().unwrap();
+        let ranges = files.symbol_ranges().unwrap();
+        assert!(ranges.iter().all(|range| range.files == 3), "{ranges:?}");
+
+        let plan = prepare(&Strategies::builtin()).await.unwrap();
+        let run = RunStamp::now();
+        let ctx = scan_session(&daily).await.unwrap();
+        let joined = signals_of_pieces(&ctx, &plan, &[String::new()], &run)
+            .await
+            .unwrap()
+            .expect("pieces of distinct dates");
+        let in_order = signals_in_stored_order(&ctx, &plan, &[String::new()], &run)
+            .await
+            .unwrap();
+        assert!(in_order.is_none(), "no series is whole in one file");
+        let expected = in_groups(&whole, &plan, None, &run, GROUP_ROWS).await;
+        assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 100);
+        assert_eq!(sorted_lines(expected.clone()), sorted_lines(joined));
+        // Through both ways of grouping the reads: file ranges, and symbols
+        // counted when a range alone exceeds the budget.
+        for group_rows in [GROUP_ROWS, 10] {
+            let got = in_groups(&daily, &plan, None, &run, group_rows).await;
+            assert_eq!(sorted_lines(expected.clone()), sorted_lines(got));
+        }
+    }
+
+    #[tokio::test]
     async fn files_with_disjoint_symbols_are_read_on_separate_tasks() {
         let (lake, _dir) = lake_with_features(&["AAA", "BBB", "CCC"]).await;
         let ctx = scan_session(&lake).await.unwrap();
@@ -1024,7 +1142,9 @@ mod tests {
         let ranges = split.table_files(&FEATURES).await.unwrap().unwrap();
         let ranges = ranges.symbol_ranges().unwrap();
         let reads = range_reads(&ranges, None, usize::MAX, 2).unwrap();
+        assert!(!reads[0].in_pieces);
         let filters: Vec<String> = reads[0]
+            .parts
             .iter()
             .map(|(low, high)| within("", low, high))
             .collect();
@@ -1066,29 +1186,34 @@ mod tests {
 
     #[test]
     fn reads_go_by_file_ranges_in_groups_and_parts_of_about_equal_rows() {
-        let range = |low: &str, high: &str, rows| SymbolRange {
+        let range = |low: &str, high: &str, rows, files| SymbolRange {
             low: low.into(),
             high: high.into(),
             rows,
+            files,
         };
         let ranges = [
-            range("A", "C", 50),
-            range("D", "F", 50),
-            range("G", "H", 100),
+            range("A", "C", 50, 1),
+            range("D", "F", 50, 1),
+            range("G", "H", 100, 2),
         ];
         let span = |low: &str, high: &str| (low.to_string(), high.to_string());
+        let read = |parts: Vec<(String, String)>, in_pieces| RangeRead { parts, in_pieces };
         assert_eq!(
             range_reads(&ranges, None, 1000, 2).unwrap(),
-            [vec![span("A", "F"), span("G", "H")]]
+            [read(vec![span("A", "F"), span("G", "H")], true)]
         );
-        let wanted = ["B".to_string(), "H".to_string()];
+        let wanted = ["B".to_string(), "E".to_string()];
         assert_eq!(
             range_reads(&ranges, Some(&wanted), 1000, 4).unwrap(),
-            [vec![span("A", "C"), span("G", "H")]]
+            [read(vec![span("A", "C"), span("D", "F")], false)]
         );
         assert_eq!(
             range_reads(&ranges, None, 100, 2).unwrap(),
-            [vec![span("A", "C"), span("D", "F")], vec![span("G", "H")]]
+            [
+                read(vec![span("A", "C"), span("D", "F")], false),
+                read(vec![span("G", "H")], true)
+            ]
         );
         assert_eq!(
             range_reads(&ranges, None, 60, 2),

@@ -21,6 +21,11 @@ pub enum SignalsError {
     #[error(transparent)]
     Lake(#[from] LakeError),
 
+    #[error(
+        "keeping signals in a temporary file failed (is the temp folder full or missing? set TMPDIR)"
+    )]
+    Spill(#[source] std::io::Error),
+
     #[error("signal query failed")]
     Query(#[source] DataFusionError),
 }

@@ -15,7 +15,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{
-    SortColumn, concat, concat_batches, lexsort_to_indices, nullif, partition, take_record_batch,
+    SortColumn, cast, concat, concat_batches, lexsort_to_indices, nullif, partition,
+    take_record_batch,
 };
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
@@ -315,6 +316,76 @@ pub fn series_in_date_order(
     Ok(Some(found))
 }
 
+/// Rows whose series may lie in pieces (a series written by several commits
+/// lies in several files, read in any order), each piece in date order, as
+/// groups of slices of about `group_rows` rows that hold whole series, each
+/// series' pieces in date order; `None` when two pieces of a series share a
+/// date. Only the pieces are ordered, never the rows.
+pub fn joined_series(
+    rows: &[RecordBatch],
+    group_rows: usize,
+) -> Result<Option<Vec<Vec<RecordBatch>>>, ArrowError> {
+    struct Piece<'a> {
+        batch: &'a RecordBatch,
+        rows: Range<usize>,
+        series: (String, String),
+        first: i32,
+        last: i32,
+    }
+    let mut pieces = Vec::new();
+    for batch in rows.iter().filter(|b| b.num_rows() > 0) {
+        let key = series_key(batch);
+        let (symbols, intervals) = (
+            cast(&key[0], &DataType::Utf8)?,
+            cast(&key[1], &DataType::Utf8)?,
+        );
+        let (symbols, intervals) = (symbols.as_string::<i32>(), intervals.as_string::<i32>());
+        let dates = batch
+            .column_by_name(col::DATE)
+            .expect("date column")
+            .as_primitive::<Date32Type>()
+            .values();
+        for range in series_ranges(batch)? {
+            let piece_dates = &dates[range.clone()];
+            if piece_dates.windows(2).any(|pair| pair[0] >= pair[1]) {
+                return Ok(None);
+            }
+            pieces.push(Piece {
+                batch,
+                series: (
+                    symbols.value(range.start).to_string(),
+                    intervals.value(range.start).to_string(),
+                ),
+                first: piece_dates[0],
+                last: piece_dates[piece_dates.len() - 1],
+                rows: range,
+            });
+        }
+    }
+    pieces.sort_unstable_by(|a, b| (&a.series, a.first).cmp(&(&b.series, b.first)));
+    if pieces
+        .windows(2)
+        .any(|pair| pair[0].series == pair[1].series && pair[0].last >= pair[1].first)
+    {
+        return Ok(None);
+    }
+    let mut groups: Vec<Vec<RecordBatch>> = Vec::new();
+    let mut group_size = 0;
+    for (index, piece) in pieces.iter().enumerate() {
+        let starts_series = index == 0 || pieces[index - 1].series != piece.series;
+        if groups.is_empty() || (starts_series && group_size >= group_rows) {
+            groups.push(Vec::new());
+            group_size = 0;
+        }
+        groups
+            .last_mut()
+            .expect("a group")
+            .push(piece.batch.slice(piece.rows.start, piece.rows.len()));
+        group_size += piece.rows.len();
+    }
+    Ok(Some(groups))
+}
+
 fn series_key(rows: &RecordBatch) -> Vec<ArrayRef> {
     [col::SYMBOL, col::INTERVAL]
         .iter()
@@ -446,6 +517,34 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn pieces_of_a_series_join_in_date_order_unless_they_share_a_date() {
+        // A's history and B, then A's newest bar stored apart (dates 0..3).
+        let history = rows(&["A", "A", "A", "B"], &[1.0, 2.0, 3.0, 9.0]);
+        let newest = rows(&["A"], &[4.0]);
+        let mut columns = newest.columns().to_vec();
+        columns[2] = Arc::new(Date32Array::from(vec![3]));
+        let newest = RecordBatch::try_new(newest.schema(), columns).unwrap();
+        let groups = joined_series(&[newest, history.clone()], 1)
+            .unwrap()
+            .unwrap();
+        let closes: Vec<Vec<f64>> = groups
+            .iter()
+            .map(|slices| {
+                let joined = concat_batches(&slices[0].schema(), slices).unwrap();
+                let close = joined.column_by_name("close").unwrap();
+                close.as_primitive::<Float64Type>().values().to_vec()
+            })
+            .collect();
+        assert_eq!(closes, [vec![1.0, 2.0, 3.0, 4.0], vec![9.0]]);
+        // A bar of date 0 again: the pieces overlap.
+        assert!(
+            joined_series(&[rows(&["A"], &[5.0]), history], 1)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bf_core::tables::{SIGNALS, col, side};
-use bf_lake::{Lake, Series, UpsertMetrics, take_symbols_up_to};
+use bf_lake::{Lake, Series, UpsertMetrics};
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::{cast, max_string, min_string};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{col as column, lit};
@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::SignalsError;
 use crate::engine::{Plan, RunStamp, generate, prepare};
+use crate::handed::HandedSignals;
 use crate::strategy::Strategies;
 
 /// Signals one strategy produced in a run, by side.
@@ -55,7 +56,7 @@ pub struct SignalsRun {
     strategies_file: String,
     /// Time spent on this run's own work, not counting the build feeding it.
     spent: Duration,
-    signals: Vec<RecordBatch>,
+    signals: HandedSignals,
     handed: HashSet<Series>,
 }
 
@@ -69,7 +70,7 @@ impl SignalsRun {
             run: RunStamp::now(),
             strategies_file: strategies.path.clone(),
             spent: started.elapsed(),
-            signals: Vec::new(),
+            signals: HandedSignals::default(),
             handed: HashSet::new(),
         })
     }
@@ -88,7 +89,7 @@ impl SignalsRun {
             self.handed.insert((key(col::SYMBOL)?, key(col::INTERVAL)?));
         }
         self.signals
-            .extend(self.plan.features_signals(features, &self.run)?);
+            .add(self.plan.features_signals(features, &self.run)?)?;
         self.spent += started.elapsed();
         Ok(())
     }
@@ -144,7 +145,7 @@ impl SignalsRun {
             .replace_by_range(&SIGNALS, scope, Some(symbols))
             .await?;
         let mut counts = Counts::new(&names);
-        let mut handed = self.signals.clone();
+        let mut handed = self.signals.reader();
         if !unread.is_empty() {
             let unread_set: HashSet<&String> = unread.iter().collect();
             let except: Vec<Series> = self
@@ -161,7 +162,7 @@ impl SignalsRun {
                 &self.run,
                 async |mut signals, up_to| {
                     if let Some(cut) = &up_to {
-                        signals.extend(take_symbols_up_to(&mut handed, cut).map_err(arrow_error)?);
+                        signals.extend(handed.take_up_to(cut)?);
                     }
                     counts.add(&signals)?;
                     Ok(replace.push(signals, up_to.as_deref()).await?)
@@ -171,9 +172,10 @@ impl SignalsRun {
         }
         // Handed in ranges, as read-back signals are, so each range's files
         // are written on their own instead of all signals in one write.
-        for (group, up_to) in in_symbol_ranges(&handed, GROUP_ROWS)? {
+        for range in handed.rest(GROUP_ROWS) {
+            let group = range.read()?;
             counts.add(&group)?;
-            replace.push(group, Some(&up_to)).await?;
+            replace.push(group, Some(&range.up_to)).await?;
         }
         let stored = replace.commit().await?;
         Ok((counts, stored))
@@ -185,47 +187,6 @@ const MAX_CONFLICTS: usize = 5;
 
 /// Signals per range handed over at once: about 150 MB.
 const GROUP_ROWS: usize = 500_000;
-
-/// `batches` in groups of about `group_rows` rows over ascending symbol
-/// ranges, each with its greatest symbol; a group ends only where no batch
-/// holds symbols on both sides.
-fn in_symbol_ranges(
-    batches: &[RecordBatch],
-    group_rows: usize,
-) -> Result<Vec<(Vec<RecordBatch>, String)>, SignalsError> {
-    let mut ranged = Vec::new();
-    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
-        let symbols = cast(
-            batch.column_by_name(col::SYMBOL).expect("signals column"),
-            &DataType::Utf8,
-        )
-        .map_err(arrow_error)?;
-        let symbols = symbols.as_string::<i32>();
-        let (Some(low), Some(high)) = (min_string(symbols), max_string(symbols)) else {
-            continue;
-        };
-        ranged.push((low.to_string(), high.to_string(), batch));
-    }
-    ranged.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    let mut groups: Vec<(Vec<RecordBatch>, String)> = Vec::new();
-    let mut rows = 0;
-    for (low, high, batch) in ranged {
-        match groups.last_mut() {
-            Some((group, up_to)) if rows < group_rows || low.as_str() <= up_to.as_str() => {
-                group.push(batch.clone());
-                if high > *up_to {
-                    *up_to = high;
-                }
-            }
-            _ => {
-                groups.push((vec![batch.clone()], high));
-                rows = 0;
-            }
-        }
-        rows += batch.num_rows();
-    }
-    Ok(groups)
-}
 
 fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SignalsError {
     SignalsError::Query(e.into())
@@ -283,40 +244,5 @@ impl Counts {
                 }
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use datafusion::arrow::array::StringArray;
-    use datafusion::arrow::datatypes::{Field, Schema};
-
-    use super::*;
-
-    fn of_symbols(symbols: &[&str]) -> RecordBatch {
-        let schema = Schema::new(vec![Field::new(col::SYMBOL, DataType::Utf8, false)]);
-        let column = StringArray::from(symbols.to_vec());
-        RecordBatch::try_new(Arc::new(schema), vec![Arc::new(column)]).unwrap()
-    }
-
-    #[test]
-    fn symbol_ranges_are_ascending_and_never_split_a_batch_s_symbols() {
-        let batches = [
-            of_symbols(&["E", "F"]),
-            of_symbols(&["A", "B"]),
-            of_symbols(&["B", "C"]),
-            of_symbols(&[]),
-            of_symbols(&["D"]),
-        ];
-        let groups: Vec<(usize, String)> = in_symbol_ranges(&batches, 2)
-            .unwrap()
-            .into_iter()
-            .map(|(group, up_to)| (group.iter().map(RecordBatch::num_rows).sum(), up_to))
-            .collect();
-        // A..B and B..C overlap, so they stay together although the first is
-        // already two rows; D alone is short of two, so E..F joins it.
-        assert_eq!(groups, [(4, "C".to_string()), (3, "F".to_string())]);
     }
 }

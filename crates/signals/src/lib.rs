@@ -7,6 +7,7 @@ pub mod engine;
 mod error;
 mod frame;
 pub mod generate;
+mod handed;
 pub mod stats;
 pub mod strategy;
 
