@@ -4,16 +4,19 @@
 //! when it is > 0, a SELL when it is < 0. Signals too recent to have a bar h rows
 //! later count in `signals` but not in that horizon's hit rate or mean.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::ops::Range;
 
 use bf_core::tables::{FEATURES, SIGNALS, col, side};
 use bf_lake::Lake;
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type};
+use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::SignalsError;
+use crate::frame::{joined_series, series_ranges};
 
 /// Horizons, in rows, of the forward returns.
 pub const HORIZONS: [usize; 2] = [5, 20];
@@ -85,52 +88,33 @@ async fn side_stats_in_groups(
             }
             None => vec![None],
         };
-    let mut sums: BTreeMap<(String, String), Sums> = BTreeMap::new();
+    let mut sums = SideSums::default();
     for range in ranges {
         let filter = bf_lake::symbol_filter(symbols);
         let filter = match &range {
             Some((low, high)) => crate::engine::within(&filter, low, high),
             None => filter,
         };
-        let batches = ctx
-            .sql(&range_query(&filter))
-            .await
-            .map_err(SignalsError::Query)?
-            .collect()
-            .await
-            .map_err(SignalsError::Query)?;
-        for batch in batches {
-            let text = |i: usize| {
-                cast(batch.column(i), &DataType::Utf8).map_err(|e| SignalsError::Query(e.into()))
-            };
-            let (strategies, sides) = (text(0)?, text(1)?);
-            let (strategies, sides) = (strategies.as_string::<i32>(), sides.as_string::<i32>());
-            let number = |i: usize, row: usize| {
-                let array = cast(batch.column(i), &DataType::Float64)
-                    .map_err(|e| SignalsError::Query(e.into()))?;
-                let array = array.as_primitive::<Float64Type>();
-                Ok::<f64, SignalsError>(if array.is_null(row) {
-                    0.0
-                } else {
-                    array.value(row)
-                })
-            };
-            for row in 0..batch.num_rows() {
-                let key = (
-                    strategies.value(row).to_string(),
-                    sides.value(row).to_string(),
-                );
-                let sum = sums.entry(key).or_default();
-                sum.signals += batch.column(2).as_primitive::<Int64Type>().value(row);
-                for k in 0..HORIZONS.len() {
-                    let horizon = &mut sum.horizons[k];
-                    horizon.hits += number(3 + 3 * k, row)?;
-                    horizon.with_return += number(4 + 3 * k, row)?;
-                    horizon.returns += number(5 + 3 * k, row)?;
-                }
-            }
+        let closes = Closes::read(&ctx, &filter).await?;
+        let signals = query(
+            &ctx,
+            &format!(
+                "SELECT {}, \"{}\", {}, {}, {} FROM {} {filter}",
+                col::SYMBOL,
+                col::INTERVAL,
+                col::DATE,
+                col::STRATEGY,
+                col::SIDE,
+                SIGNALS.name
+            ),
+        )
+        .await?;
+        for batch in &signals {
+            sums.add(batch, &closes)?;
         }
     }
+    let mut sums = sums.0;
+    sums.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(sums
         .into_iter()
         .map(|((strategy, side), sum)| SideStats {
@@ -171,43 +155,151 @@ struct HorizonSums {
     returns: f64,
 }
 
-/// Per strategy and side over the signals matching `filter` (a `WHERE`
-/// clause or nothing, on symbols): the count, then per horizon the hits, the
-/// signals with a forward return and the sum of those returns.
-fn range_query(filter: &str) -> String {
-    let forward: Vec<String> = HORIZONS
-        .iter()
-        .map(|h| {
-            format!(
-                "lead({c}, {h}) OVER w / {c} - 1.0 AS fwd_{h}",
-                c = col::ADJ_CLOSE
-            )
-        })
-        .collect();
-    let sums: Vec<String> = HORIZONS
-        .iter()
-        .map(|h| {
-            format!(
-                "sum(CASE WHEN (s.side = '{buy}' AND f.fwd_{h} > 0) OR (s.side = '{sell}' AND f.fwd_{h} < 0) \
-                 THEN 1 ELSE 0 END) AS hits_{h}, count(f.fwd_{h}) AS with_return_{h}, \
-                 sum(f.fwd_{h}) AS returns_{h}",
-                buy = side::BUY,
-                sell = side::SELL
-            )
-        })
-        .collect();
-    format!(
-        "WITH fwd AS (SELECT symbol, \"interval\", date, {forward} FROM {features} {filter} \
-         WINDOW w AS (PARTITION BY symbol, \"interval\" ORDER BY date)) \
-         SELECT s.strategy, s.side, count(*) AS signals, {sums} \
-         FROM (SELECT * FROM {signals} {filter}) s LEFT JOIN fwd f \
-         ON s.symbol = f.symbol AND s.\"interval\" = f.\"interval\" AND s.date = f.date \
-         GROUP BY s.strategy, s.side",
-        forward = forward.join(", "),
-        features = FEATURES.name,
-        sums = sums.join(", "),
-        signals = SIGNALS.name,
-    )
+/// Sums per (strategy, side), in order of appearance: a handful, so found
+/// by comparing text rather than hashing it for every signal.
+#[derive(Default)]
+struct SideSums(Vec<((String, String), Sums)>);
+
+impl SideSums {
+    /// Adds signals (symbol, interval, date, strategy, side), looking up
+    /// their bars in `closes`.
+    fn add(&mut self, batch: &RecordBatch, closes: &Closes) -> Result<(), SignalsError> {
+        let text = |i: usize| cast(batch.column(i), &DataType::Utf8).map_err(arrow_error);
+        let (symbols, intervals, strategies, sides) = (text(0)?, text(1)?, text(3)?, text(4)?);
+        let (symbols, intervals) = (symbols.as_string::<i32>(), intervals.as_string::<i32>());
+        let (strategies, sides) = (strategies.as_string::<i32>(), sides.as_string::<i32>());
+        let dates = cast(batch.column(2), &DataType::Date32).map_err(arrow_error)?;
+        let dates = dates.as_primitive::<Date32Type>().values();
+        for row in 0..batch.num_rows() {
+            let (strategy, side_value) = (strategies.value(row), sides.value(row));
+            let at = match self
+                .0
+                .iter()
+                .position(|((s, d), _)| s == strategy && d == side_value)
+            {
+                Some(at) => at,
+                None => {
+                    let key = (strategy.to_string(), side_value.to_string());
+                    self.0.push((key, Sums::default()));
+                    self.0.len() - 1
+                }
+            };
+            let sum = &mut self.0[at].1;
+            sum.signals += 1;
+            let bar = closes.bar(symbols.value(row), intervals.value(row), dates[row]);
+            let Some((series, index)) = bar else {
+                continue;
+            };
+            for (horizon, &h) in sum.horizons.iter_mut().zip(&HORIZONS) {
+                if index + h >= series.end {
+                    continue;
+                }
+                let forward = closes.close[index + h] / closes.close[index] - 1.0;
+                let hit = if side_value == side::BUY {
+                    forward > 0.0
+                } else {
+                    side_value == side::SELL && forward < 0.0
+                };
+                horizon.hits += f64::from(u8::from(hit));
+                horizon.with_return += 1.0;
+                horizon.returns += forward;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The adjusted closes of some symbols' series, each series' rows together
+/// in date order.
+struct Closes {
+    /// Each series' rows, by symbol then interval: looked up by text,
+    /// without a copy per signal.
+    series: HashMap<String, HashMap<String, Range<usize>>>,
+    dates: Vec<i32>,
+    close: Vec<f64>,
+}
+
+impl Closes {
+    /// The closes of the `features` rows matching `filter`. A series written
+    /// by several commits lies in pieces, which are joined in date order, so
+    /// the rows are never sorted.
+    async fn read(ctx: &SessionContext, filter: &str) -> Result<Self, SignalsError> {
+        let sql = format!(
+            "SELECT {}, \"{}\", {}, {} FROM {} {filter}",
+            col::SYMBOL,
+            col::INTERVAL,
+            col::DATE,
+            col::ADJ_CLOSE,
+            FEATURES.name
+        );
+        let rows = query(ctx, &sql).await?;
+        let joined = match joined_series(&rows, usize::MAX).map_err(arrow_error)? {
+            Some(groups) => groups.into_iter().flatten().collect(),
+            None => {
+                let key = format!("{}, \"{}\", {}", col::SYMBOL, col::INTERVAL, col::DATE);
+                query(ctx, &format!("{sql} ORDER BY {key}")).await?
+            }
+        };
+        drop(rows);
+        let mut closes = Self {
+            series: HashMap::new(),
+            dates: Vec::new(),
+            close: Vec::new(),
+        };
+        let mut last: Option<(String, String)> = None;
+        for batch in &joined {
+            let text = |i: usize| cast(batch.column(i), &DataType::Utf8).map_err(arrow_error);
+            let (symbols, intervals) = (text(0)?, text(1)?);
+            let (symbols, intervals) = (symbols.as_string::<i32>(), intervals.as_string::<i32>());
+            let dates = cast(batch.column(2), &DataType::Date32).map_err(arrow_error)?;
+            let close = cast(batch.column(3), &DataType::Float64).map_err(arrow_error)?;
+            closes
+                .dates
+                .extend_from_slice(dates.as_primitive::<Date32Type>().values());
+            closes
+                .close
+                .extend_from_slice(close.as_primitive::<Float64Type>().values());
+            let offset = closes.close.len() - batch.num_rows();
+            for range in series_ranges(batch).map_err(arrow_error)? {
+                let (symbol, interval) = (symbols.value(range.start), intervals.value(range.start));
+                let rows = offset + range.start..offset + range.end;
+                let of_symbol = closes.series.entry(symbol.to_string()).or_default();
+                let continued = last
+                    .as_ref()
+                    .is_some_and(|(s, i)| s == symbol && i == interval);
+                match of_symbol.get_mut(interval) {
+                    // A series continued from the previous batch.
+                    Some(stored) if continued => stored.end = rows.end,
+                    _ => {
+                        of_symbol.insert(interval.to_string(), rows);
+                        last = Some((symbol.to_string(), interval.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(closes)
+    }
+
+    /// The series and row of a bar, if stored.
+    fn bar(&self, symbol: &str, interval: &str, date: i32) -> Option<(Range<usize>, usize)> {
+        let series = self.series.get(symbol)?.get(interval)?;
+        let dates = &self.dates[series.clone()];
+        let index = dates.binary_search(&date).ok()?;
+        Some((series.clone(), series.start + index))
+    }
+}
+
+async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, SignalsError> {
+    ctx.sql(sql)
+        .await
+        .map_err(SignalsError::Query)?
+        .collect()
+        .await
+        .map_err(SignalsError::Query)
+}
+
+fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SignalsError {
+    SignalsError::Query(e.into())
 }
 
 #[cfg(test)]
