@@ -27,6 +27,11 @@ use crate::{Lake, LakeError};
 /// Below this many rows per core another file costs more than it saves.
 const MIN_ROWS_PER_FILE: usize = 256 * 1024;
 
+/// Above this many rows a file is cut in two: a changed row rewrites its
+/// whole file (delta-rs 1.1 writes no deletion vectors), so the smaller the
+/// files, the less of the table a day's re-adjusted series rewrite.
+const MAX_ROWS_PER_FILE: usize = 128 * 1024;
+
 impl Lake {
     /// Appends rows whose keys were not stored at version `based_on` of the
     /// table (`None`: the table did not exist), skipping the comparison an
@@ -156,8 +161,9 @@ async fn write_in_parallel(
     Ok((version, files_added))
 }
 
-/// Writes `batches` into the table's folder as up to one file per core,
-/// without committing them; their `add` actions.
+/// Writes `batches` into the table's folder as up to one file per core, or
+/// more where each would exceed [`MAX_ROWS_PER_FILE`], without committing
+/// them; their `add` actions.
 pub(crate) async fn write_files_in_parallel(
     spec: &TableSpec,
     table: &DeltaTable,
@@ -165,7 +171,11 @@ pub(crate) async fn write_files_in_parallel(
 ) -> Result<Vec<Add>, DeltaTableError> {
     let config = writer_config(spec, table)?;
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let files = rows(&batches).div_ceil(MIN_ROWS_PER_FILE).clamp(1, cores);
+    let rows = rows(&batches);
+    let files = rows
+        .div_ceil(MIN_ROWS_PER_FILE)
+        .clamp(1, cores)
+        .max(rows.div_ceil(MAX_ROWS_PER_FILE));
 
     let mut tasks = tokio::task::JoinSet::new();
     for chunk in split_rows(batches, files) {
