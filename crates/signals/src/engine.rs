@@ -30,6 +30,7 @@ use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use crate::SignalsError;
 use crate::crossing::Crossing;
+use crate::error::arrow_error;
 use crate::frame::{
     Frame, FrameRows, SeriesKey, WholeSeries, joined_series, series_in_date_order, series_ranges,
 };
@@ -117,25 +118,32 @@ impl Plan {
         features: &[RecordBatch],
         run: &RunStamp,
     ) -> Result<Vec<RecordBatch>, SignalsError> {
-        let mut pieces: Vec<Vec<&RecordBatch>> = vec![Vec::new()];
+        let mut pieces: Vec<Vec<RecordBatch>> = vec![Vec::new()];
         let mut piece_rows = 0;
-        for batch in features {
+        for batch in features.iter().filter(|b| b.num_rows() > 0) {
             if piece_rows >= EVALUATED_ROWS {
                 pieces.push(Vec::new());
                 piece_rows = 0;
             }
-            pieces.last_mut().expect("one piece").push(batch);
+            let rows = self.frame.rows_of_features(batch).map_err(arrow_error)?;
+            pieces.last_mut().expect("one piece").push(rows);
             piece_rows += batch.num_rows();
         }
-        let evaluated: Vec<Vec<RecordBatch>> = pieces
+        self.signals_of_groups(pieces, run)
+    }
+
+    /// The signals of groups of frame rows, each group's rows together
+    /// holding whole series in date order, the groups evaluated on every
+    /// core.
+    fn signals_of_groups(
+        &self,
+        groups: Vec<Vec<RecordBatch>>,
+        run: &RunStamp,
+    ) -> Result<Vec<RecordBatch>, SignalsError> {
+        let evaluated: Vec<Vec<RecordBatch>> = groups
             .into_par_iter()
-            .filter(|piece| !piece.is_empty())
-            .map(|piece| {
-                let rows = piece
-                    .iter()
-                    .map(|batch| self.frame.rows_of_features(batch))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(arrow_error)?;
+            .filter(|rows| !rows.is_empty())
+            .map(|rows| {
                 let rows = concat_batches(&rows[0].schema(), &rows).map_err(arrow_error)?;
                 self.series_signals(&rows, run)
             })
@@ -652,15 +660,7 @@ async fn signals_of_pieces(
         let Some(groups) = joined_series(&rows, EVALUATED_ROWS).map_err(arrow_error)? else {
             return Ok(None);
         };
-        drop(rows);
-        let evaluated: Vec<Vec<RecordBatch>> = groups
-            .into_par_iter()
-            .map(|slices| {
-                let rows = concat_batches(&slices[0].schema(), &slices).map_err(arrow_error)?;
-                plan.series_signals(&rows, run)
-            })
-            .collect::<Result<_, _>>()?;
-        out.extend(evaluated.into_iter().flatten());
+        out.extend(plan.signals_of_groups(groups, run)?);
     }
     Ok(Some(out))
 }
@@ -887,10 +887,6 @@ fn inputs_json(
         json.append_value("");
     }
     Ok(Arc::new(json.finish()))
-}
-
-fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SignalsError {
-    SignalsError::Query(e.into())
 }
 
 fn first_line(message: &str) -> String {

@@ -1,4 +1,5 @@
 use bf_lake::LakeError;
+use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 
 /// Errors of strategies and signal generation; each names the file and
@@ -28,4 +29,9 @@ pub enum SignalsError {
 
     #[error("signal query failed")]
     Query(#[source] DataFusionError),
+}
+
+/// An Arrow kernel's failure on query results.
+pub(crate) fn arrow_error(e: ArrowError) -> SignalsError {
+    SignalsError::Query(e.into())
 }

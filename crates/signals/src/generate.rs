@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::SignalsError;
 use crate::engine::{Plan, RunStamp, generate, prepare};
+use crate::error::arrow_error;
 use crate::handed::HandedSignals;
 use crate::strategy::Strategies;
 
@@ -187,10 +188,6 @@ const MAX_CONFLICTS: usize = 5;
 
 /// Signals per range handed over at once: about 150 MB.
 const GROUP_ROWS: usize = 500_000;
-
-fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SignalsError {
-    SignalsError::Query(e.into())
-}
 
 /// Signals per strategy (in the plan's order) and side.
 struct Counts {

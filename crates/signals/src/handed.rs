@@ -18,6 +18,7 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
 use crate::SignalsError;
+use crate::error::arrow_error;
 
 /// Every handed signal, on disk.
 #[derive(Default)]
@@ -46,7 +47,7 @@ impl HandedSignals {
             low = low.min(batch_low);
             high = high.max(batch_high);
         }
-        let file = tempfile::tempfile().map_err(spill_error)?;
+        let file = tempfile::tempfile().map_err(SignalsError::Spill)?;
         let mut writer =
             StreamWriter::try_new(BufWriter::new(file), &first.schema()).map_err(arrow_error)?;
         for batch in &batches {
@@ -57,7 +58,7 @@ impl HandedSignals {
             .into_inner()
             .map_err(arrow_error)?
             .into_inner()
-            .map_err(|e| spill_error(e.into_error()))?;
+            .map_err(|e| SignalsError::Spill(e.into_error()))?;
         self.spilled.push(Spilled {
             file,
             low,
@@ -167,7 +168,9 @@ impl Spilled {
     ) -> Result<Vec<RecordBatch>, SignalsError> {
         let whole = after.is_none_or(|after| self.low.as_str() > after)
             && up_to.is_none_or(|up_to| self.high.as_str() <= up_to);
-        (&self.file).seek(SeekFrom::Start(0)).map_err(spill_error)?;
+        (&self.file)
+            .seek(SeekFrom::Start(0))
+            .map_err(SignalsError::Spill)?;
         let reader =
             StreamReader::try_new(BufReader::new(&self.file), None).map_err(arrow_error)?;
         let mut out = Vec::new();
@@ -223,14 +226,6 @@ fn symbols(batch: &RecordBatch) -> Result<datafusion::arrow::array::ArrayRef, Si
         &DataType::Utf8,
     )
     .map_err(arrow_error)
-}
-
-fn arrow_error(e: ArrowError) -> SignalsError {
-    SignalsError::Query(e.into())
-}
-
-fn spill_error(e: std::io::Error) -> SignalsError {
-    SignalsError::Spill(e)
 }
 
 #[cfg(test)]

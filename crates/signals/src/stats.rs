@@ -16,6 +16,7 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::SignalsError;
+use crate::error::arrow_error;
 use crate::frame::{joined_series, series_ranges};
 
 /// Horizons, in rows, of the forward returns.
@@ -240,7 +241,6 @@ impl Closes {
                 query(ctx, &format!("{sql} ORDER BY {key}")).await?
             }
         };
-        drop(rows);
         let mut closes = Self {
             series: HashMap::new(),
             dates: Vec::new(),
@@ -296,10 +296,6 @@ async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, Sign
         .collect()
         .await
         .map_err(SignalsError::Query)
-}
-
-fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SignalsError {
-    SignalsError::Query(e.into())
 }
 
 #[cfg(test)]
