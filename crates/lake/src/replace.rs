@@ -374,7 +374,7 @@ impl RangeReplace {
         let (inserts, updates) = if incoming == 0 {
             (Vec::new(), Vec::new())
         } else {
-            lake.changed_rows(spec, table, batches).await?
+            lake.changed_rows(spec, table, &in_range, batches).await?
         };
         let (inserted, updated, deleted) = (rows(&inserts), rows(&updates), rows(&stale));
         self.metrics.inserted += inserted;

@@ -20,18 +20,19 @@
 //! empty, in its own commit), so a crash leaves the previous version readable
 //! and complete.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bf_core::retry::{RetryPolicy, Verdict};
 use bf_core::tables::{Storage, TableSpec, col as column};
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::{cast as cast_array, filter_record_batch, max, min};
+use datafusion::arrow::compute::{cast as cast_array, filter_record_batch, max, min, partition};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema};
 use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, JoinType, Operator, binary_expr, cast, col, lit};
-use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
 use deltalake::DeltaTable;
 use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
@@ -194,11 +195,13 @@ impl Lake {
     }
 
     /// Splits incoming rows into (new keys, changed rows), comparing value columns
-    /// with the stored rows of the same symbols and date range.
+    /// with the rows of the stored `files` (URLs) that have the same symbols
+    /// and dates.
     pub(crate) async fn changed_rows(
         &self,
         spec: &TableSpec,
         table: &DeltaTable,
+        files: &[String],
         batches: Vec<RecordBatch>,
     ) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), LakeError> {
         let scan_error = |source| LakeError::Scan {
@@ -206,8 +209,17 @@ impl Lake {
             source,
         };
         let schema = spec.schema();
-        let ctx = SessionContext::new();
-        register(&ctx, spec, table).await?;
+        // The filter runs inside the Parquet reader, on the key columns
+        // first: only the matching rows' values are decoded.
+        let ctx = SessionContext::new_with_config(
+            SessionConfig::new()
+                .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+                .set_bool("datafusion.execution.parquet.reorder_filters", true),
+        );
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| scan_error(e.into()))?;
+        register_files(&ctx, spec, table, spec.name, files).map_err(scan_error)?;
 
         let compared: Vec<&str> = spec
             .key
@@ -406,26 +418,72 @@ async fn stored_columns(
     )
 }
 
-/// Restricts the stored side of the comparison to the incoming symbols and date
-/// range, so file statistics skip everything else.
+/// Restricts the stored side of the comparison to the incoming rows' symbols,
+/// each within the dates it has rows for: a day's bars of every symbol and
+/// the whole history of a few re-adjusted ones read that day and those
+/// histories, not every history. Symbols sharing a span of dates share a
+/// condition; with more than [`MAX_DATE_SPANS`] spans, one span covers all.
+/// The range of symbols lets file and row group statistics skip the rest.
 fn key_range_filter(batches: &[RecordBatch]) -> Expr {
-    let (mut first, mut last) = (i32::MAX, i32::MIN);
-    for batch in batches {
-        if let Some(dates) = batch.column_by_name(column::DATE) {
-            let dates = dates.as_primitive::<Date32Type>();
-            first = first.min(min(dates).unwrap_or(i32::MAX));
-            last = last.max(max(dates).unwrap_or(i32::MIN));
+    let spans = date_spans(batches);
+    let (Some((first, _)), Some((last, _))) = (spans.first_key_value(), spans.last_key_value())
+    else {
+        return lit(false);
+    };
+    let in_range = col(column::SYMBOL).between(lit(first.as_str()), lit(last.as_str()));
+    let mut by_span: BTreeMap<(i32, i32), Vec<&str>> = BTreeMap::new();
+    for (symbol, &span) in &spans {
+        by_span.entry(span).or_default().push(symbol);
+    }
+    if by_span.len() > MAX_DATE_SPANS {
+        let low = by_span.keys().map(|&(low, _)| low).min().expect("a span");
+        let high = by_span.keys().map(|&(_, high)| high).max().expect("a span");
+        let symbols = spans.keys().map(String::as_str).collect();
+        by_span = BTreeMap::from([((low, high), symbols)]);
+    }
+    let date = |days: i32| Expr::Literal(ScalarValue::Date32(Some(days)), None);
+    let rows = by_span
+        .into_iter()
+        .map(|((low, high), symbols)| {
+            col(column::SYMBOL)
+                .in_list(symbols.into_iter().map(lit).collect(), false)
+                .and(col(column::DATE).between(date(low), date(high)))
+        })
+        .reduce(Expr::or)
+        .expect("a span");
+    in_range.and(rows)
+}
+
+/// Distinct date spans the comparison's filter lists at most.
+const MAX_DATE_SPANS: usize = 8;
+
+/// Each symbol of `batches` with its first and last date.
+fn date_spans(batches: &[RecordBatch]) -> BTreeMap<String, (i32, i32)> {
+    let mut spans: BTreeMap<String, (i32, i32)> = BTreeMap::new();
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        let symbols = batch
+            .column_by_name(column::SYMBOL)
+            .expect("every table has a symbol");
+        let symbols = cast_array(symbols, &DataType::Utf8).expect("text cast to text");
+        let dates = batch
+            .column_by_name(column::DATE)
+            .expect("every table has a date")
+            .as_primitive::<Date32Type>();
+        // Rows come in runs of one symbol: one lookup per run.
+        let runs = partition(std::slice::from_ref(&symbols)).expect("one column");
+        for run in runs.ranges() {
+            let symbol = symbols.as_string::<i32>().value(run.start);
+            let run_dates = dates.slice(run.start, run.len());
+            let (Some(low), Some(high)) = (min(&run_dates), max(&run_dates)) else {
+                continue;
+            };
+            spans
+                .entry(symbol.to_string())
+                .and_modify(|span| *span = (span.0.min(low), span.1.max(high)))
+                .or_insert((low, high));
         }
     }
-    let symbols = distinct_symbols(batches);
-    let filter = col(column::SYMBOL).in_list(symbols.into_iter().map(lit).collect(), false);
-    if first > last {
-        return filter;
-    }
-    filter.and(col(column::DATE).between(
-        Expr::Literal(datafusion::scalar::ScalarValue::Date32(Some(first)), None),
-        Expr::Literal(datafusion::scalar::ScalarValue::Date32(Some(last)), None),
-    ))
+    spans
 }
 
 /// The distinct symbols of `batches`, sorted.
@@ -618,5 +676,55 @@ mod tests {
                 assert_eq!(encodings, expected, "{}.{name}", spec.name);
             }
         }
+    }
+
+    /// Rows of `symbols`, each on the days `days` (as `Date32`), in the
+    /// `features` schema.
+    fn rows_on_days(symbols: &[&str], days: std::ops::RangeInclusive<i32>) -> RecordBatch {
+        let batch = numbered_rows(&FEATURES, (symbols.len() * days.clone().count()) as i64);
+        let (mut names, mut dates) = (Vec::new(), Vec::new());
+        for symbol in symbols {
+            for day in days.clone() {
+                names.push(*symbol);
+                dates.push(day);
+            }
+        }
+        let mut columns = batch.columns().to_vec();
+        columns[batch.schema().index_of(column::SYMBOL).unwrap()] =
+            Arc::new(datafusion::arrow::array::StringArray::from(names));
+        columns[batch.schema().index_of(column::DATE).unwrap()] =
+            Arc::new(datafusion::arrow::array::Date32Array::from(dates));
+        RecordBatch::try_new(batch.schema(), columns).unwrap()
+    }
+
+    /// How many of `stored` rows the comparison with `incoming` reads.
+    async fn compared(stored: RecordBatch, incoming: &[RecordBatch]) -> usize {
+        let ctx = SessionContext::new();
+        let read = ctx.read_batch(stored).unwrap();
+        let rows = read.filter(key_range_filter(incoming)).unwrap();
+        rows.count().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_comparison_reads_each_symbol_only_on_its_own_dates() {
+        let stored = rows_on_days(&["A", "B", "C", "D"], 1..=10);
+        // A day's rows of B and C, and the whole re-adjusted history of A.
+        let day = [
+            rows_on_days(&["A"], 1..=10),
+            rows_on_days(&["B", "C"], 10..=10),
+        ];
+        assert_eq!(compared(stored.clone(), &day).await, 10 + 1 + 1);
+
+        // Nine symbols with nine spans of dates: one span covers them all.
+        let symbols = ["A", "B", "C", "D", "E", "F", "G", "H", "I"];
+        let stored = rows_on_days(&symbols, 1..=10);
+        let staggered: Vec<RecordBatch> = symbols
+            .iter()
+            .zip(1..)
+            .map(|(symbol, day)| rows_on_days(&[symbol], day..=day))
+            .collect();
+        assert_eq!(compared(stored, &staggered).await, 9 * 9);
+
+        assert_eq!(compared(rows_on_days(&["A"], 1..=2), &[]).await, 0);
     }
 }
