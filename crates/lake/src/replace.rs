@@ -36,7 +36,7 @@ use crate::append::write_files_in_parallel;
 use crate::change_log;
 use crate::changes::ChangedSeries;
 use crate::files::{DataFile, delete_uncommitted};
-use crate::upsert::{StoredRows, UpsertMetrics, distinct_symbols, ensure_same_columns, rows};
+use crate::upsert::{UpsertMetrics, distinct_symbols, ensure_same_columns, rows};
 use crate::{Lake, LakeError};
 
 /// A replace under way; see the module documentation.
@@ -365,7 +365,7 @@ impl RangeReplace {
                 .flatten()
                 .reduce(Expr::and)
                 .expect("a scope");
-                lake.stored_rows_without(spec, table, StoredRows::Matching(scope), &batches)
+                lake.file_keys_without(spec, table, &in_range, scope, &batches)
                     .await?
             }
             None if incoming == 0 => return Ok(()),
@@ -397,7 +397,7 @@ impl RangeReplace {
             .map(|file| file.url.clone())
             .collect();
         let mut rewritten = lake
-            .stored_rows_without(spec, table, StoredRows::InFiles(&touched), &dirty)
+            .file_rows_without(spec, table, &touched, &dirty)
             .await?;
         self.log_changes(&dirty);
         self.log_changes(&inserts);

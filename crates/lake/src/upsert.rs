@@ -39,7 +39,6 @@ use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties, 
 use deltalake::parquet::schema::types::ColumnPath;
 
 use crate::changes::register_files;
-use crate::lake::register;
 use crate::{Lake, LakeError};
 
 /// What an upsert did.
@@ -60,13 +59,6 @@ pub struct UpsertMetrics {
 
 const TARGET_PREFIX: &str = "__target_";
 
-/// Which stored rows a read takes.
-pub(crate) enum StoredRows<'a> {
-    /// Those of the current version matching a filter.
-    Matching(Expr),
-    /// Every row of these data files (URLs) of the table.
-    InFiles(&'a [String]),
-}
 /// Concurrent commits an upsert outlasts before it gives up; writers that
 /// collided wait different times before trying again.
 const CONFLICT_RETRIES: RetryPolicy = RetryPolicy {
@@ -209,17 +201,7 @@ impl Lake {
             source,
         };
         let schema = spec.schema();
-        // The filter runs inside the Parquet reader, on the key columns
-        // first: only the matching rows' values are decoded.
-        let ctx = SessionContext::new_with_config(
-            SessionConfig::new()
-                .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-                .set_bool("datafusion.execution.parquet.reorder_filters", true),
-        );
-        table
-            .update_datafusion_session(&ctx.state())
-            .map_err(|e| scan_error(e.into()))?;
-        register_files(&ctx, spec, table, spec.name, files).map_err(scan_error)?;
+        let ctx = files_session(spec, table, files)?;
 
         let compared: Vec<&str> = spec
             .key
@@ -296,48 +278,68 @@ impl Lake {
         Ok((inserts, updates))
     }
 
-    /// The stored rows `which` takes, but those whose key is among
-    /// `without`'s, in the table's schema.
-    pub(crate) async fn stored_rows_without(
+    /// Every row of the stored `files` (URLs), in the table's schema, but
+    /// those whose key is among `without`'s.
+    pub(crate) async fn file_rows_without(
         &self,
         spec: &TableSpec,
         table: &DeltaTable,
-        which: StoredRows<'_>,
+        files: &[String],
+        without: &[RecordBatch],
+    ) -> Result<Vec<RecordBatch>, LakeError> {
+        let schema = spec.schema();
+        let all: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let kept = self
+            .stored_without(spec, table, files, lit(true), &all, without)
+            .await?;
+        kept.into_iter()
+            .map(|batch| RecordBatch::try_new(schema.clone(), batch.columns().to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| LakeError::Scan {
+                table: spec.name.to_string(),
+                source: e.into(),
+            })
+    }
+
+    /// The keys (the key columns alone) of the rows of the stored `files`
+    /// (URLs) matching `filter`, but those among `without`'s.
+    pub(crate) async fn file_keys_without(
+        &self,
+        spec: &TableSpec,
+        table: &DeltaTable,
+        files: &[String],
+        filter: Expr,
+        without: &[RecordBatch],
+    ) -> Result<Vec<RecordBatch>, LakeError> {
+        self.stored_without(spec, table, files, filter, spec.key, without)
+            .await
+    }
+
+    /// The `names` columns of the rows of the stored `files` matching
+    /// `filter`, but those whose key is among `without`'s.
+    async fn stored_without(
+        &self,
+        spec: &TableSpec,
+        table: &DeltaTable,
+        files: &[String],
+        filter: Expr,
+        names: &[&str],
         without: &[RecordBatch],
     ) -> Result<Vec<RecordBatch>, LakeError> {
         let scan_error = |source| LakeError::Scan {
             table: spec.name.to_string(),
             source,
         };
-        let ctx = SessionContext::new();
-        let filter = match which {
-            StoredRows::Matching(filter) => {
-                register(&ctx, spec, table).await?;
-                filter
-            }
-            StoredRows::InFiles(files) => {
-                table
-                    .update_datafusion_session(&ctx.state())
-                    .map_err(|e| scan_error(e.into()))?;
-                register_files(&ctx, spec, table, spec.name, files).map_err(scan_error)?;
-                lit(true)
-            }
-        };
-        let schema = spec.schema();
-        let all: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let stored = stored_columns(&ctx, spec, filter, &all, "")
+        let ctx = files_session(spec, table, files)?;
+        let stored = stored_columns(&ctx, spec, filter, names, "")
             .await
             .map_err(scan_error)?;
         let without: Vec<&RecordBatch> = without.iter().filter(|b| b.num_rows() > 0).collect();
-        let kept = if without.is_empty() {
-            stored.collect().await.map_err(scan_error)?
+        if without.is_empty() {
+            stored.collect().await.map_err(scan_error)
         } else {
-            self.anti_join_keys(spec, &ctx, stored, &without).await?
-        };
-        kept.into_iter()
-            .map(|batch| RecordBatch::try_new(schema.clone(), batch.columns().to_vec()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| scan_error(e.into()))
+            self.anti_join_keys(spec, &ctx, stored, &without).await
+        }
     }
 
     /// `stored` rows whose key is not among `without`'s.
@@ -391,6 +393,30 @@ impl Lake {
             .await
             .map_err(scan_error)
     }
+}
+
+/// A session reading the stored `files` (URLs) as the table, filters
+/// running inside the Parquet reader on their columns first, so only the
+/// matching rows' other columns are decoded.
+fn files_session(
+    spec: &TableSpec,
+    table: &DeltaTable,
+    files: &[String],
+) -> Result<SessionContext, LakeError> {
+    let scan_error = |source| LakeError::Scan {
+        table: spec.name.to_string(),
+        source,
+    };
+    let ctx = SessionContext::new_with_config(
+        SessionConfig::new()
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_bool("datafusion.execution.parquet.reorder_filters", true),
+    );
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| scan_error(e.into()))?;
+    register_files(&ctx, spec, table, spec.name, files).map_err(scan_error)?;
+    Ok(ctx)
 }
 
 /// The table's rows matching `filter`, `names` columns cast to the table's
