@@ -195,13 +195,23 @@ impl RangeReplace {
         }
         self.pending
             .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
-        match up_to {
-            Some(cut) if !self.straddled(cut) => {
+        let Some(cut) = up_to else {
+            return Ok(());
+        };
+        // Stored files seldom end where the caller cuts: the range is
+        // replaced up to the last cut that no file straddles, and the rows
+        // after it wait for the next push.
+        match self.cut_at_or_before(cut) {
+            Some(ready) if ready == cut => {
                 let pending = std::mem::take(&mut self.pending);
                 self.replace_in_steps(pending, Some(cut)).await
             }
-            // The range goes on until a cut no stored file straddles.
-            _ => Ok(()),
+            Some(ready) => {
+                let step = take_symbols_up_to(&mut self.pending, &ready)
+                    .map_err(|e| self.arrow_error(e))?;
+                self.replace_in_steps(step, Some(&ready)).await
+            }
+            None => Ok(()),
         }
     }
 
@@ -238,12 +248,32 @@ impl RangeReplace {
         }
     }
 
-    /// Whether a stored file holds symbols on both sides of `cut` (a file
-    /// without statistics may hold any).
+    /// The greatest cut at or before `last`, after the range's start, that
+    /// no stored file straddles; `None` when there is none, or when a file
+    /// without statistics may hold any symbol.
+    fn cut_at_or_before(&self, last: &str) -> Option<String> {
+        let mut candidates = vec![last];
+        for file in &self.stored {
+            match &file.symbols {
+                Some((_, high)) if high.as_str() < last => candidates.push(high),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        candidates
+            .into_iter()
+            .take_while(|&cut| from(&self.start, cut))
+            .find(|&cut| !self.straddled(cut))
+            .map(str::to_string)
+    }
+
+    /// Whether a stored file holds symbols on both sides of `cut`.
     fn straddled(&self, cut: &str) -> bool {
-        self.stored.iter().any(|file| match &file.symbols {
-            Some((low, high)) => low.as_str() <= cut && cut < high.as_str(),
-            None => true,
+        self.stored.iter().any(|file| {
+            file.symbols
+                .as_ref()
+                .is_none_or(|(low, high)| low.as_str() <= cut && cut < high.as_str())
         })
     }
 
@@ -579,6 +609,63 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_push_cut_inside_a_stored_file_replaces_up_to_the_file_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let (day, next_day) = (
+            NaiveDate::from_ymd_opt(2021, 3, 30).unwrap(),
+            NaiveDate::from_ymd_opt(2021, 3, 31).unwrap(),
+        );
+        // Two files: AAA-BBB and CCC-DDD.
+        for pair in [["AAA", "BBB"], ["CCC", "DDD"]] {
+            let stored = pair.iter().map(|&symbol| bars(symbol, day)).collect();
+            lake.upsert(&OHLCV, stored).await.unwrap();
+        }
+        let n = bars("AAA", day).num_rows();
+        let next_bar = |symbol: &str| bars(symbol, next_day).slice(n, 1);
+
+        let mut upsert = lake.upsert_by_range(&OHLCV).await.unwrap();
+        upsert
+            .push(
+                vec![next_bar("AAA"), next_bar("BBB"), next_bar("CCC")],
+                Some("CCC"),
+            )
+            .await
+            .unwrap();
+        // CCC's file also holds DDD, whose rows are still to come: only the
+        // rows up to BBB were replaced; CCC's wait.
+        assert_eq!(rows(&upsert.pending), 1, "only CCC's bar pending");
+        assert_eq!(upsert.metrics.inserted, 2);
+        upsert
+            .push(vec![next_bar("DDD")], Some("DDD"))
+            .await
+            .unwrap();
+        assert!(upsert.pending.is_empty());
+        let metrics = upsert.commit().await.unwrap();
+
+        assert_eq!((metrics.inserted, metrics.unchanged), (4, 0));
+        let mut stored: Vec<(String, i32)> = lake
+            .table_files(&OHLCV)
+            .await
+            .unwrap()
+            .unwrap()
+            .files
+            .iter()
+            .flat_map(keys_in)
+            .collect();
+        stored.sort_unstable();
+        let mut expected = Vec::new();
+        for symbol in ["AAA", "BBB", "CCC", "DDD"] {
+            let bars = bars(symbol, next_day);
+            let dates = bars.column_by_name(column::DATE).unwrap();
+            for &date in dates.as_primitive::<Date32Type>().values() {
+                expected.push((symbol.to_string(), date));
+            }
+        }
+        assert_eq!(stored, expected, "every bar once");
     }
 
     #[tokio::test]
