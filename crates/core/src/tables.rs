@@ -82,7 +82,7 @@ pub struct TableSpec {
 pub enum Storage {
     /// zstd level 1: for narrow tables written a little at a time.
     Compact,
-    /// Floats byte-stream-split, LZ4, small row groups: for tables rebuilt in
+    /// Floats plain and uncompressed, texts LZ4, small row groups: for tables rebuilt in
     /// bulk by every run (features, signals), where encoding time dominates the write.
     Fast,
 }

@@ -549,9 +549,11 @@ pub(crate) fn file_paths(table: &DeltaTable) -> HashSet<String> {
 /// Parquet settings per `Storage`. Dictionaries pay off only for the repetitive
 /// text columns; on prices, timestamps and volumes they are built and then
 /// abandoned, which costs time. zstd level 1 compresses price columns better
-/// than snappy at similar speed. For the wide `features` table (2.5 M rows × 31
-/// columns, 2 cores) byte-stream-split floats with LZ4 wrote in 0.6 s and 407 MB,
-/// against 0.9–2.2 s and 423 MB with zstd 1, 0.8–0.9 s and 390 MB with both.
+/// than snappy at similar speed. Tables rebuilt in bulk (`Storage::Fast`) keep
+/// floats plain and uncompressed, texts LZ4: on 2.5 M rows byte-stream-split +
+/// LZ4 floats made `features` a quarter smaller (407 against 543 MB) but cost
+/// the build's writer and every reader of its columns their encoding and
+/// decompression (README, "Parquet settings").
 ///
 /// Version 2 data pages compress the encoded values where they lie; version 1
 /// pages first copy them behind the levels, 5 % of a features build's CPU.
@@ -585,12 +587,11 @@ pub(crate) fn writer_properties(spec: &TableSpec) -> WriterProperties {
                 builder =
                     builder.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
             }
-            let encoding = match (spec.storage, field.data_type()) {
-                (Storage::Fast, DataType::Float64) => Encoding::BYTE_STREAM_SPLIT,
-                _ => Encoding::PLAIN,
-            };
+            if spec.storage == Storage::Fast && field.data_type() == &DataType::Float64 {
+                builder = builder.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
+            }
             // For a column with a dictionary, the encoding it falls back to.
-            builder.set_column_encoding(path, encoding)
+            builder.set_column_encoding(path, Encoding::PLAIN)
         })
         .build()
 }
@@ -693,13 +694,22 @@ mod tests {
                     .filter(|&e| e != Encoding::RLE)
                     .collect();
                 let expected = match field.data_type() {
-                    DataType::Float64 => vec![Encoding::BYTE_STREAM_SPLIT],
                     DataType::Utf8 if !spec.unique_text.contains(&name.as_str()) => {
                         vec![Encoding::PLAIN, Encoding::RLE_DICTIONARY]
                     }
                     _ => vec![Encoding::PLAIN],
                 };
                 assert_eq!(encodings, expected, "{}.{name}", spec.name);
+                let compression = match field.data_type() {
+                    DataType::Float64 => Compression::UNCOMPRESSED,
+                    _ => Compression::LZ4_RAW,
+                };
+                assert_eq!(
+                    row_group.metadata().column(index).compression(),
+                    compression,
+                    "{}.{name}",
+                    spec.name
+                );
             }
         }
     }
