@@ -268,7 +268,8 @@ impl RangeReplace {
             .map(str::to_string)
     }
 
-    /// Whether a stored file holds symbols on both sides of `cut`.
+    /// Whether a stored file holds symbols on both sides of `cut` (a file
+    /// without statistics may hold any).
     fn straddled(&self, cut: &str) -> bool {
         self.stored.iter().any(|file| {
             file.symbols
