@@ -82,8 +82,9 @@ pub struct TableSpec {
 pub enum Storage {
     /// zstd level 1: for narrow tables written a little at a time.
     Compact,
-    /// Floats plain and uncompressed, texts LZ4, small row groups: for tables rebuilt in
-    /// bulk by every run (features, signals), where encoding time dominates the write.
+    /// Floats and unique texts plain and uncompressed, other texts LZ4, small row
+    /// groups: for tables rebuilt in bulk by every run (features, signals), where
+    /// encoding time dominates the write.
     Fast,
 }
 

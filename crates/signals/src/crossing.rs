@@ -1,9 +1,10 @@
 //! Crossings, the conditions of the built-in rules: one operand passing
 //! another (a frame column or a constant) from one row of a series to the
 //! next. Each is written as SQL, which the strategy check and the user see,
-//! and evaluated natively: two branch-free comparison passes over the
-//! operands' columns packed into bitmaps, their null masks ANDed in, and the
-//! first bitmap shifted one row down (the previous row, none at a series'
+//! and evaluated natively: one branch-free comparison pass over the
+//! operands' columns packed into a bitmap, its negation for the previous
+//! row's comparison, the null masks ANDed into both, and that negation
+//! shifted one row down (the previous row, none at a series'
 //! start), where DataFusion evaluates the same SQL as four comparisons and
 //! three conjunctions over `prev_` columns copied from the operands.
 
@@ -79,17 +80,14 @@ impl Crossing {
     pub fn rows(&self, frame: &FrameRows) -> Result<BooleanArray, ArrowError> {
         let n = frame.batch.num_rows();
         let (a, b) = (Values::of(&self.a, frame)?, Values::of(&self.b, frame)?);
-        let (before, now) = if self.upwards {
-            (
-                compared(&a, &b, n, |a, b| a <= b),
-                compared(&a, &b, n, |a, b| a > b),
-            )
+        let now = if self.upwards {
+            compared(&a, &b, n, |a, b| a > b)
         } else {
-            (
-                compared(&a, &b, n, |a, b| a >= b),
-                compared(&a, &b, n, |a, b| a < b),
-            )
+            compared(&a, &b, n, |a, b| a < b)
         };
+        // The order is total, so the previous row's comparison is the
+        // negation of this one: one pass over the operands, not two.
+        let before = !&now;
         let (before, now) = [&a, &b]
             .into_iter()
             .filter_map(Values::validity)
