@@ -825,7 +825,7 @@ fn inputs_json(
 ) -> Result<ArrayRef, SignalsError> {
     /// A column's values as written into the JSON text.
     enum Values {
-        /// Formatted with ryu, as SQL's CAST(x AS VARCHAR) writes them.
+        /// Written as SQL's CAST(x AS VARCHAR) writes them, see [`float_text`].
         Floats(Float64Array),
         /// Other types, cast to text once for the whole column.
         Text(StringArray),
@@ -861,7 +861,7 @@ fn inputs_json(
     // Sized up front: growing a buffer this size costs more than filling it.
     let bytes: usize = parts.iter().map(|(name, _)| n * (name.len() + 24)).sum();
     let mut json = StringBuilder::with_capacity(n, bytes + 2 * n);
-    let mut float_text = ryu::Buffer::new();
+    let mut float_buffer = zmij::Buffer::new();
     // Each row's text goes straight into the builder's buffer, ended by
     // appending an empty value.
     let write = |json: &mut StringBuilder, text: &str| {
@@ -877,7 +877,9 @@ fn inputs_json(
             write(&mut json, name);
             match values {
                 Values::Floats(floats) if floats.is_valid(row) => {
-                    write(&mut json, float_text.format(floats.value(row)));
+                    let (mantissa, exponent) = float_text(&mut float_buffer, floats.value(row));
+                    write(&mut json, mantissa);
+                    write(&mut json, exponent);
                 }
                 Values::Text(text) if text.is_valid(row) => write(&mut json, text.value(row)),
                 _ => write(&mut json, "null"),
@@ -887,6 +889,23 @@ fn inputs_json(
         json.append_value("");
     }
     Ok(Arc::new(json.finish()))
+}
+
+/// `value`'s shortest round-trip text, as SQL's CAST(x AS VARCHAR) (ryu)
+/// writes it, in two pieces to write one after the other. zmij writes the
+/// same digits in about two thirds of ryu's time, but a positive exponent as
+/// `e+21` where ryu writes `e21`: the `+` is left out between the pieces.
+/// Below 1e15 neither writes a positive exponent, so only larger values are
+/// searched for it.
+fn float_text(buffer: &mut zmij::Buffer, value: f64) -> (&str, &str) {
+    let text = buffer.format(value);
+    if value.abs() < 1e15 {
+        return (text, "");
+    }
+    match text.split_once('+') {
+        Some((mantissa, exponent)) => (mantissa, exponent),
+        None => (text, ""),
+    }
 }
 
 fn first_line(message: &str) -> String {
@@ -1220,6 +1239,43 @@ mod tests {
             within("WHERE symbol IN ('H', 'B')", "A", "C"),
             "WHERE symbol IN ('H', 'B') AND symbol BETWEEN 'A' AND 'C'"
         );
+    }
+
+    #[test]
+    fn floats_are_written_as_sql_casts_them_to_text() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            0.1 + 0.2,
+            1e15,
+            9_999_999_999_999_998.0,
+            1e16,
+            -1.5e16,
+            1e21,
+            1.234e-5,
+            1e-7,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        // And bit patterns spread over every exponent.
+        let mut bits: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            bits = bits
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            values.push(f64::from_bits(bits));
+        }
+        let cast_text = cast(&Float64Array::from(values.clone()), &DataType::Utf8).unwrap();
+        let mut buffer = zmij::Buffer::new();
+        for (value, sql) in values.iter().zip(cast_text.as_string::<i32>()) {
+            let (mantissa, exponent) = float_text(&mut buffer, *value);
+            assert_eq!(format!("{mantissa}{exponent}"), sql.unwrap(), "{value:e}");
+        }
     }
 
     #[test]
