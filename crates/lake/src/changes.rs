@@ -12,20 +12,16 @@
 //! removed originals; a compaction cancels out entirely.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use bf_core::tables::{TableSpec, col};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 
 use crate::change_log;
+use crate::files::register_data_files;
 use crate::upsert::file_paths;
 use crate::{Lake, LakeError};
 
@@ -127,17 +123,12 @@ pub(crate) fn register_files(
     let urls = files
         .iter()
         .map(|path| {
-            let url = root
-                .join(path.as_ref())
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            ListingTableUrl::parse(url.as_str())
+            root.join(path.as_ref())
+                .map(String::from)
+                .map_err(|e| DataFusionError::External(Box::new(e)))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(ListingOptions::new(Arc::new(ParquetFormat::default())))
-        .with_schema(spec.schema());
-    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
-    Ok(())
+    register_data_files(ctx, spec.schema(), name, &urls)
 }
 
 async fn series_of(ctx: &SessionContext, query: &str) -> Result<ChangedSeries, DataFusionError> {

@@ -4,10 +4,18 @@
 //! that adds the written files and removes the replaced ones.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bf_core::tables::{TableSpec, col};
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
 use datafusion::object_store::ObjectStoreExt as _;
+use datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add};
 use deltalake::operations::write::WriterStatsConfig;
@@ -72,7 +80,7 @@ impl TableFiles {
                     low,
                     high,
                     rows: f.rows.unwrap_or_default(),
-                    files: 1,
+                    files: vec![f.url.clone()],
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -83,7 +91,7 @@ impl TableFiles {
                 Some(last) if file.low <= last.high => {
                     last.high = last.high.clone().max(file.high);
                     last.rows += file.rows;
-                    last.files += file.files;
+                    last.files.extend(file.files);
                 }
                 _ => merged.push(file),
             }
@@ -98,9 +106,9 @@ pub struct SymbolRange {
     pub low: String,
     pub high: String,
     pub rows: u64,
-    /// Files merged into the range: with more than one, a symbol's rows may
-    /// lie in several of them.
-    pub files: usize,
+    /// The URLs of the files merged into the range: with more than one, a
+    /// symbol's rows may lie in several of them.
+    pub files: Vec<String>,
 }
 
 impl SymbolRange {
@@ -108,6 +116,28 @@ impl SymbolRange {
     pub fn holds_any(&self, symbols: &[String]) -> bool {
         any_between(symbols, &self.low, &self.high)
     }
+}
+
+/// Registers data files of a table (absolute URLs, as [`TableFiles`] lists
+/// them) as one Parquet table named `name` in `ctx`, whose session knows the
+/// lake's object store ([`Lake::table_session`]), read as `schema` (the
+/// table's, texts perhaps as views): for readers that choose a version's
+/// files themselves instead of filtering the whole table's rows.
+pub fn register_data_files(
+    ctx: &SessionContext,
+    schema: SchemaRef,
+    name: &str,
+    urls: &[String],
+) -> Result<(), DataFusionError> {
+    let urls = urls
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(ListingOptions::new(Arc::new(ParquetFormat::default())))
+        .with_schema(schema);
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
 }
 
 /// A file written into a table's folder, to be committed: delta's `add`
@@ -402,14 +432,18 @@ mod tests {
     #[test]
     fn overlapping_files_merge_into_one_symbol_range() {
         let ranged = |low: &str, high: &str, rows| DataFile {
+            url: format!("file:///t/{low}-{high}"),
             rows: Some(rows),
             ..file(Some((low, high)))
         };
-        let range = |low: &str, high: &str, rows, files| SymbolRange {
+        let range = |low: &str, high: &str, rows, files: &[&str]| SymbolRange {
             low: low.into(),
             high: high.into(),
             rows,
-            files,
+            files: files
+                .iter()
+                .map(|name| format!("file:///t/{name}"))
+                .collect(),
         };
         let table = |files| TableFiles { version: 1, files };
         let files = vec![
@@ -422,9 +456,9 @@ mod tests {
         assert_eq!(
             table(files.clone()).symbol_ranges().unwrap(),
             [
-                range("A", "F", 3, 2),
-                range("G", "K", 3, 1),
-                range("M", "P", 9, 2)
+                range("A", "F", 3, &["A-C", "B-F"]),
+                range("G", "K", 3, &["G-K"]),
+                range("M", "P", 9, &["M-P", "N-O"])
             ]
         );
         let mut unknown = files;

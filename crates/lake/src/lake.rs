@@ -10,8 +10,8 @@ use datafusion::prelude::SessionContext;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
-use crate::LakeError;
 use crate::log_check::{Damage, find_damage};
+use crate::{LakeError, TableFiles};
 
 /// The lake root and how to open its tables.
 #[derive(Debug, Clone)]
@@ -193,6 +193,27 @@ impl Lake {
             }
         }
         Ok(ctx)
+    }
+
+    /// A session with only `spec` registered, and that version's files: one
+    /// load of its log for readers that read some files on their own
+    /// ([`register_data_files`](crate::register_data_files)). `None` before
+    /// the table's first write.
+    pub async fn table_session(
+        &self,
+        spec: &TableSpec,
+    ) -> Result<Option<(SessionContext, TableFiles)>, LakeError> {
+        let Some(table) = self.load(spec).await? else {
+            return Ok(None);
+        };
+        let ctx = SessionContext::new();
+        bf_indicators::register(&ctx);
+        register(&ctx, spec, &table).await?;
+        let files = TableFiles {
+            version: table.version().unwrap_or_default(),
+            files: self.data_files(spec, &table)?,
+        };
+        Ok(Some((ctx, files)))
     }
 
     /// Runs one SQL statement over the lake.

@@ -19,7 +19,7 @@ mod upsert;
 pub use changes::{ChangedSeries, RowChanges, Series};
 pub use deltalake::DeltaTable;
 pub use error::LakeError;
-pub use files::{DataFile, FilesCommit, SymbolRange, TableFiles, WrittenFile};
+pub use files::{DataFile, FilesCommit, SymbolRange, TableFiles, WrittenFile, register_data_files};
 pub use lake::{
     Lake, QueryResult, s3_options, sql_literal, symbol_filter, symbol_range_filter, symbol_span,
 };

@@ -8,21 +8,25 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use bf_core::tables::{FEATURES, SIGNALS, col, side};
-use bf_lake::{Lake, Series, SymbolRange, TableFiles, sql_literal, symbol_filter};
+use bf_lake::{
+    Lake, Series, SymbolRange, TableFiles, register_data_files, sql_literal, symbol_filter,
+};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, StringBuilder,
-    TimestampMicrosecondArray, UInt32Array,
+    TimestampMicrosecondArray, UInt32Array, new_null_array,
 };
 use datafusion::arrow::compute::kernels::boolean::and_not;
 use datafusion::arrow::compute::{
-    cast, concat_batches, filter_record_batch, prep_null_mask_filter, take,
+    FilterBuilder, cast, concat_batches, filter_record_batch, prep_null_mask_filter, take,
 };
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_plan::{PhysicalExpr, execute_stream_partitioned};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -46,6 +50,64 @@ struct Evaluator {
     sell_strength: Arc<dyn PhysicalExpr>,
     /// Frame columns recorded in `inputs`, with their previous-row values.
     inputs: Vec<String>,
+    fired: FiredColumns,
+}
+
+/// The frame columns read in the rows where a strategy fired: the signal's
+/// key and price, and its strength's columns. Only these are filtered.
+#[derive(Debug, Clone)]
+struct FiredColumns {
+    read: Vec<bool>,
+    /// The frame's schema, the other columns nullable: they are all null.
+    schema: SchemaRef,
+}
+
+impl FiredColumns {
+    fn new(frame: &SchemaRef, strengths: [&Arc<dyn PhysicalExpr>; 2]) -> Self {
+        let mut read: Vec<bool> = frame
+            .fields()
+            .iter()
+            .map(|field| {
+                [col::SYMBOL, col::INTERVAL, col::DATE, "close"].contains(&field.name().as_str())
+            })
+            .collect();
+        for column in strengths.into_iter().flat_map(collect_columns) {
+            read[column.index()] = true;
+        }
+        let fields: Vec<Field> = frame
+            .fields()
+            .iter()
+            .zip(&read)
+            .map(|(field, &read)| {
+                field
+                    .as_ref()
+                    .clone()
+                    .with_nullable(field.is_nullable() || !read)
+            })
+            .collect();
+        Self {
+            read,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+
+    /// The frame's rows where `mask` holds.
+    fn rows(&self, frame: &RecordBatch, mask: &BooleanArray) -> Result<RecordBatch, ArrowError> {
+        let predicate = FilterBuilder::new(mask).optimize().build();
+        let columns = frame
+            .columns()
+            .iter()
+            .zip(&self.read)
+            .map(|(column, &read)| {
+                if read {
+                    predicate.filter(column)
+                } else {
+                    Ok(new_null_array(column.data_type(), predicate.count()))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new(self.schema.clone(), columns)
+    }
 }
 
 /// When a side fires: a crossing (the built-in rules) is evaluated directly,
@@ -83,7 +145,7 @@ impl Plan {
     /// The query reading the rows of `features` this plan needs for
     /// `symbols` (all when `None`), in any order; see [`Plan::signals_of`].
     pub fn read_sql(&self, symbols: Option<&[String]>) -> String {
-        self.frame.read_sql(&symbol_filter(symbols))
+        self.frame.read_sql(FEATURES.name, &symbol_filter(symbols))
     }
 
     /// The signals (the `signals` schema) of rows of [`Plan::read_sql`] in
@@ -175,7 +237,10 @@ impl Plan {
                 if mask.true_count() == 0 {
                     continue;
                 }
-                let rows = filter_record_batch(&frame.batch, &mask).map_err(|e| fail(e.into()))?;
+                let rows = strategy
+                    .fired
+                    .rows(&frame.batch, &mask)
+                    .map_err(|e| fail(e.into()))?;
                 let strength = strength
                     .evaluate(&rows)
                     .and_then(|v| v.into_array(rows.num_rows()))
@@ -256,11 +321,14 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
                     Condition::Sql(physical("sell", &one.sell)?),
                 ),
             };
+            let buy_strength = physical("strength", &one.buy_strength)?;
+            let sell_strength = physical("strength", &one.sell_strength)?;
             Ok(Evaluator {
                 buy,
                 sell,
-                buy_strength: physical("strength", &one.buy_strength)?,
-                sell_strength: physical("strength", &one.sell_strength)?,
+                fired: FiredColumns::new(frame.schema(), [&buy_strength, &sell_strength]),
+                buy_strength,
+                sell_strength,
                 inputs: one.inputs,
                 name: one.name,
             })
@@ -371,104 +439,202 @@ async fn generate_in_groups(
     group_rows: usize,
     mut each: impl AsyncFnMut(Vec<RecordBatch>, Option<String>) -> Result<(), SignalsError>,
 ) -> Result<(), SignalsError> {
-    let ctx = scan_session(lake).await?;
-    if !ctx
-        .table_exist(FEATURES.name)
-        .map_err(SignalsError::Query)?
-    {
-        return Err(SignalsError::NoFeatures);
-    }
-    let files = lake.table_files(&FEATURES).await?;
+    let (ctx, files) = scan_session(lake).await?;
     let cores = ctx.copied_config().target_partitions();
     let mut sorted = symbols.map(<[String]>::to_vec);
     if let Some(sorted) = &mut sorted {
         sorted.sort_unstable();
     }
-    // Each query lists only the wanted symbols in its range: DataFusion
-    // plans a query of thousands of literals slowly.
-    let range_filter = |low: &String, high: &String| {
-        let wanted = sorted.as_deref().map(|sorted| {
-            &sorted[sorted.partition_point(|s| s < low)..sorted.partition_point(|s| s <= high)]
-        });
-        within(&rows_filter(wanted, except), low, high)
-    };
+    // Files are read whole, not filtered row by row: they hold whole series
+    // in their symbol ranges, and a row filter costs more than the rest of
+    // the read (the scan also evaluates a pushed-down filter twice).
+    let outside = rows_filter(None, except);
     let reads = match files
-        .as_ref()
-        .and_then(TableFiles::symbol_ranges)
+        .symbol_ranges()
         .and_then(|ranges| range_reads(&ranges, sorted.as_deref(), group_rows, cores))
     {
         Some(groups) => groups
-            .iter()
-            .map(|group| {
-                let parts = &group.parts;
-                let (low, high) = (&parts[0].0, &parts[parts.len() - 1].1);
-                GroupRead {
-                    whole: range_filter(low, high),
-                    parts: parts
-                        .iter()
-                        .map(|(low, high)| range_filter(low, high))
-                        .collect(),
-                    up_to: Some(high.clone()),
-                    in_pieces: group.in_pieces,
-                }
+            .into_iter()
+            .map(|group| GroupRead {
+                parts: group
+                    .parts
+                    .into_iter()
+                    .map(|files| Rows {
+                        files: Some(files),
+                        filter: outside.clone(),
+                    })
+                    .collect(),
+                up_to: Some(group.up_to),
+                in_pieces: group.in_pieces,
             })
             .collect(),
         // Without file ranges, or with ranges too large to read at once
         // (files overlapping after upserts), series may lie in pieces.
-        None => symbol_groups(&ctx, files.as_ref(), symbols, group_rows)
+        None => symbol_groups(&ctx, &files, symbols, group_rows)
             .await?
             .into_iter()
-            .map(|group| {
-                let whole = rows_filter(group.as_deref(), except);
-                GroupRead {
-                    parts: vec![whole.clone()],
-                    whole,
-                    up_to: group.and_then(|symbols| symbols.into_iter().max()),
-                    in_pieces: true,
-                }
+            .map(|group| GroupRead {
+                parts: vec![Rows {
+                    files: None,
+                    filter: rows_filter(group.as_deref(), except),
+                }],
+                up_to: group.and_then(|symbols| symbols.into_iter().max()),
+                in_pieces: true,
             })
             .collect::<Vec<_>>(),
     };
+    let wanted: Option<HashSet<&str>> = symbols.map(|s| s.iter().map(String::as_str).collect());
     for read in reads {
         let signals = if read.in_pieces {
             signals_of_pieces(&ctx, plan, &read.parts, run).await?
         } else {
             signals_in_stored_order(&ctx, plan, &read.parts, run).await?
         };
+        let whole = read.whole();
         let signals = match signals {
             Some(signals) => signals,
-            None => signals_sorted(&ctx, plan, &read.whole, run).await?,
+            None => signals_sorted(&ctx, plan, &whole, run).await?,
+        };
+        // Whole files also hold symbols not asked for.
+        let signals = match &wanted {
+            Some(wanted) if whole.files.is_some() => only_wanted(signals, wanted)?,
+            _ => signals,
         };
         each(signals, read.up_to).await?;
     }
     Ok(())
 }
 
-/// One query's worth of features rows: its filter, and the same rows split
-/// into disjoint parts read concurrently.
+/// Features rows to read: those of some files (every file: `None`) that
+/// match `filter` (empty or a `WHERE`).
+#[derive(Debug, Clone)]
+struct Rows {
+    /// URLs of data files of the version the session read.
+    files: Option<Vec<String>>,
+    filter: String,
+}
+
+impl Rows {
+    /// Every features row.
+    #[cfg(test)]
+    fn all() -> Self {
+        Self {
+            files: None,
+            filter: String::new(),
+        }
+    }
+
+    /// The query reading these rows as the frame's columns, in frame order
+    /// when `ordered`; files are registered in `ctx` under a name of `part`.
+    fn sql(
+        &self,
+        ctx: &SessionContext,
+        frame: &Frame,
+        part: usize,
+        ordered: bool,
+    ) -> Result<String, SignalsError> {
+        let table = match &self.files {
+            Some(urls) => {
+                // The previous group's part of this name is planned already.
+                let name = format!("{}_part_{part}", FEATURES.name);
+                ctx.deregister_table(name.as_str())
+                    .map_err(SignalsError::Query)?;
+                register_data_files(ctx, scanned_features(), &name, urls)
+                    .map_err(SignalsError::Query)?;
+                name
+            }
+            None => FEATURES.name.to_string(),
+        };
+        Ok(if ordered {
+            frame.sorted_read_sql(&table, &self.filter)
+        } else {
+            frame.read_sql(&table, &self.filter)
+        })
+    }
+}
+
+/// The `features` schema with texts as views, as a scan of the table gives
+/// them: the frame keeps them so, and reading them so skips copying each
+/// row's text.
+fn scanned_features() -> SchemaRef {
+    let fields: Vec<Field> = FEATURES
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Utf8 => field.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// One query's worth of features rows, split into disjoint parts read
+/// concurrently.
 struct GroupRead {
-    whole: String,
-    parts: Vec<String>,
+    parts: Vec<Rows>,
     /// The greatest symbol the rows may hold (`None`: any).
     up_to: Option<String>,
     /// Whether a series' rows may lie in several files.
     in_pieces: bool,
 }
 
-/// The symbol ranges (from, to) of one query, read concurrently.
+impl GroupRead {
+    /// All of the group's rows at once.
+    fn whole(&self) -> Rows {
+        let files = self
+            .parts
+            .iter()
+            .map(|part| part.files.clone())
+            .collect::<Option<Vec<_>>>()
+            .map(|files| files.concat());
+        Rows {
+            files,
+            filter: self.parts[0].filter.clone(),
+        }
+    }
+}
+
+/// The signals of `wanted` symbols only.
+fn only_wanted(
+    signals: Vec<RecordBatch>,
+    wanted: &HashSet<&str>,
+) -> Result<Vec<RecordBatch>, SignalsError> {
+    signals
+        .into_iter()
+        .map(|batch| {
+            let symbols = batch
+                .column_by_name(col::SYMBOL)
+                .expect("signals column")
+                .as_string::<i32>();
+            let keep: BooleanArray = symbols
+                .iter()
+                .map(|symbol| Some(symbol.is_some_and(|s| wanted.contains(s))))
+                .collect();
+            if keep.true_count() == batch.num_rows() {
+                Ok(batch)
+            } else {
+                filter_record_batch(&batch, &keep).map_err(arrow_error)
+            }
+        })
+        .collect()
+}
+
+/// The files each query reads, split into at most `parts` parts of about the
+/// same rows, with the greatest symbol they may hold.
 #[derive(Debug, PartialEq)]
 struct RangeRead {
-    parts: Vec<(String, String)>,
+    parts: Vec<Vec<String>>,
+    up_to: String,
     /// Whether some range merges overlapping files.
     in_pieces: bool,
 }
 
-/// The symbol ranges (from, to) each query reads, split into at most `parts`
-/// ranges over about the same rows, for the features files' disjoint ranges
-/// that may hold `symbols` (sorted; all when `None`): whole ranges packed into
-/// queries of about `group_rows` rows, so memory stays bounded without
-/// counting the table's rows per symbol first. `None` when a range alone
-/// holds more than `group_rows` rows (files overlapping after upserts).
+/// The files each query reads, for the features files' disjoint symbol
+/// ranges that may hold `symbols` (sorted; all when `None`): whole ranges
+/// packed into queries of about `group_rows` rows, so memory stays bounded
+/// without counting the table's rows per symbol first. `None` when a range
+/// alone holds more than `group_rows` rows (files overlapping after upserts).
 fn range_reads(
     ranges: &[SymbolRange],
     symbols: Option<&[String]>,
@@ -483,21 +649,27 @@ fn range_reads(
     if read.iter().any(|(_, rows)| *rows > group_rows) {
         return None;
     }
-    let span =
-        |ranges: &[&SymbolRange]| (ranges[0].low.clone(), ranges[ranges.len() - 1].high.clone());
+    let files = |ranges: Vec<&SymbolRange>| -> Vec<String> {
+        ranges
+            .iter()
+            .flat_map(|range| range.files.clone())
+            .collect()
+    };
     Some(
         bf_core::row_groups(read, group_rows)
             .into_iter()
             .map(|group| {
                 let rows: u64 = group.iter().map(|range| range.rows).sum();
-                let in_pieces = group.iter().any(|range| range.files > 1);
+                let in_pieces = group.iter().any(|range| range.files.len() > 1);
+                let up_to = group[group.len() - 1].high.clone();
                 let per_part = (rows as usize).div_ceil(parts.max(1));
                 let sized = group.into_iter().map(|range| (range, range.rows as usize));
                 RangeRead {
                     parts: bf_core::row_groups(sized, per_part)
-                        .iter()
-                        .map(|part| span(part))
+                        .into_iter()
+                        .map(files)
                         .collect(),
+                    up_to,
                     in_pieces,
                 }
             })
@@ -546,12 +718,16 @@ fn rows_filter(symbols: Option<&[String]>, except: &[Series]) -> String {
     }
 }
 
-/// A session over the lake whose scans read whole files per partition, in
-/// their order, in batches of up to [`EVALUATED_ROWS`]: a reader hands at
-/// most a row group per batch, and only series split between batches are
-/// copied to be joined, so the larger the batches the fewer rows are copied.
-async fn scan_session(lake: &Lake) -> Result<SessionContext, SignalsError> {
-    let ctx = lake.session().await?;
+/// A session over the lake's `features` whose scans read whole files per
+/// partition, in their order, in batches of up to [`EVALUATED_ROWS`]: a
+/// reader hands at most a row group per batch, and only series split between
+/// batches are copied to be joined, so the larger the batches the fewer rows
+/// are copied. With the files of the version it reads.
+async fn scan_session(lake: &Lake) -> Result<(SessionContext, TableFiles), SignalsError> {
+    let (ctx, files) = lake
+        .table_session(&FEATURES)
+        .await?
+        .ok_or(SignalsError::NoFeatures)?;
     for option in [
         "datafusion.optimizer.repartition_file_scans = false".to_string(),
         "datafusion.optimizer.enable_round_robin_repartition = false".to_string(),
@@ -561,23 +737,23 @@ async fn scan_session(lake: &Lake) -> Result<SessionContext, SignalsError> {
             .await
             .map_err(SignalsError::Query)?;
     }
-    Ok(ctx)
+    Ok((ctx, files))
 }
 
-/// Signals of the rows matching any of `filters` (disjoint), each partition
-/// of their scans evaluated on its own task as stored: the features build
-/// writes each series' rows together in date order. `None` when some series
-/// is not stored so (files rewritten by an upsert), so the rows need sorting.
+/// Signals of the rows of `parts` (disjoint), each partition of their scans
+/// evaluated on its own task as stored: the features build writes each
+/// series' rows together in date order. `None` when some series is not
+/// stored so (files rewritten by an upsert), so the rows need sorting.
 async fn signals_in_stored_order(
     ctx: &SessionContext,
     plan: &Plan,
-    filters: &[String],
+    parts: &[Rows],
     run: &RunStamp,
 ) -> Result<Option<Vec<RecordBatch>>, SignalsError> {
     let mut tasks = Vec::new();
-    for filter in filters {
+    for (index, rows) in parts.iter().enumerate() {
         let scan = ctx
-            .sql(&plan.frame.read_sql(filter))
+            .sql(&rows.sql(ctx, &plan.frame, index, false)?)
             .await
             .map_err(SignalsError::Query)?
             .create_physical_plan()
@@ -637,21 +813,21 @@ async fn partition_signals(
     Ok(in_order.then_some((signals, series)))
 }
 
-/// Signals of the rows matching any of `filters` (disjoint) when a series
-/// may lie in pieces, in several files: each filter's rows are read whole,
+/// Signals of the rows of `parts` (disjoint) when a series may lie in
+/// pieces, in several files: each part's rows are read whole,
 /// then each series' pieces joined in date order and evaluated on every
 /// core. `None` when two pieces of a series share a date, so the rows need
 /// sorting.
 async fn signals_of_pieces(
     ctx: &SessionContext,
     plan: &Plan,
-    filters: &[String],
+    parts: &[Rows],
     run: &RunStamp,
 ) -> Result<Option<Vec<RecordBatch>>, SignalsError> {
     let mut out = Vec::new();
-    for filter in filters {
+    for (index, rows) in parts.iter().enumerate() {
         let rows = ctx
-            .sql(&plan.frame.read_sql(filter))
+            .sql(&rows.sql(ctx, &plan.frame, index, false)?)
             .await
             .map_err(SignalsError::Query)?
             .collect()
@@ -665,15 +841,15 @@ async fn signals_of_pieces(
     Ok(Some(out))
 }
 
-/// Signals of the rows matching `filter`, read in frame order.
+/// Signals of `rows`, read in frame order.
 async fn signals_sorted(
     ctx: &SessionContext,
     plan: &Plan,
-    filter: &str,
+    rows: &Rows,
     run: &RunStamp,
 ) -> Result<Vec<RecordBatch>, SignalsError> {
     let rows = ctx
-        .sql(&plan.frame.sorted_read_sql(filter))
+        .sql(&rows.sql(ctx, &plan.frame, 0, true)?)
         .await
         .map_err(SignalsError::Query)?
         .execute_stream()
@@ -723,20 +899,18 @@ pub const GROUP_ROWS: usize = 2_500_000;
 /// symbols packed into groups of about that many rows.
 async fn symbol_groups(
     ctx: &SessionContext,
-    files: Option<&TableFiles>,
+    files: &TableFiles,
     symbols: Option<&[String]>,
     group_rows: usize,
 ) -> Result<Vec<Option<Vec<String>>>, SignalsError> {
     let one_query = vec![symbols.map(<[String]>::to_vec)];
     // The file statistics say the table's size without reading it.
-    let stored = files.map(|table| {
-        table
-            .files
-            .iter()
-            .map(|f| f.rows.map_or(usize::MAX, |n| n as usize))
-            .fold(0usize, usize::saturating_add)
-    });
-    if stored.is_none_or(|rows| rows <= group_rows) {
+    let stored = files
+        .files
+        .iter()
+        .map(|f| f.rows.map_or(usize::MAX, |n| n as usize))
+        .fold(0usize, usize::saturating_add);
+    if stored <= group_rows {
         return Ok(one_query);
     }
     let query = format!(
@@ -1044,7 +1218,7 @@ mod tests {
     #[tokio::test]
     async fn rows_stored_out_of_order_are_sorted_first() {
         let (lake, _dir) = lake_with_features(&["AAA", "BBB"]).await;
-        let ctx = scan_session(&lake).await.unwrap();
+        let (ctx, _) = scan_session(&lake).await.unwrap();
         let stored = ctx
             .sql("SELECT * FROM features")
             .await
@@ -1076,11 +1250,11 @@ mod tests {
 
         let plan = prepare(&Strategies::builtin()).await.unwrap();
         let run = RunStamp::now();
-        let as_built = signals_in_stored_order(&ctx, &plan, &[String::new()], &run)
+        let as_built = signals_in_stored_order(&ctx, &plan, &[Rows::all()], &run)
             .await
             .unwrap();
-        let reversed_ctx = scan_session(&reversed).await.unwrap();
-        let as_reversed = signals_in_stored_order(&reversed_ctx, &plan, &[String::new()], &run)
+        let (reversed_ctx, _) = scan_session(&reversed).await.unwrap();
+        let as_reversed = signals_in_stored_order(&reversed_ctx, &plan, &[Rows::all()], &run)
             .await
             .unwrap();
         assert!(as_built.is_some() && as_reversed.is_none());
@@ -1100,16 +1274,19 @@ mod tests {
         let (daily, _daily_dir) = lake_built_in_steps(&symbols, &[day(11, 30), day(12, 15)]).await;
         let files = daily.table_files(&FEATURES).await.unwrap().unwrap();
         let ranges = files.symbol_ranges().unwrap();
-        assert!(ranges.iter().all(|range| range.files == 3), "{ranges:?}");
+        assert!(
+            ranges.iter().all(|range| range.files.len() == 3),
+            "{ranges:?}"
+        );
 
         let plan = prepare(&Strategies::builtin()).await.unwrap();
         let run = RunStamp::now();
-        let ctx = scan_session(&daily).await.unwrap();
-        let joined = signals_of_pieces(&ctx, &plan, &[String::new()], &run)
+        let (ctx, _) = scan_session(&daily).await.unwrap();
+        let joined = signals_of_pieces(&ctx, &plan, &[Rows::all()], &run)
             .await
             .unwrap()
             .expect("pieces of distinct dates");
-        let in_order = signals_in_stored_order(&ctx, &plan, &[String::new()], &run)
+        let in_order = signals_in_stored_order(&ctx, &plan, &[Rows::all()], &run)
             .await
             .unwrap();
         assert!(in_order.is_none(), "no series is whole in one file");
@@ -1127,7 +1304,7 @@ mod tests {
     #[tokio::test]
     async fn files_with_disjoint_symbols_are_read_on_separate_tasks() {
         let (lake, _dir) = lake_with_features(&["AAA", "BBB", "CCC"]).await;
-        let ctx = scan_session(&lake).await.unwrap();
+        let (ctx, _) = scan_session(&lake).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let split = Lake::open(dir.path().to_str().unwrap()).unwrap();
         for symbols in ["'AAA'", "'BBB', 'CCC'"] {
@@ -1158,23 +1335,20 @@ mod tests {
         let ranges = ranges.symbol_ranges().unwrap();
         let reads = range_reads(&ranges, None, usize::MAX, 2).unwrap();
         assert!(!reads[0].in_pieces);
-        let filters: Vec<String> = reads[0]
-            .parts
-            .iter()
-            .map(|(low, high)| within("", low, high))
+        let files: Vec<Vec<String>> = ranges.iter().map(|range| range.files.clone()).collect();
+        assert_eq!(reads[0].parts, files, "one part per range");
+        let parts: Vec<Rows> = files
+            .into_iter()
+            .map(|files| Rows {
+                files: Some(files),
+                filter: String::new(),
+            })
             .collect();
-        assert_eq!(
-            filters,
-            [
-                "WHERE symbol BETWEEN 'AAA' AND 'AAA'",
-                "WHERE symbol BETWEEN 'BBB' AND 'CCC'"
-            ]
-        );
 
         let plan = prepare(&Strategies::builtin()).await.unwrap();
         let run = RunStamp::now();
-        let split_ctx = scan_session(&split).await.unwrap();
-        let in_parts = signals_in_stored_order(&split_ctx, &plan, &filters, &run)
+        let (split_ctx, _) = scan_session(&split).await.unwrap();
+        let in_parts = signals_in_stored_order(&split_ctx, &plan, &parts, &run)
             .await
             .unwrap()
             .expect("each series whole in one part");
@@ -1188,46 +1362,76 @@ mod tests {
         let some = ["CCC".to_string(), "AAA".to_string()];
         let grouped = in_groups(&split, &plan, Some(&some), &run, largest).await;
         let one_query = in_groups(&lake, &plan, Some(&some), &run, GROUP_ROWS).await;
-        assert!(one_query.iter().map(RecordBatch::num_rows).sum::<usize>() > 50);
+        let symbols_of = |signals: &[RecordBatch]| -> BTreeSet<String> {
+            signals
+                .iter()
+                .flat_map(|batch| {
+                    let symbols = batch
+                        .column_by_name(col::SYMBOL)
+                        .unwrap()
+                        .as_string::<i32>();
+                    symbols
+                        .iter()
+                        .flatten()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        // Files holding BBB too are read whole; its signals are left out.
+        assert_eq!(symbols_of(&grouped), BTreeSet::from(some.clone()));
         assert_eq!(sorted_lines(one_query), sorted_lines(grouped));
         // Parts that share a series: not whole in either, so sorted instead.
-        let overlapping = [
-            "WHERE symbol <= 'BBB'".into(),
-            "WHERE symbol >= 'BBB'".into(),
-        ];
+        let overlapping = ["WHERE symbol <= 'BBB'", "WHERE symbol >= 'BBB'"].map(|filter| Rows {
+            files: None,
+            filter: filter.into(),
+        });
         let shared = signals_in_stored_order(&split_ctx, &plan, &overlapping, &run).await;
         assert!(shared.unwrap().is_none());
     }
 
     #[test]
     fn reads_go_by_file_ranges_in_groups_and_parts_of_about_equal_rows() {
-        let range = |low: &str, high: &str, rows, files| SymbolRange {
+        let range = |low: &str, high: &str, rows, files: &[&str]| SymbolRange {
             low: low.into(),
             high: high.into(),
             rows,
-            files,
+            files: files.iter().map(|name| name.to_string()).collect(),
         };
         let ranges = [
-            range("A", "C", 50, 1),
-            range("D", "F", 50, 1),
-            range("G", "H", 100, 2),
+            range("A", "C", 50, &["a-c"]),
+            range("D", "F", 50, &["d-f"]),
+            range("G", "H", 100, &["g-h", "g-g"]),
         ];
-        let span = |low: &str, high: &str| (low.to_string(), high.to_string());
-        let read = |parts: Vec<(String, String)>, in_pieces| RangeRead { parts, in_pieces };
+        let read = |parts: &[&[&str]], up_to: &str, in_pieces| RangeRead {
+            parts: parts
+                .iter()
+                .map(|files| files.iter().map(|name| name.to_string()).collect())
+                .collect(),
+            up_to: up_to.into(),
+            in_pieces,
+        };
         assert_eq!(
             range_reads(&ranges, None, 1000, 2).unwrap(),
-            [read(vec![span("A", "F"), span("G", "H")], true)]
+            [read(&[&["a-c", "d-f"], &["g-h", "g-g"]], "H", true)]
         );
         let wanted = ["B".to_string(), "E".to_string()];
         assert_eq!(
             range_reads(&ranges, Some(&wanted), 1000, 4).unwrap(),
-            [read(vec![span("A", "C"), span("D", "F")], false)]
+            [read(&[&["a-c"], &["d-f"]], "F", false)]
+        );
+        // A range holding none of the symbols is not read, even between two
+        // that are.
+        let wanted = ["B".to_string(), "H".to_string()];
+        assert_eq!(
+            range_reads(&ranges, Some(&wanted), 1000, 1).unwrap(),
+            [read(&[&["a-c", "g-h", "g-g"]], "H", true)]
         );
         assert_eq!(
             range_reads(&ranges, None, 100, 2).unwrap(),
             [
-                read(vec![span("A", "C"), span("D", "F")], false),
-                read(vec![span("G", "H")], true)
+                read(&[&["a-c"], &["d-f"]], "F", false),
+                read(&[&["g-h", "g-g"]], "H", true)
             ]
         );
         assert_eq!(

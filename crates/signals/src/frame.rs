@@ -151,24 +151,25 @@ impl Frame {
         self
     }
 
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
     pub fn df_schema(&self) -> DFSchema {
         DFSchema::try_from(self.schema.as_ref().clone()).expect("unique frame column names")
     }
 
-    /// The query reading the frame's stored columns for rows matching
-    /// `filter` (a `WHERE` clause or nothing), in no particular order.
-    pub fn read_sql(&self, filter: &str) -> String {
+    /// The query reading the frame's stored columns from `table` (in the
+    /// `features` schema) for rows matching `filter` (a `WHERE` clause or
+    /// nothing), in no particular order.
+    pub fn read_sql(&self, table: &str, filter: &str) -> String {
         let columns: Vec<String> = KEY
             .iter()
             .map(|c| format!("\"{c}\""))
             .chain(std::iter::once(format!("{} AS close", col::ADJ_CLOSE)))
             .chain(self.stored.iter().map(|c| format!("\"{c}\"")))
             .collect();
-        format!(
-            "SELECT {} FROM {} {filter}",
-            columns.join(", "),
-            FEATURES.name
-        )
+        format!("SELECT {} FROM {table} {filter}", columns.join(", "))
     }
 
     /// The columns [`Frame::read_sql`] reads, from rows in the `features`
@@ -195,9 +196,13 @@ impl Frame {
     }
 
     /// [`Frame::read_sql`] in frame order.
-    pub fn sorted_read_sql(&self, filter: &str) -> String {
+    pub fn sorted_read_sql(&self, table: &str, filter: &str) -> String {
         let key: Vec<String> = KEY.iter().map(|c| format!("\"{c}\"")).collect();
-        format!("{} ORDER BY {}", self.read_sql(filter), key.join(", "))
+        format!(
+            "{} ORDER BY {}",
+            self.read_sql(table, filter),
+            key.join(", ")
+        )
     }
 
     /// Rows of [`Frame::read_sql`] in any order, as frame rows.
