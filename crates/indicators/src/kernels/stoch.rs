@@ -34,17 +34,11 @@ pub fn stoch(
     if first >= len {
         return out;
     }
+    let lowest = window_extremes(low, fast_k, |candidate, held| candidate <= held);
+    let highest = window_extremes(high, fast_k, |candidate, held| candidate >= held);
     let fast: Vec<f64> = (fast_k - 1..len)
-        .map(|today| {
-            let window = today + 1 - fast_k..=today;
-            let lowest = low[window.clone()]
-                .iter()
-                .copied()
-                .fold(f64::INFINITY, f64::min);
-            let highest = high[window]
-                .iter()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max);
+        .zip(lowest.into_iter().zip(highest))
+        .map(|(today, (lowest, highest))| {
             let diff = (highest - lowest) / 100.0;
             if diff != 0.0 {
                 (close[today] - lowest) / diff
@@ -64,6 +58,33 @@ pub fn stoch(
     out
 }
 
+/// The extreme of each window of `period` values (the first ending on row
+/// `period - 1`), where `replaces(candidate, held)` says a value takes the
+/// extreme's place. As TA-Lib does, the extreme's row is kept and the window
+/// rescanned only when that row leaves it: O(n) on prices instead of O(n·k).
+/// NaNs never replace an extreme, as `f64::min` and `f64::max` skip them.
+fn window_extremes(values: &[f64], period: usize, replaces: impl Fn(f64, f64) -> bool) -> Vec<f64> {
+    // NaN as the extreme: none yet, so anything takes its place.
+    let takes = |value: f64, extreme: f64| extreme.is_nan() || replaces(value, extreme);
+    let mut out = Vec::with_capacity(values.len() + 1 - period);
+    let (mut at, mut extreme) = (None, f64::NAN);
+    for today in period - 1..values.len() {
+        let trailing = today + 1 - period;
+        if at.is_none_or(|at| at < trailing) {
+            (at, extreme) = (None, f64::NAN);
+            for (row, &value) in values.iter().enumerate().take(today + 1).skip(trailing) {
+                if takes(value, extreme) {
+                    (at, extreme) = (Some(row), value);
+                }
+            }
+        } else if takes(values[today], extreme) {
+            (at, extreme) = (Some(today), values[today]);
+        }
+        out.push(extreme);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +97,33 @@ mod tests {
         assert!(out.k[16].is_nan());
         assert!((out.k[17] - 100.0).abs() < 1e-12);
         assert!((out.d[19] - 100.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn window_extremes_equal_a_scan_of_every_window() {
+        // A walk with ties and NaNs, its extremes leaving windows often.
+        let mut state: u64 = 7;
+        let values: Vec<f64> = (0..5_000)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                match state >> 60 {
+                    0 => f64::NAN,
+                    n => (n % 5) as f64 + ((state >> 40) % 3) as f64 * 0.25,
+                }
+            })
+            .collect();
+        for period in [1, 2, 14, 50] {
+            let lowest = window_extremes(&values, period, |c, h| c <= h);
+            let highest = window_extremes(&values, period, |c, h| c >= h);
+            for (index, window) in values.windows(period).enumerate() {
+                let min = window.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = window.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let same = |got: f64, want: f64| got == want || got.is_nan() && want.is_infinite();
+                assert!(same(lowest[index], min), "period {period} row {index}");
+                assert!(same(highest[index], max), "period {period} row {index}");
+            }
+        }
     }
 }
