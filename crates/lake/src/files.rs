@@ -166,10 +166,19 @@ impl Lake {
         let Some(table) = self.load(spec).await? else {
             return Ok(None);
         };
-        Ok(Some(TableFiles {
+        self.files_of(spec, &table).map(Some)
+    }
+
+    /// The files of `table`'s version.
+    pub(crate) fn files_of(
+        &self,
+        spec: &TableSpec,
+        table: &DeltaTable,
+    ) -> Result<TableFiles, LakeError> {
+        Ok(TableFiles {
             version: table.version().unwrap_or_default(),
-            files: self.data_files(spec, &table)?,
-        }))
+            files: self.data_files(spec, table)?,
+        })
     }
 
     /// The files of `table`'s version.

@@ -209,11 +209,7 @@ impl Lake {
         let ctx = SessionContext::new();
         bf_indicators::register(&ctx);
         register(&ctx, spec, &table).await?;
-        let files = TableFiles {
-            version: table.version().unwrap_or_default(),
-            files: self.data_files(spec, &table)?,
-        };
-        Ok(Some((ctx, files)))
+        Ok(Some((ctx, self.files_of(spec, &table)?)))
     }
 
     /// Runs one SQL statement over the lake.

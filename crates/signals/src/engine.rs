@@ -490,14 +490,13 @@ async fn generate_in_groups(
         } else {
             signals_in_stored_order(&ctx, plan, &read.parts, run).await?
         };
-        let whole = read.whole();
         let signals = match signals {
             Some(signals) => signals,
-            None => signals_sorted(&ctx, plan, &whole, run).await?,
+            None => signals_sorted(&ctx, plan, &read.whole(), run).await?,
         };
         // Whole files also hold symbols not asked for.
         let signals = match &wanted {
-            Some(wanted) if whole.files.is_some() => only_wanted(signals, wanted)?,
+            Some(wanted) if read.reads_files() => only_wanted(signals, wanted)?,
             _ => signals,
         };
         each(signals, read.up_to).await?;
@@ -580,6 +579,11 @@ struct GroupRead {
 }
 
 impl GroupRead {
+    /// Whether the group reads whole files rather than filtered rows.
+    fn reads_files(&self) -> bool {
+        self.parts.iter().any(|part| part.files.is_some())
+    }
+
     /// All of the group's rows at once.
     fn whole(&self) -> Rows {
         let files = self
