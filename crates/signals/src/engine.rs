@@ -681,21 +681,6 @@ fn range_reads(
     )
 }
 
-/// `filter` (empty or a `WHERE`) narrowed to symbols from `low` to `high`.
-pub(crate) fn within(filter: &str, low: &str, high: &str) -> String {
-    let between = format!(
-        "{} BETWEEN {} AND {}",
-        col::SYMBOL,
-        sql_literal(low),
-        sql_literal(high)
-    );
-    if filter.is_empty() {
-        format!("WHERE {between}")
-    } else {
-        format!("{filter} AND {between}")
-    }
-}
-
 /// `WHERE` rows of `symbols` (all when `None`) outside the `except` series.
 fn rows_filter(symbols: Option<&[String]>, except: &[Series]) -> String {
     let by_symbol = symbol_filter(symbols);
@@ -1442,10 +1427,6 @@ mod tests {
             range_reads(&ranges, None, 60, 2),
             None,
             "G-H alone is too big"
-        );
-        assert_eq!(
-            within("WHERE symbol IN ('H', 'B')", "A", "C"),
-            "WHERE symbol IN ('H', 'B') AND symbol BETWEEN 'A' AND 'C'"
         );
     }
 

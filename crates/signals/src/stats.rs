@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use bf_core::tables::{FEATURES, SIGNALS, col, side};
-use bf_lake::Lake;
+use bf_lake::{Lake, sql_literal};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type};
@@ -93,7 +93,7 @@ async fn side_stats_in_groups(
     for range in ranges {
         let filter = bf_lake::symbol_filter(symbols);
         let filter = match &range {
-            Some((low, high)) => crate::engine::within(&filter, low, high),
+            Some((low, high)) => within(&filter, low, high),
             None => filter,
         };
         let closes = Closes::read(&ctx, &filter).await?;
@@ -298,6 +298,21 @@ async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, Sign
         .map_err(SignalsError::Query)
 }
 
+/// `filter` (empty or a `WHERE`) narrowed to symbols from `low` to `high`.
+fn within(filter: &str, low: &str, high: &str) -> String {
+    let between = format!(
+        "{} BETWEEN {} AND {}",
+        col::SYMBOL,
+        sql_literal(low),
+        sql_literal(high)
+    );
+    if filter.is_empty() {
+        format!("WHERE {between}")
+    } else {
+        format!("{filter} AND {between}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -309,6 +324,14 @@ mod tests {
     };
 
     use super::*;
+
+    #[test]
+    fn a_filter_is_narrowed_to_a_symbol_range() {
+        assert_eq!(
+            within("WHERE symbol IN ('H', 'B')", "A", "C"),
+            "WHERE symbol IN ('H', 'B') AND symbol BETWEEN 'A' AND 'C'"
+        );
+    }
 
     /// Rows of `spec` for one symbol: named columns as given, other floats
     /// null (or equal to `fill` when non-nullable), other numbers 0.
