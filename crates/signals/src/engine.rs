@@ -611,9 +611,20 @@ fn only_wanted(
                 .column_by_name(col::SYMBOL)
                 .expect("signals column")
                 .as_string::<i32>();
+            // A symbol's signals lie in runs: one set lookup per run.
+            let mut last: Option<(&str, bool)> = None;
             let keep: BooleanArray = symbols
                 .iter()
-                .map(|symbol| Some(symbol.is_some_and(|s| wanted.contains(s))))
+                .map(|symbol| {
+                    Some(symbol.is_some_and(|s| match last {
+                        Some((previous, kept)) if previous == s => kept,
+                        _ => {
+                            let kept = wanted.contains(s);
+                            last = Some((s, kept));
+                            kept
+                        }
+                    }))
+                })
                 .collect();
             if keep.true_count() == batch.num_rows() {
                 Ok(batch)
@@ -1079,6 +1090,35 @@ fn first_line(message: &str) -> String {
 mod tests {
     use super::*;
     use crate::strategy::Strategies;
+
+    #[test]
+    fn only_the_wanted_symbols_signals_are_kept() {
+        let batch = |symbols: Vec<&str>| {
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new(
+                    col::SYMBOL,
+                    DataType::Utf8,
+                    false,
+                )])),
+                vec![Arc::new(StringArray::from(symbols))],
+            )
+            .unwrap()
+        };
+        let wanted = HashSet::from(["A", "C"]);
+        let kept = only_wanted(
+            vec![
+                batch(vec!["A", "A", "B", "B", "A", "C"]),
+                batch(vec!["A", "C"]),
+            ],
+            &wanted,
+        )
+        .unwrap();
+        let symbols: Vec<Vec<&str>> = kept
+            .iter()
+            .map(|b| b.column(0).as_string::<i32>().iter().flatten().collect())
+            .collect();
+        assert_eq!(symbols, [vec!["A", "A", "A", "C"], vec!["A", "C"]]);
+    }
 
     /// The signals [`generate_in_groups`] hands over, checking that each
     /// group holds only symbols after the previous group's and up to its own

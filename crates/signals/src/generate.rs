@@ -210,23 +210,40 @@ impl Counts {
         };
         for batch in batches {
             let (strategies, sides) = (as_text(batch, col::STRATEGY)?, as_text(batch, col::SIDE)?);
-            for (strategy, side_value) in strategies
+            // Signals come in runs of one strategy and side: one lookup per run.
+            let mut run: Option<(&str, &str, usize)> = None;
+            for pair in strategies
                 .as_string::<i32>()
                 .iter()
                 .zip(sides.as_string::<i32>())
             {
-                if let (Some(strategy), Some(side_value)) = (strategy, side_value)
-                    && let Some(count) = self.counts.get_mut(strategy)
-                {
-                    if side_value == side::BUY {
-                        count.0 += 1;
-                    } else {
-                        count.1 += 1;
+                let (Some(strategy), Some(side_value)) = pair else {
+                    continue;
+                };
+                match &mut run {
+                    Some((s, v, rows)) if *s == strategy && *v == side_value => *rows += 1,
+                    _ => {
+                        if let Some((s, v, rows)) = run.replace((strategy, side_value, 1)) {
+                            self.tally(s, v, rows);
+                        }
                     }
                 }
             }
+            if let Some((strategy, side_value, rows)) = run {
+                self.tally(strategy, side_value, rows);
+            }
         }
         Ok(())
+    }
+
+    fn tally(&mut self, strategy: &str, side_value: &str, rows: usize) {
+        if let Some(count) = self.counts.get_mut(strategy) {
+            if side_value == side::BUY {
+                count.0 += rows;
+            } else {
+                count.1 += rows;
+            }
+        }
     }
 
     fn by_strategy(self) -> Vec<StrategyCount> {
@@ -241,5 +258,49 @@ impl Counts {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    fn signals(rows: &[(&str, &str)]) -> RecordBatch {
+        let column = |values: Vec<&str>| Arc::new(StringArray::from(values)) as _;
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new(col::STRATEGY, DataType::Utf8, false),
+                Field::new(col::SIDE, DataType::Utf8, false),
+            ])),
+            vec![
+                column(rows.iter().map(|r| r.0).collect()),
+                column(rows.iter().map(|r| r.1).collect()),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn counts_add_up_runs_and_scattered_rows_per_strategy_and_side() {
+        let mut counts = Counts::new(&["a", "b"]);
+        let (buy, sell) = (side::BUY, side::SELL);
+        counts
+            .add(&[
+                signals(&[("a", buy), ("a", buy), ("a", sell), ("b", buy), ("a", buy)]),
+                signals(&[("unknown", buy), ("b", sell), ("b", sell)]),
+                signals(&[]),
+            ])
+            .unwrap();
+        let got: Vec<(String, usize, usize)> = counts
+            .by_strategy()
+            .into_iter()
+            .map(|c| (c.strategy, c.buy, c.sell))
+            .collect();
+        assert_eq!(got, [("a".into(), 3, 1), ("b".into(), 1, 2)]);
     }
 }
