@@ -13,7 +13,7 @@ use bf_lake::{
 };
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, StringBuilder,
-    TimestampMicrosecondArray, UInt32Array, new_null_array,
+    TimestampMicrosecondArray, UInt32Array,
 };
 use datafusion::arrow::compute::kernels::boolean::and_not;
 use datafusion::arrow::compute::{
@@ -26,7 +26,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, ExprSchemable};
-use datafusion::physical_expr::utils::collect_columns;
+use datafusion::physical_expr::utils::{collect_columns, reassign_expr_columns};
 use datafusion::physical_plan::{PhysicalExpr, execute_stream_partitioned};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -46,6 +46,7 @@ struct Evaluator {
     name: String,
     buy: Condition,
     sell: Condition,
+    /// Over the fired columns.
     buy_strength: Arc<dyn PhysicalExpr>,
     sell_strength: Arc<dyn PhysicalExpr>,
     /// Frame columns recorded in `inputs`, with their previous-row values.
@@ -53,17 +54,23 @@ struct Evaluator {
     fired: FiredColumns,
 }
 
-/// The frame columns read in the rows where a strategy fired: the signal's
-/// key and price, and its strength's columns. Only these are filtered.
+/// The frame columns filtered in the rows where a strategy fired: the
+/// signal's key and price, and its strengths' columns. Only these are
+/// filtered, and the strengths are evaluated over them.
 #[derive(Debug, Clone)]
 struct FiredColumns {
-    read: Vec<bool>,
-    /// The frame's schema, the other columns nullable: they are all null.
+    /// Their indices in the frame.
+    columns: Vec<usize>,
     schema: SchemaRef,
 }
 
 impl FiredColumns {
-    fn new(frame: &SchemaRef, strengths: [&Arc<dyn PhysicalExpr>; 2]) -> Self {
+    /// The columns `strengths` (over `frame`) need, and the strengths
+    /// rewritten over those columns alone.
+    fn new(
+        frame: &SchemaRef,
+        strengths: [Arc<dyn PhysicalExpr>; 2],
+    ) -> Result<(Self, [Arc<dyn PhysicalExpr>; 2]), DataFusionError> {
         let mut read: Vec<bool> = frame
             .fields()
             .iter()
@@ -71,40 +78,22 @@ impl FiredColumns {
                 [col::SYMBOL, col::INTERVAL, col::DATE, "close"].contains(&field.name().as_str())
             })
             .collect();
-        for column in strengths.into_iter().flat_map(collect_columns) {
+        for column in strengths.iter().flat_map(collect_columns) {
             read[column.index()] = true;
         }
-        let fields: Vec<Field> = frame
-            .fields()
-            .iter()
-            .zip(&read)
-            .map(|(field, &read)| {
-                field
-                    .as_ref()
-                    .clone()
-                    .with_nullable(field.is_nullable() || !read)
-            })
-            .collect();
-        Self {
-            read,
-            schema: Arc::new(Schema::new(fields)),
-        }
+        let columns: Vec<usize> = (0..read.len()).filter(|&index| read[index]).collect();
+        let schema = Arc::new(frame.project(&columns)?);
+        let [buy, sell] = strengths.map(|strength| reassign_expr_columns(strength, &schema));
+        Ok((Self { columns, schema }, [buy?, sell?]))
     }
 
     /// The frame's rows where `mask` holds.
     fn rows(&self, frame: &RecordBatch, mask: &BooleanArray) -> Result<RecordBatch, ArrowError> {
         let predicate = FilterBuilder::new(mask).optimize().build();
-        let columns = frame
-            .columns()
+        let columns = self
+            .columns
             .iter()
-            .zip(&self.read)
-            .map(|(column, &read)| {
-                if read {
-                    predicate.filter(column)
-                } else {
-                    Ok(new_null_array(column.data_type(), predicate.count()))
-                }
-            })
+            .map(|&index| predicate.filter(frame.column(index)))
             .collect::<Result<Vec<_>, _>>()?;
         RecordBatch::try_new(self.schema.clone(), columns)
     }
@@ -321,12 +310,21 @@ pub async fn prepare(strategies: &Strategies) -> Result<Plan, SignalsError> {
                     Condition::Sql(physical("sell", &one.sell)?),
                 ),
             };
-            let buy_strength = physical("strength", &one.buy_strength)?;
-            let sell_strength = physical("strength", &one.sell_strength)?;
+            let strengths = [
+                physical("strength", &one.buy_strength)?,
+                physical("strength", &one.sell_strength)?,
+            ];
+            let (fired, [buy_strength, sell_strength]) =
+                FiredColumns::new(frame.schema(), strengths).map_err(|e| {
+                    strategies.error(
+                        &one.name,
+                        format!("strength: {}", first_line(&e.to_string())),
+                    )
+                })?;
             Ok(Evaluator {
                 buy,
                 sell,
-                fired: FiredColumns::new(frame.schema(), [&buy_strength, &sell_strength]),
+                fired,
                 buy_strength,
                 sell_strength,
                 inputs: one.inputs,
@@ -1579,6 +1577,71 @@ mod tests {
         assert!(
             number.contains("buy is Float64, not a condition"),
             "{number}"
+        );
+    }
+
+    #[tokio::test]
+    async fn strengths_are_evaluated_on_the_rows_that_fired() {
+        use std::collections::HashMap;
+
+        use datafusion::arrow::datatypes::Date32Type;
+
+        let (lake, _dir) = lake_with_features(&["AAA", "BBB"]).await;
+        // The frame holds the conditions' columns before `rsi_14`, which
+        // alone of them the strength reads.
+        let toml = "[[strategy]]\nname = \"mine\"\nrule = \"sql\"\n\
+                    buy = \"sma_20 > sma_50 AND rsi_14 < 45\"\n\
+                    sell = \"sma_20 < sma_50 AND rsi_14 > 55\"\n\
+                    strength = \"rsi_14 / 100\"\n";
+        let plan = prepare(&Strategies::parse(toml, "mine.toml").unwrap())
+            .await
+            .unwrap();
+        let signals = in_groups(&lake, &plan, None, &RunStamp::now(), usize::MAX).await;
+        let (ctx, _) = scan_session(&lake).await.unwrap();
+        let features = ctx
+            .sql("SELECT symbol, date, rsi_14 FROM features")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut expected = HashMap::new();
+        for batch in &features {
+            let symbols = cast(batch.column(0), &DataType::Utf8).unwrap();
+            let dates = batch.column(1).as_primitive::<Date32Type>();
+            let rsi = batch.column(2).as_primitive::<Float64Type>();
+            for row in 0..batch.num_rows() {
+                // No value (inside the lookback) is strength 0.
+                let strength = if rsi.is_valid(row) {
+                    rsi.value(row) / 100.0
+                } else {
+                    0.0
+                };
+                let key = (
+                    symbols.as_string::<i32>().value(row).to_string(),
+                    dates.value(row),
+                );
+                expected.insert(key, strength);
+            }
+        }
+        let mut sides = BTreeSet::new();
+        let mut checked = 0;
+        for batch in &signals {
+            let column = |name: &str| batch.column_by_name(name).unwrap();
+            let symbols = column(col::SYMBOL).as_string::<i32>();
+            let dates = column(col::DATE).as_primitive::<Date32Type>();
+            let strengths = column(col::STRENGTH).as_primitive::<Float64Type>();
+            for row in 0..batch.num_rows() {
+                let key = (symbols.value(row).to_string(), dates.value(row));
+                assert_eq!(strengths.value(row), expected[&key], "{key:?}");
+                sides.insert(column(col::SIDE).as_string::<i32>().value(row).to_string());
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "{checked} signals");
+        assert_eq!(
+            sides,
+            BTreeSet::from(["BUY".to_string(), "SELL".to_string()])
         );
     }
 
