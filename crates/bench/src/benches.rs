@@ -39,6 +39,7 @@ pub async fn run(command: BenchCommand, printer: &Printer) -> anyhow::Result<()>
         BenchCommand::Features(args) => features(args, printer).await,
         BenchCommand::Signals(args) => signals(args, printer).await,
         BenchCommand::Es(args) => crate::es::es(args, printer).await,
+        BenchCommand::Kernels(args) => crate::kernels::kernels(args, printer).await,
     }
 }
 
@@ -425,7 +426,7 @@ pub(crate) async fn store_synthetic(
     Ok(())
 }
 
-fn synthetic_bars(symbols: &[Symbol], start: NaiveDate, end: NaiveDate) -> RecordBatch {
+pub(crate) fn synthetic_bars(symbols: &[Symbol], start: NaiveDate, end: NaiveDate) -> RecordBatch {
     let synthetic = Synthetic::new(7);
     let mut bars = BarsBuilder::new(SOURCE_NAME, chrono::Utc::now().timestamp_micros(), 0);
     let mut actions = ActionsBuilder::new(SOURCE_NAME, 0);

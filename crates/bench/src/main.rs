@@ -6,6 +6,7 @@
 mod benches;
 mod es;
 mod fetch;
+mod kernels;
 mod present;
 
 use std::path::PathBuf;
@@ -73,6 +74,26 @@ pub enum BenchCommand {
     Signals(BenchSignalsArgs),
     /// Sync generated features and signals into an Elasticsearch-API server, phase by phase.
     Es(es::BenchEsArgs),
+    /// The features build's compute in memory: each indicator kernel on one core, then all cores.
+    Kernels(BenchKernelsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchKernelsArgs {
+    /// Number of symbols.
+    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
+    pub symbols: usize,
+
+    /// Trading days per symbol.
+    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u32).range(2..=100_000).map(|n| n as usize))]
+    pub days: usize,
+
+    /// Runs of each pass; the fastest is shown.
+    #[arg(long, env = "BF_BENCH_RUNS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100).map(|n| n as usize))]
+    pub runs: usize,
 }
 
 #[derive(Debug, Args)]
