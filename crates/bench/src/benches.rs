@@ -103,12 +103,17 @@ async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<()> 
     let (files_dir, lake_dir) = (&folders[0], &folders[1]);
 
     let generated = Instant::now();
-    let paths = write_files(files_dir, args.symbols, args.days, args.format)?;
+    let paths = write_files(
+        files_dir,
+        args.generated.symbols,
+        args.generated.days,
+        args.format,
+    )?;
     printer.summary(&format!(
         "generated {} {:?} files of {} days in {:.1}s (untimed)",
-        args.symbols,
+        args.generated.symbols,
         args.format,
-        args.days,
+        args.generated.days,
         generated.elapsed().as_secs_f64()
     ));
 
@@ -179,8 +184,8 @@ async fn import(args: BenchImportArgs, printer: &Printer) -> anyhow::Result<()> 
         printer.table(&COLUMNS, &COLUMNS[2..], rows)?;
         printer.summary(&format!(
             "{} symbols × {} days, {:?} files; local lake at {}",
-            args.symbols,
-            args.days,
+            args.generated.symbols,
+            args.generated.days,
             args.format,
             lake_dir.display()
         ));
@@ -226,15 +231,15 @@ async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<
     let (_temp, folders) = work_folders(args.dir.as_deref(), &["lake"])?;
     let lake = Lake::open(folders[0].to_str().context("work folder is not UTF-8")?)?;
     let start = NaiveDate::from_ymd_opt(2000, 1, 3).expect("valid date");
-    let end = nth_weekday_from(start, args.days);
+    let end = nth_weekday_from(start, args.generated.days);
     let next_day = nth_weekday_from(end, 2);
-    let symbols = bench_symbols(args.symbols)?;
+    let symbols = bench_symbols(args.generated.symbols)?;
     let generated = Instant::now();
     store_synthetic(&lake, &symbols, start, end).await?;
     printer.summary(&format!(
         "generated ohlcv: {} symbols × {} days in {:.1}s (untimed)",
-        args.symbols,
-        args.days,
+        args.generated.symbols,
+        args.generated.days,
         generated.elapsed().as_secs_f64()
     ));
 
@@ -306,8 +311,8 @@ async fn features(args: BenchFeaturesArgs, printer: &Printer) -> anyhow::Result<
     printer.table(&FEATURES_COLUMNS, &FEATURES_COLUMNS[1..], rows)?;
     printer.summary(&format!(
         "{} symbols × {} days, ohlcv Delta -> features Delta on local disk, {} cores",
-        args.symbols,
-        args.days,
+        args.generated.symbols,
+        args.generated.days,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     ));
     Ok(())
@@ -342,9 +347,9 @@ async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<()
     let (_temp, folders) = work_folders(args.dir.as_deref(), &["lake"])?;
     let lake = Lake::open(folders[0].to_str().context("work folder is not UTF-8")?)?;
     let start = NaiveDate::from_ymd_opt(2000, 1, 3).expect("valid date");
-    let end = nth_weekday_from(start, args.days);
+    let end = nth_weekday_from(start, args.generated.days);
     let prepared = Instant::now();
-    let symbols = bench_symbols(args.symbols)?;
+    let symbols = bench_symbols(args.generated.symbols)?;
     store_synthetic(&lake, &symbols, start, end).await?;
     let symbols: Vec<String> = symbols.iter().map(|s| s.as_str().to_string()).collect();
     let built = bf_features::build::build(&lake, &BuildRequest::default(), &()).await?;
@@ -396,7 +401,7 @@ async fn signals(args: BenchSignalsArgs, printer: &Printer) -> anyhow::Result<()
     printer.table(&SIGNALS_COLUMNS, &SIGNALS_COLUMNS[1..], rows)?;
     printer.summary(&format!(
         "{} symbols × {} days, the five built-in strategies, features Delta -> signals Delta on local disk",
-        args.symbols, args.days
+        args.generated.symbols, args.generated.days
     ));
     Ok(())
 }

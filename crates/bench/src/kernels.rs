@@ -82,9 +82,9 @@ const COLUMNS: [&str; 5] = ["pass", "cores", "rows", "best s", "rows/s"];
 
 pub async fn kernels(args: BenchKernelsArgs, printer: &Printer) -> anyhow::Result<()> {
     let start = NaiveDate::from_ymd_opt(2000, 1, 3).expect("valid date");
-    let end = nth_weekday_from(start, args.days);
+    let end = nth_weekday_from(start, args.generated.days);
     let prepared = Instant::now();
-    let bars = synthetic_bars(&bench_symbols(args.symbols)?, start, end);
+    let bars = synthetic_bars(&bench_symbols(args.generated.symbols)?, start, end);
     let rows = bars.num_rows();
     let stamp = Stamp {
         ohlcv_version: 0,
@@ -169,7 +169,7 @@ pub async fn kernels(args: BenchKernelsArgs, printer: &Printer) -> anyhow::Resul
     printer.table(&COLUMNS, &COLUMNS[1..], table)?;
     printer.summary(&format!(
         "{} symbols × {} days in memory, best of {} runs; no lake read or write",
-        args.symbols, args.days, args.runs
+        args.generated.symbols, args.generated.days, args.runs
     ));
     Ok(())
 }

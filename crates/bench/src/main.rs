@@ -66,7 +66,7 @@ pub enum BenchCommand {
     /// The local Yahoo-format server of `bench fetch`; prints its URL, serves until stdin closes.
     #[command(hide = true)]
     YahooServer(BenchYahooServerArgs),
-    /// Import generated files into a fresh lake, then re-import them unchanged.
+    /// Import generated files (one per symbol) into a fresh lake, then re-import them unchanged.
     Import(BenchImportArgs),
     /// Build features from a generated ohlcv table: first build, no-op rebuild, one new day.
     Features(BenchFeaturesArgs),
@@ -78,8 +78,9 @@ pub enum BenchCommand {
     Kernels(BenchKernelsArgs),
 }
 
+/// The synthetic history a benchmark generates: daily bars of S00000, S00001, …
 #[derive(Debug, Args)]
-pub struct BenchKernelsArgs {
+pub struct Generated {
     /// Number of symbols.
     #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
@@ -89,6 +90,12 @@ pub struct BenchKernelsArgs {
     #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000,
           value_parser = clap::value_parser!(u32).range(2..=100_000).map(|n| n as usize))]
     pub days: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchKernelsArgs {
+    #[command(flatten)]
+    pub generated: Generated,
 
     /// Runs of each pass; the fastest is shown.
     #[arg(long, env = "BF_BENCH_RUNS", default_value_t = 3,
@@ -140,15 +147,8 @@ pub struct BenchYahooServerArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchSignalsArgs {
-    /// Number of symbols.
-    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500,
-          value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
-    pub symbols: usize,
-
-    /// Trading days per symbol.
-    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000,
-          value_parser = clap::value_parser!(u32).range(2..=100_000).map(|n| n as usize))]
-    pub days: usize,
+    #[command(flatten)]
+    pub generated: Generated,
 
     /// Work folder for the lake (default: a temporary folder, removed after).
     #[arg(long, env = "BF_BENCH_DIR")]
@@ -157,15 +157,8 @@ pub struct BenchSignalsArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchFeaturesArgs {
-    /// Number of symbols.
-    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500,
-          value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
-    pub symbols: usize,
-
-    /// Trading days per symbol.
-    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000,
-          value_parser = clap::value_parser!(u32).range(2..=100_000).map(|n| n as usize))]
-    pub days: usize,
+    #[command(flatten)]
+    pub generated: Generated,
 
     /// Input rows per build group (bounds memory).
     #[arg(long, env = "BF_BENCH_GROUP_ROWS",
@@ -179,15 +172,8 @@ pub struct BenchFeaturesArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchImportArgs {
-    /// Number of symbols (one file each).
-    #[arg(long, env = "BF_BENCH_SYMBOLS", default_value_t = 500,
-          value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
-    pub symbols: usize,
-
-    /// Trading days per symbol.
-    #[arg(long, env = "BF_BENCH_DAYS", default_value_t = 5000,
-          value_parser = clap::value_parser!(u32).range(2..=100_000).map(|n| n as usize))]
-    pub days: usize,
+    #[command(flatten)]
+    pub generated: Generated,
 
     /// Format of the generated files.
     #[arg(long, env = "BF_BENCH_FORMAT", value_enum, default_value = "parquet")]
