@@ -1608,6 +1608,7 @@ mod tests {
         let mut expected = HashMap::new();
         for batch in &features {
             let symbols = cast(batch.column(0), &DataType::Utf8).unwrap();
+            let symbols = symbols.as_string::<i32>();
             let dates = batch.column(1).as_primitive::<Date32Type>();
             let rsi = batch.column(2).as_primitive::<Float64Type>();
             for row in 0..batch.num_rows() {
@@ -1617,10 +1618,7 @@ mod tests {
                 } else {
                     0.0
                 };
-                let key = (
-                    symbols.as_string::<i32>().value(row).to_string(),
-                    dates.value(row),
-                );
+                let key = (symbols.value(row).to_string(), dates.value(row));
                 expected.insert(key, strength);
             }
         }
@@ -1631,10 +1629,11 @@ mod tests {
             let symbols = column(col::SYMBOL).as_string::<i32>();
             let dates = column(col::DATE).as_primitive::<Date32Type>();
             let strengths = column(col::STRENGTH).as_primitive::<Float64Type>();
+            let side_values = column(col::SIDE).as_string::<i32>();
             for row in 0..batch.num_rows() {
                 let key = (symbols.value(row).to_string(), dates.value(row));
                 assert_eq!(strengths.value(row), expected[&key], "{key:?}");
-                sides.insert(column(col::SIDE).as_string::<i32>().value(row).to_string());
+                sides.insert(side_values.value(row).to_string());
                 checked += 1;
             }
         }
