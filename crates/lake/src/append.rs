@@ -1,11 +1,11 @@
 //! Appending rows whose keys are new: Parquet files encoded in parallel, one
 //! per core, all added in a single Delta commit.
 //!
-//! delta-rs encodes an unpartitioned write on one core; for wide tables such as
-//! `features` the encoding dominates the whole write, so bf splits the rows into
+//! A Parquet file is encoded on one core; for wide tables such as `features`
+//! the encoding dominates the whole write, so bf splits the rows into
 //! contiguous chunks (keeping the callers' symbol order, which keeps each file's
-//! symbol range narrow for pruning), writes each with its own `DeltaWriter` on
-//! its own task, and commits every file at once.
+//! symbol range narrow for pruning), writes each on its own thread, and
+//! commits every file at once.
 
 use std::num::NonZeroUsize;
 
@@ -13,13 +13,13 @@ use bf_core::tables::TableSpec;
 use datafusion::arrow::array::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::{Action, Add, StructType};
-use deltalake::operations::write::writer::DeltaWriter;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 
 use crate::change_log;
 use crate::changes::ChangedSeries;
-use crate::files::{commit_on, writer_config};
+use crate::data_file::DataFiles;
+use crate::files::{commit_on, data_files};
 use crate::lake::local_path;
 use crate::upsert::{UpsertMetrics, rows};
 use crate::{Lake, LakeError};
@@ -169,7 +169,7 @@ pub(crate) async fn write_files_in_parallel(
     table: &DeltaTable,
     batches: Vec<RecordBatch>,
 ) -> Result<Vec<Add>, DeltaTableError> {
-    let config = writer_config(spec, table)?;
+    let data_files = data_files(spec, table)?;
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     let rows = rows(&batches);
     let files = rows
@@ -179,13 +179,8 @@ pub(crate) async fn write_files_in_parallel(
 
     let mut tasks = tokio::task::JoinSet::new();
     for chunk in split_rows(batches, files) {
-        let mut writer = DeltaWriter::new(table.object_store(), config.clone());
-        tasks.spawn(async move {
-            for batch in &chunk {
-                writer.write(batch).await?;
-            }
-            writer.close().await
-        });
+        let data_files: DataFiles = data_files.clone();
+        tasks.spawn(async move { data_files.write(chunk).await });
     }
     let mut adds = Vec::new();
     while let Some(written) = tasks.join_next().await {

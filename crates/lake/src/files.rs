@@ -18,8 +18,6 @@ use datafusion::object_store::ObjectStoreExt as _;
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add};
-use deltalake::operations::write::WriterStatsConfig;
-use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::state::DeltaTableState;
 use deltalake::{DeltaTable, DeltaTableError};
@@ -27,6 +25,7 @@ use serde::Deserialize;
 
 use crate::change_log;
 use crate::changes::ChangedSeries;
+use crate::data_file::DataFiles;
 use crate::upsert::writer_properties;
 use crate::{Lake, LakeError};
 
@@ -227,18 +226,11 @@ impl Lake {
         let table = self.load(spec).await?.ok_or_else(|| {
             self.delta_error(spec, DeltaTableError::NotATable(spec.name.to_string()))
         })?;
-        let mut writer = DeltaWriter::new(
-            table.object_store(),
-            writer_config(spec, &table).map_err(|e| self.delta_error(spec, e))?,
-        );
-        let written = async {
-            for batch in batches {
-                writer.write(&batch).await?;
-            }
-            writer.close().await
-        }
-        .await
-        .map_err(|e| self.delta_error(spec, e))?;
+        let written = data_files(spec, &table)
+            .map_err(|e| self.delta_error(spec, e))?
+            .write(batches.into_iter().collect())
+            .await
+            .map_err(|e| self.delta_error(spec, e))?;
         written
             .iter()
             .map(|add| {
@@ -386,23 +378,13 @@ pub(crate) async fn commit_on(
     Ok(commit.version)
 }
 
-/// How delta-rs writes a table's files: the table's statistics settings and
-/// bf's Parquet settings for it.
-pub(crate) fn writer_config(
+/// How a table's files are written: bf's Parquet settings for it and the
+/// table's statistics settings.
+pub(crate) fn data_files(
     spec: &TableSpec,
     table: &DeltaTable,
-) -> Result<WriterConfig, DeltaTableError> {
-    let snapshot = table.snapshot()?;
-    let stats = WriterStatsConfig::from_config(snapshot.snapshot().table_configuration());
-    Ok(WriterConfig::new(
-        spec.schema(),
-        Vec::new(),
-        Some(writer_properties(spec)),
-        None,
-        None,
-        stats.num_indexed_cols,
-        stats.stats_columns,
-    ))
+) -> Result<DataFiles, DeltaTableError> {
+    DataFiles::new(table, spec.schema(), writer_properties(spec))
 }
 
 /// The `symbol` range of a file from its `add` statistics.

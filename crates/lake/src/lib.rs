@@ -5,6 +5,7 @@
 mod append;
 mod change_log;
 mod changes;
+mod data_file;
 mod error;
 mod files;
 mod lake;
