@@ -90,7 +90,7 @@ pub async fn kernels(args: BenchKernelsArgs, printer: &Printer) -> anyhow::Resul
         ohlcv_version: 0,
         computed_at: 0,
     };
-    let series = compute_features(&bars, stamp)?
+    let series = compute_features(std::slice::from_ref(&bars), stamp)?
         .iter()
         .map(Series::of)
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -137,7 +137,8 @@ pub async fn kernels(args: BenchKernelsArgs, printer: &Printer) -> anyhow::Resul
     let cores = rayon::current_num_threads();
     let seconds = best(&mut || {
         std::hint::black_box(
-            compute_features(&bars, stamp).expect("the same bars computed before the passes"),
+            compute_features(std::slice::from_ref(&bars), stamp)
+                .expect("the same bars computed before the passes"),
         );
     });
     passes.push(pass(

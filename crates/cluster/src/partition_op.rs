@@ -14,7 +14,6 @@ use bf_lake::Lake;
 use bf_signals::engine::{RunStamp, prepare};
 use bf_signals::strategy::Strategies;
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -64,7 +63,7 @@ impl PartitionOp {
         }
     }
 
-    async fn apply(self, input: SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    async fn apply(self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
         if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(Vec::new());
         }
@@ -79,8 +78,7 @@ impl PartitionOp {
                 };
                 // The kernels run on every core (rayon): off the async threads.
                 tokio::task::spawn_blocking(move || {
-                    let rows = concat_batches(&input, &batches)?;
-                    compute_features(&rows, stamp).map_err(external)
+                    compute_features(&batches, stamp).map_err(external)
                 })
                 .await
                 .map_err(external)?
@@ -237,11 +235,10 @@ impl ExecutionPlan for PartitionOpExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
-        let input_schema = input.schema();
         let op = self.op.clone();
         let output = futures::stream::once(async move {
             let batches: Vec<RecordBatch> = input.try_collect().await?;
-            op.apply(input_schema, batches).await
+            op.apply(batches).await
         })
         .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
         .try_flatten();

@@ -20,7 +20,6 @@ use bf_lake::{
     symbol_span,
 };
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
@@ -221,7 +220,7 @@ pub async fn build_handing<E: From<FeaturesError>>(
         let (input, read_time) = reading
             .await
             .map_err(|e| FeaturesError::Input(format!("reading ohlcv: {e}")))??;
-        report.rows_read += input.num_rows();
+        report.rows_read += input.iter().map(RecordBatch::num_rows).sum::<usize>();
         report.phases.read += read_time;
         next_input = groups.get(index + 1).map(|(group, _)| read(group));
         let started = Instant::now();
@@ -456,16 +455,13 @@ fn group_filter(group: &[Series], in_range: Option<&[Series]>) -> String {
 async fn read_group(
     ctx: SessionContext,
     filter: String,
-) -> Result<(RecordBatch, Duration), FeaturesError> {
+) -> Result<(Vec<RecordBatch>, Duration), FeaturesError> {
     let started = Instant::now();
     let columns: Vec<String> = INPUT_COLUMNS.iter().map(|c| format!("\"{c}\"")).collect();
     let query = format!("SELECT {} FROM {} {filter}", columns.join(", "), OHLCV.name);
     let frame = ctx.sql(&query).await.map_err(FeaturesError::Read)?;
-    let schema = frame.schema().as_arrow().clone();
     let batches = frame.collect().await.map_err(FeaturesError::Read)?;
-    let input = concat_batches(&std::sync::Arc::new(schema), &batches)
-        .map_err(|e| FeaturesError::Input(e.to_string()))?;
-    Ok((input, started.elapsed()))
+    Ok((batches, started.elapsed()))
 }
 
 /// The rows of a date-sorted series batch on or after `from`.

@@ -40,41 +40,80 @@ pub struct Stamp {
     pub computed_at: i64,
 }
 
-/// Features of every (symbol, interval) in `input` (rows in any order, with at
-/// least `INPUT_COLUMNS`), one batch per symbol and interval, sorted by symbol.
+/// Features of every (symbol, interval) in `input` (batches of rows in any
+/// order, with at least `INPUT_COLUMNS`), one batch per symbol and interval,
+/// sorted by symbol. The batches are read where they lie: a scan's batches
+/// are not concatenated first, which copied every input row once more.
 pub fn compute_features(
-    input: &RecordBatch,
+    input: &[RecordBatch],
     stamp: Stamp,
 ) -> Result<Vec<RecordBatch>, FeaturesError> {
-    let input = Input::try_new(input)?;
+    let inputs = input
+        .iter()
+        .map(Input::try_new)
+        .collect::<Result<Vec<_>, _>>()?;
     // A table scan yields each series in a few long runs of rows, so grouping
     // compares neighbours and hashes once per run rather than once per row.
-    let mut groups: HashMap<SeriesKey, Vec<Range<usize>>> = HashMap::new();
-    let mut start = 0;
-    while start < input.len {
-        let key = (input.symbol.value(start), input.interval.value(start));
-        let mut end = start + 1;
-        while end < input.len && input.symbol.same(start, end) && input.interval.same(start, end) {
-            end += 1;
+    let mut groups: HashMap<SeriesKey, Vec<Piece>> = HashMap::new();
+    for (batch, input) in inputs.iter().enumerate() {
+        let mut start = 0;
+        while start < input.len {
+            let key = (input.symbol.value(start), input.interval.value(start));
+            let mut end = start + 1;
+            while end < input.len
+                && input.symbol.same(start, end)
+                && input.interval.same(start, end)
+            {
+                end += 1;
+            }
+            groups.entry(key).or_default().push((batch, start..end));
+            start = end;
         }
-        groups.entry(key).or_default().push(start..end);
-        start = end;
     }
-    let mut groups: Vec<(SeriesKey, Vec<Range<usize>>)> = groups.into_iter().collect();
+    let mut groups: Vec<(SeriesKey, Vec<Piece>)> = groups.into_iter().collect();
     groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     groups
         .into_par_iter()
-        .map(|((symbol, interval), runs)| {
-            let mut rows = Vec::with_capacity(runs.iter().map(ExactSizeIterator::len).sum());
-            for run in runs {
-                rows.extend(run);
-            }
-            if !rows.is_sorted_by_key(|&r| input.date[r]) {
-                rows.sort_unstable_by_key(|&r| input.date[r]);
-            }
-            input.symbol_features(symbol, interval, &rows, stamp)
+        .map(|((symbol, interval), pieces)| {
+            let pieces = if in_date_order(&inputs, &pieces) {
+                pieces
+            } else {
+                date_ordered(&inputs, &pieces)
+            };
+            symbol_features(&inputs, symbol, interval, &pieces, stamp)
         })
         .collect()
+}
+
+/// Rows `range` of input batch number `.0`.
+type Piece = (usize, Range<usize>);
+
+/// Whether the rows of `pieces`, one after the other, are in date order.
+fn in_date_order(inputs: &[Input], pieces: &[Piece]) -> bool {
+    let mut last = i32::MIN;
+    pieces.iter().all(|(batch, rows)| {
+        let dates = &inputs[*batch].date[rows.clone()];
+        let sorted = dates.first().is_none_or(|&first| first >= last) && dates.is_sorted();
+        last = dates.last().copied().unwrap_or(last);
+        sorted
+    })
+}
+
+/// The rows of `pieces` in date order, as pieces of consecutive rows.
+fn date_ordered(inputs: &[Input], pieces: &[Piece]) -> Vec<Piece> {
+    let mut rows: Vec<(usize, usize)> = pieces
+        .iter()
+        .flat_map(|(batch, rows)| rows.clone().map(move |row| (*batch, row)))
+        .collect();
+    rows.sort_by_key(|&(batch, row)| inputs[batch].date[row]);
+    let mut ordered: Vec<Piece> = Vec::new();
+    for (batch, row) in rows {
+        match ordered.last_mut() {
+            Some((last, range)) if *last == batch && range.end == row => range.end += 1,
+            _ => ordered.push((batch, row..row + 1)),
+        }
+    }
+    ordered
 }
 
 /// (symbol, interval) borrowed from the input.
@@ -161,75 +200,72 @@ impl<'a> Input<'a> {
                 .values(),
         })
     }
+}
 
-    fn symbol_features(
-        &self,
-        symbol: &str,
-        interval: &str,
-        rows: &[usize],
-        stamp: Stamp,
-    ) -> Result<RecordBatch, FeaturesError> {
-        let n = rows.len();
-        let (mut open, mut high, mut low, mut close, mut volume) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for &row in rows {
-            let adj_close = self.adj_close[row];
-            let factor = adj_close / self.close[row];
-            open.push(self.open[row] * factor);
-            high.push(self.high[row] * factor);
-            low.push(self.low[row] * factor);
+/// The features of one series, its rows in date order in `pieces`.
+fn symbol_features(
+    inputs: &[Input],
+    symbol: &str,
+    interval: &str,
+    pieces: &[Piece],
+    stamp: Stamp,
+) -> Result<RecordBatch, FeaturesError> {
+    let n = pieces.iter().map(|(_, rows)| rows.len()).sum();
+    let (mut open, mut high, mut low, mut close, mut volume) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut dates, mut volumes) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for (batch, rows) in pieces {
+        let input = &inputs[*batch];
+        for row in rows.clone() {
+            let adj_close = input.adj_close[row];
+            let factor = adj_close / input.close[row];
+            open.push(input.open[row] * factor);
+            high.push(input.high[row] * factor);
+            low.push(input.low[row] * factor);
             close.push(adj_close);
-            volume.push(self.volume[row] as f64);
+            volume.push(input.volume[row] as f64);
         }
-        let features = compute_all(&Prices {
-            open: &open,
-            high: &high,
-            low: &low,
-            close: &close,
-            volume: &volume,
-        });
-
-        let dates: Date32Array = rows
-            .iter()
-            .map(|&r| self.date[r])
-            .collect::<Vec<_>>()
-            .into();
-        let volumes: Int64Array = rows
-            .iter()
-            .map(|&r| self.volume[r])
-            .collect::<Vec<_>>()
-            .into();
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                symbol, n,
-            ))),
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                interval, n,
-            ))),
-            Arc::new(dates),
-            Arc::new(Float64Array::from(open)),
-            Arc::new(Float64Array::from(high)),
-            Arc::new(Float64Array::from(low)),
-            Arc::new(Float64Array::from(close)),
-            Arc::new(volumes),
-        ];
-        columns.extend(
-            features
-                .into_iter()
-                .map(|values| Arc::new(nullable(values)) as ArrayRef),
-        );
-        columns.push(Arc::new(Int64Array::from(vec![stamp.ohlcv_version; n])));
-        columns.push(Arc::new(
-            TimestampMicrosecondArray::from(vec![stamp.computed_at; n]).with_timezone("UTC"),
-        ));
-        RecordBatch::try_new(tables::FEATURES.schema(), columns)
-            .map_err(|e| FeaturesError::Input(format!("{symbol}: {e}")))
+        dates.extend_from_slice(&input.date[rows.clone()]);
+        volumes.extend_from_slice(&input.volume[rows.clone()]);
     }
+    let features = compute_all(&Prices {
+        open: &open,
+        high: &high,
+        low: &low,
+        close: &close,
+        volume: &volume,
+    });
+
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            symbol, n,
+        ))),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            interval, n,
+        ))),
+        Arc::new(Date32Array::from(dates)),
+        Arc::new(Float64Array::from(open)),
+        Arc::new(Float64Array::from(high)),
+        Arc::new(Float64Array::from(low)),
+        Arc::new(Float64Array::from(close)),
+        Arc::new(Int64Array::from(volumes)),
+    ];
+    columns.extend(
+        features
+            .into_iter()
+            .map(|values| Arc::new(nullable(values)) as ArrayRef),
+    );
+    columns.push(Arc::new(Int64Array::from(vec![stamp.ohlcv_version; n])));
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![stamp.computed_at; n]).with_timezone("UTC"),
+    ));
+    RecordBatch::try_new(tables::FEATURES.schema(), columns)
+        .map_err(|e| FeaturesError::Input(format!("{symbol}: {e}")))
 }
 
 fn non_null(name: &str, array: &dyn Array) -> Result<(), FeaturesError> {
@@ -237,4 +273,57 @@ fn non_null(name: &str, array: &dyn Array) -> Result<(), FeaturesError> {
         return Err(FeaturesError::Input(format!("{name} has nulls")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bf_core::Symbol;
+    use bf_sources::synthetic::{SOURCE_NAME, Synthetic};
+    use bf_sources::{ActionsBuilder, BarsBuilder};
+    use chrono::NaiveDate;
+    use datafusion::arrow::compute::concat_batches;
+
+    use super::*;
+
+    /// `ohlcv` rows of three symbols over a year, sorted by symbol and date.
+    fn bars() -> RecordBatch {
+        let mut bars = BarsBuilder::new(SOURCE_NAME, 1, 0);
+        for symbol in ["AAA", "BBB", "CCC"] {
+            Synthetic::new(3).generate(
+                &Symbol::parse(symbol).unwrap(),
+                NaiveDate::from_ymd_opt(2022, 1, 1).unwrap(),
+                NaiveDate::from_ymd_opt(2022, 12, 31).unwrap(),
+                &mut bars,
+                &mut ActionsBuilder::new(SOURCE_NAME, 1),
+            );
+        }
+        bars.finish()
+    }
+
+    #[test]
+    fn series_spread_over_batches_in_any_order_compute_as_one_sorted_batch() {
+        let stamp = Stamp {
+            ohlcv_version: 1,
+            computed_at: 2,
+        };
+        let whole = bars();
+        let per_symbol = whole.num_rows() / 3;
+        let expected = compute_features(std::slice::from_ref(&whole), stamp).unwrap();
+        assert_eq!(expected.len(), 3);
+        // AAA in two batches in date order; BBB's later rows in a batch
+        // before its earlier ones; CCC's rows with BBB's later ones.
+        let piece = |from: usize, rows: usize| whole.slice(from, rows);
+        let batches = [
+            piece(per_symbol + 100, per_symbol - 100 + 40),
+            piece(0, 90),
+            piece(90, per_symbol - 90),
+            piece(per_symbol, 100),
+            piece(2 * per_symbol + 40, whole.num_rows() - 2 * per_symbol - 40),
+            piece(0, 0),
+        ];
+        let got = compute_features(&batches, stamp).unwrap();
+        assert_eq!(got, expected);
+        let all = concat_batches(&whole.schema(), &batches).unwrap();
+        assert_eq!(all.num_rows(), whole.num_rows(), "every row once");
+    }
 }

@@ -173,7 +173,7 @@ fn assert_matches_talib(batches: &[RecordBatch], columns: &[&str]) {
 #[test]
 fn every_feature_equals_talib() {
     let batches = compute_features(
-        &input_batch(),
+        &[input_batch()],
         Stamp {
             ohlcv_version: 0,
             computed_at: 0,
