@@ -18,7 +18,6 @@ use deltalake::{DeltaTable, DeltaTableError};
 
 use crate::change_log;
 use crate::changes::ChangedSeries;
-use crate::data_file::DataFiles;
 use crate::files::{commit_on, data_files};
 use crate::lake::local_path;
 use crate::upsert::{UpsertMetrics, rows};
@@ -179,7 +178,7 @@ pub(crate) async fn write_files_in_parallel(
 
     let mut tasks = tokio::task::JoinSet::new();
     for chunk in split_rows(batches, files) {
-        let data_files: DataFiles = data_files.clone();
+        let data_files = data_files.clone();
         tasks.spawn(async move { data_files.write(chunk).await });
     }
     let mut adds = Vec::new();

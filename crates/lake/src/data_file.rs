@@ -50,13 +50,13 @@ impl DataFiles {
         schema: SchemaRef,
         properties: WriterProperties,
     ) -> Result<Self, DeltaTableError> {
-        let configuration = table.snapshot()?.metadata().configuration().clone();
+        let stats = StatsColumns::from_configuration(table.snapshot()?.metadata().configuration())?;
         Ok(Self {
             store: table.object_store(),
             folder: local_path(table.table_url()),
             schema,
             properties,
-            stats: StatsColumns::from_configuration(&configuration)?,
+            stats,
         })
     }
 
